@@ -1,0 +1,34 @@
+"""FastAPI dependencies: the process context and room lookup."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
+
+from server.context import ServerContext
+from server.storage import RoomRecord
+
+ROOM_ID_PATTERN = r"^[a-z0-9]{4,32}$"
+
+
+def get_context(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[ServerContext, Depends(get_context)]
+
+
+async def get_room(ctx: Context, room_id: Annotated[str, Path(max_length=32)]) -> RoomRecord:
+    if not re.match(ROOM_ID_PATTERN, room_id):
+        raise HTTPException(status_code=404, detail="unknown room")
+    room = await asyncio.to_thread(ctx.storage.get_room, room_id)
+    if room is None:
+        raise HTTPException(status_code=404, detail="unknown room")
+    return room
+
+
+Room = Annotated[RoomRecord, Depends(get_room)]

@@ -1,0 +1,106 @@
+"""The FastAPI application: ``create_app(settings)`` wires storage, bus, caption service, rooms and the client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from server import __version__
+from server.api.rooms import router as rooms_router
+from server.bus import create_bus
+from server.context import ServerContext
+from server.settings import Settings
+from server.storage import Storage
+from server.transcripts import TranscriptRecorder
+
+logger = logging.getLogger(__name__)
+
+
+def build_caption_service(settings: Settings, ctx: ServerContext) -> object | None:
+    """The caption service named by ``settings.asr_backend`` (``none`` disables captions)."""
+    if settings.asr_backend == "none":
+        return None
+    from server.asr.service import create_caption_service
+
+    return create_caption_service(settings, ctx.bus)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from server.rtc.rooms import RoomRegistry
+
+        storage = Storage(settings.resolved_database_url())
+        await asyncio.to_thread(storage.create_schema)
+        bus = create_bus(settings.bus, settings.redis_url)
+        await bus.start()
+        ctx = ServerContext(settings=settings, bus=bus, storage=storage)
+        recorder = TranscriptRecorder(bus, storage)
+        await recorder.start()
+        captions = build_caption_service(settings, ctx)
+        if captions is not None:
+            ctx.captions = captions  # type: ignore[assignment]
+            await ctx.captions.start()  # type: ignore[union-attr]
+        ctx.rooms = RoomRegistry(ctx)
+        app.state.ctx = ctx
+        app.state.ready = True
+        logger.info("moot %s ready (bus=%s, asr=%s)", __version__, settings.bus, settings.asr_backend)
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await ctx.rooms.close()
+            if ctx.captions is not None:
+                await ctx.captions.close()
+            await recorder.close()
+            await bus.close()
+            await asyncio.to_thread(storage.close)
+
+    app = FastAPI(title="Moot", version=__version__, lifespan=lifespan)
+    app.state.ready = False
+    app.state.settings = settings
+    app.include_router(rooms_router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return JSONResponse({"detail": f"{where + ': ' if where else ''}{first['msg']}"}, status_code=422)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        ready = bool(app.state.ready)
+        return JSONResponse({"status": "ok" if ready else "starting", "version": __version__},
+                            status_code=200 if ready else 503)
+
+    @app.websocket("/ws/rooms/{room_id}")
+    async def signaling(websocket: WebSocket, room_id: str) -> None:
+        from server.signaling import handle_signaling
+
+        await handle_signaling(websocket, room_id, websocket.app.state.ctx)
+
+    client_dir = Path(settings.client_dir)
+
+    @app.get("/", include_in_schema=False)
+    async def landing() -> FileResponse:
+        return FileResponse(client_dir / "index.html")
+
+    @app.get("/r/{room_id}", include_in_schema=False)
+    async def room_page(room_id: str) -> FileResponse:
+        # The page itself reports unknown rooms (it asks the API), so any id gets the page.
+        return FileResponse(client_dir / "room.html")
+
+    if client_dir.is_dir():
+        app.mount("/static", StaticFiles(directory=client_dir), name="static")
+    else:
+        logger.warning("client directory %s not found: the browser client is not served", client_dir)
+    return app

@@ -1,0 +1,124 @@
+"""The ``moot`` command: ``serve`` runs the embedded server; ``bench`` runs benchmarks; ``models`` prepares weights."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from server import __version__
+from server.settings import Settings
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "serve",
+        help="run the server (embedded default: one process, in-process bus, SQLite, CPU speech model)",
+        description="Run the Moot server. Every option can also be set as an environment variable MOOT_<NAME> "
+        "(for example MOOT_ICE_SERVERS='stun:stun.example.org:3478,turn:turn.example.org:3478').",
+    )
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--data-dir", type=Path, help="where the SQLite database and assembled models live (default ./data)")
+    p.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql://user@host/moot (default: SQLite)")
+    p.add_argument("--tls-cert", type=Path, help="TLS certificate (PEM); browsers need HTTPS except on localhost")
+    p.add_argument("--tls-key", type=Path, help="TLS private key (PEM)")
+    p.add_argument("--public-url", help="base URL people reach the server at (behind a reverse proxy)")
+    p.add_argument("--asr-backend", choices=["whisper", "fake", "none"], help="speech recognition backend")
+    p.add_argument("--asr-model", help="'base' (default), 'tiny.en' or a CTranslate2 Whisper model directory")
+    p.add_argument("--asr-device", choices=["cpu", "cuda", "auto"], help="where Whisper runs")
+    p.add_argument("--asr-language", help="language hint, e.g. en (default: detect)")
+    p.add_argument("--max-participants", type=int, help="room capacity (default 8)")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING...")
+    p.set_defaults(func=_serve)
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key in Settings.model_fields and value is not None
+    }
+    return Settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _settings_from_args(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        print("error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    scheme = "https" if settings.tls_cert else "http"
+    print(f"Moot {__version__}: open {scheme}://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        log_level=settings.log_level.lower(),
+        ws_max_size=settings.signaling_max_message_bytes * 2,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _add_models(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "models",
+        help="prepare the speech model from the installed packages (done automatically on first use)",
+        description="Assemble the configured Whisper model into the model cache and print its path.",
+    )
+    p.add_argument("--asr-model", default=None, help="'base' (default), 'tiny.en' or a model directory")
+    p.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
+    p.set_defaults(func=_models)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from models.whisper import ModelNotAvailable, resolve_whisper_model
+
+    settings = _settings_from_args(args)
+    try:
+        path = resolve_whisper_model(settings.asr_model, settings.resolved_model_cache_dir())
+    except ModelNotAvailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("bench", help="run a benchmark (results: docs/benchmarks.md)",
+                              description="Benchmarks of the media server and of live captions.")
+    bench = p.add_subparsers(dest="bench", required=True, metavar="{sfu,asr}")
+    from server.bench import asr, sfu
+
+    sfu.register(bench)
+    asr.register(bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moot", description="Moot: AI-facilitated deliberation in small video groups.")
+    parser.add_argument("--version", action="version", version=f"moot {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{serve,bench,models}")
+    _add_serve(subparsers)
+    _add_bench(subparsers)
+    _add_models(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The one typed event model shared by the bus, the workers and the browser WebSocket.
+
+Every message is a pydantic model with a literal ``type`` discriminator; times are float seconds since the Unix epoch.
+``BusEvent`` travels between components (in-process or over Redis) and is also forwarded to browsers; ``ClientMessage``
+is what a browser (or a test peer) may send on the signaling WebSocket; ``ServerMessage`` is everything the server
+sends back. Decoding accepts only the known types and raises ``EventDecodeError`` on anything else.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+
+def now() -> float:
+    return time.time()
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _RoomEvent(_Message):
+    room_id: str
+    ts: float = Field(default_factory=now)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bus events (also forwarded to the browsers in the room)
+
+
+class ParticipantInfo(_Message):
+    participant_id: str
+    name: str
+    audio: bool = True
+    video: bool = True
+
+
+class ParticipantJoined(_RoomEvent):
+    type: Literal["participant.joined"] = "participant.joined"
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(_RoomEvent):
+    type: Literal["participant.left"] = "participant.left"
+    participant_id: str
+    name: str
+    reason: str = "left"
+
+
+class ParticipantMediaState(_RoomEvent):
+    type: Literal["participant.media"] = "participant.media"
+    participant_id: str
+    audio: bool
+    video: bool
+
+
+class VoiceActivity(_RoomEvent):
+    """A participant started (``speaking=True``) or stopped speaking, as seen by the voice-activity detector."""
+
+    type: Literal["voice.activity"] = "voice.activity"
+    participant_id: str
+    speaking: bool
+    t: float
+
+
+class CaptionWord(_Message):
+    word: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+class CaptionPartial(_RoomEvent):
+    """A provisional caption while someone is speaking. ``committed`` never changes once sent for an utterance
+    (later partials only extend it); ``tentative`` may still change."""
+
+    type: Literal["caption.partial"] = "caption.partial"
+    utterance_id: str
+    participant_id: str
+    speaker_name: str
+    committed: str
+    tentative: str
+    start: float
+    language: str | None = None
+
+
+class CaptionFinal(_RoomEvent):
+    """The one final caption of an utterance."""
+
+    type: Literal["caption.final"] = "caption.final"
+    utterance_id: str
+    participant_id: str
+    speaker_name: str
+    text: str
+    start: float
+    end: float
+    language: str | None = None
+    words: list[CaptionWord] = Field(default_factory=list)
+
+
+BusEvent = Annotated[
+    ParticipantJoined | ParticipantLeft | ParticipantMediaState | VoiceActivity | CaptionPartial | CaptionFinal,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Signaling: browser -> server
+
+
+class Join(_Message):
+    type: Literal["join"] = "join"
+    name: str = Field(min_length=1, max_length=64)
+    consent: bool
+    audio: bool = True
+    video: bool = True
+
+
+class Answer(_Message):
+    type: Literal["answer"] = "answer"
+    sdp: str = Field(max_length=60_000)
+
+
+class MediaState(_Message):
+    type: Literal["media"] = "media"
+    audio: bool
+    video: bool
+
+
+class Leave(_Message):
+    type: Literal["leave"] = "leave"
+
+
+class Ping(_Message):
+    type: Literal["ping"] = "ping"
+
+
+ClientMessage = Annotated[Join | Answer | MediaState | Leave | Ping, Field(discriminator="type")]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Signaling: server -> browser
+
+
+class RoomInfo(_Message):
+    room_id: str
+    title: str
+    max_participants: int
+
+
+class Welcome(_Message):
+    type: Literal["welcome"] = "welcome"
+    participant_id: str
+    room: RoomInfo
+    participants: list[ParticipantInfo]
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class TrackInfo(_Message):
+    participant_id: str
+    kind: Literal["audio", "video"]
+
+
+class Offer(_Message):
+    """A (re)negotiation offer from the server. ``tracks`` maps each m-line ``mid`` that carries another participant's
+    media to whose it is; the first audio and video m-lines without an entry are the client's own publishing slots."""
+
+    type: Literal["offer"] = "offer"
+    sdp: str
+    tracks: dict[str, TrackInfo] = Field(default_factory=dict)
+
+
+class Pong(_Message):
+    type: Literal["pong"] = "pong"
+
+
+ErrorCode = Literal[
+    "bad_message",
+    "too_large",
+    "unknown_room",
+    "room_full",
+    "name_taken",
+    "consent_required",
+    "not_joined",
+    "already_joined",
+    "bad_sdp",
+    "negotiation_timeout",
+    "internal",
+]
+
+
+class Error(_Message):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    fatal: bool = False
+
+
+ServerMessage = Annotated[
+    Welcome
+    | Offer
+    | Pong
+    | Error
+    | ParticipantJoined
+    | ParticipantLeft
+    | ParticipantMediaState
+    | VoiceActivity
+    | CaptionPartial
+    | CaptionFinal,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Encoding and decoding
+
+
+class EventDecodeError(ValueError):
+    """Raised for malformed JSON, unknown ``type`` values or fields that fail validation."""
+
+
+_bus_adapter: TypeAdapter[BusEvent] = TypeAdapter(BusEvent)
+_client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+_server_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
+
+T = TypeVar("T")
+
+
+def _decode(adapter: TypeAdapter[T], data: str | bytes) -> T:
+    try:
+        return adapter.validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise EventDecodeError(f"{where + ': ' if where else ''}{first['msg']}") from None
+
+
+def decode_bus_event(data: str | bytes) -> BusEvent:
+    return _decode(_bus_adapter, data)
+
+
+def decode_client_message(data: str | bytes) -> ClientMessage:
+    return _decode(_client_adapter, data)
+
+
+def decode_server_message(data: str | bytes) -> ServerMessage:
+    return _decode(_server_adapter, data)
+
+
+def encode(message: BaseModel) -> str:
+    return message.model_dump_json()

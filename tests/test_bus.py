@@ -1,0 +1,103 @@
+"""Both bus implementations against the same contract; the Redis one against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.bus import Bus, InProcessBus
+from server.bus.redis import PREFIX, RedisBus
+from server.events import ParticipantLeft, VoiceActivity
+
+REDIS_URL = os.environ.get("MOOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def left(room: str, n: int) -> ParticipantLeft:
+    return ParticipantLeft(room_id=room, participant_id=f"p{n}", name=f"n{n}")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    b: Bus = InProcessBus() if request.param == "memory" else RedisBus(REDIS_URL)
+    await b.start()
+    yield b
+    await b.close()
+
+
+async def test_room_channel_delivery_in_order(bus: Bus) -> None:
+    sub = await bus.subscribe("room:a")
+    other = await bus.subscribe("room:b")
+    for n in range(5):
+        await bus.publish(left("a", n))
+    got = [await sub.get(timeout=5) for _ in range(5)]
+    assert [e.participant_id for e in got] == [f"p{n}" for n in range(5)]  # type: ignore[union-attr]
+    with pytest.raises(asyncio.TimeoutError):
+        await other.get(timeout=0.2)
+
+
+async def test_pattern_subscription(bus: Bus) -> None:
+    sub = await bus.subscribe("room:*")
+    await bus.publish(left("x", 1))
+    await bus.publish(VoiceActivity(room_id="y", participant_id="p", speaking=True, t=1.0))
+    rooms = {(await sub.get(timeout=5)).room_id for _ in range(2)}
+    assert rooms == {"x", "y"}
+
+
+async def test_closed_subscription_ends_iteration(bus: Bus) -> None:
+    sub = await bus.subscribe("room:a")
+    await bus.publish(left("a", 1))
+    await asyncio.wait_for(_wait_delivered(sub), 5)
+    await sub.close()
+    items = [e async for e in sub]
+    assert [e.participant_id for e in items] == ["p1"]  # type: ignore[union-attr]
+
+
+async def _wait_delivered(sub: object) -> None:
+    while sub._queue.qsize() == 0:  # type: ignore[attr-defined]
+        await asyncio.sleep(0.01)
+
+
+async def test_slow_subscriber_drops_oldest() -> None:
+    bus = InProcessBus()
+    sub = await bus.subscribe("room:a", maxsize=3)
+    for n in range(10):
+        await bus.publish(left("a", n))
+    got = [await sub.get(timeout=1) for _ in range(3)]
+    assert [e.participant_id for e in got] == ["p7", "p8", "p9"]  # type: ignore[union-attr]
+    assert sub.dropped == 7
+
+
+async def test_redis_bus_drops_unknown_messages() -> None:
+    import redis.asyncio as aioredis
+
+    bus = RedisBus(REDIS_URL)
+    await bus.start()
+    raw = aioredis.from_url(REDIS_URL)
+    try:
+        sub = await bus.subscribe("room:z")
+        await raw.publish(PREFIX + "room:z", '{"type": "rm -rf", "room_id": "z"}')
+        await raw.publish(PREFIX + "room:z", "garbage")
+        await bus.publish(left("z", 1))
+        event = await sub.get(timeout=5)
+        assert isinstance(event, ParticipantLeft)
+        assert bus.rejected == 2
+    finally:
+        await raw.aclose()
+        await bus.close()
+
+
+async def test_redis_bus_between_two_nodes() -> None:
+    a, b = RedisBus(REDIS_URL), RedisBus(REDIS_URL)
+    await a.start()
+    await b.start()
+    try:
+        sub = await b.subscribe("room:shared")
+        await a.publish(left("shared", 3))
+        event = await sub.get(timeout=5)
+        assert event.participant_id == "p3"  # type: ignore[union-attr]
+    finally:
+        await a.close()
+        await b.close()

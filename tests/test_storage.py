@@ -1,0 +1,73 @@
+"""Storage on SQLite (default) and PostgreSQL (real server): rooms, participants, captions, restart survival."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from server.events import CaptionFinal, CaptionWord
+from server.storage import Storage
+
+PG_ADMIN_URL = os.environ.get("MOOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def caption(room: str, n: int, start: float) -> CaptionFinal:
+    return CaptionFinal(
+        room_id=room, utterance_id=f"u{n}-{room}", participant_id="p1", speaker_name="Ada", text=f"line {n}",
+        start=start, end=start + 1, language="en", words=[CaptionWord(word="line", start=start, end=start + 0.5)],
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'moot.db'}"
+        return
+    name = f"moot_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_transcript_survives_restart_and_is_ordered(storage_url: str) -> None:
+    store = Storage(storage_url)
+    store.create_schema()
+    room = store.create_room("Housing", 8)
+    other = store.create_room("Other", 8)
+    assert store.add_caption(caption(room.id, 2, 20.0))
+    assert store.add_caption(caption(room.id, 1, 10.0))
+    assert store.add_caption(caption(other.id, 9, 5.0))
+    assert not store.add_caption(caption(room.id, 1, 10.0)), "the same utterance is stored once"
+    store.close()
+
+    reopened = Storage(storage_url)
+    reopened.create_schema()
+    lines = reopened.transcript(room.id)
+    assert [c.text for c in lines] == ["line 1", "line 2"]
+    assert lines[0].words[0].word == "line"
+    assert reopened.get_room(room.id) == room
+    assert reopened.get_room("nope") is None
+    reopened.close()
+
+
+def test_participants(storage_url: str) -> None:
+    store = Storage(storage_url)
+    store.create_schema()
+    room = store.create_room("R", 8)
+    p = store.add_participant(room.id, "Ada", consented_at=1.0)
+    store.mark_left(p.id)
+    store.mark_left("unknown")
+    (listed,) = store.list_participants(room.id)
+    assert listed.name == "Ada" and listed.left_at is not None
+    store.close()
