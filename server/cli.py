@@ -12,7 +12,7 @@ from server import __version__
 from server.settings import Settings
 
 
-def _add_serve(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
         help="run the server (embedded default: one process, in-process bus, SQLite, CPU speech model)",
@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_models(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_models(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "models",
         help="prepare the speech model from the installed packages (done automatically on first use)",
@@ -93,9 +93,12 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("bench", help="run a benchmark (results: docs/benchmarks.md)",
-                              description="Benchmarks of the media server and of live captions.")
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="run a benchmark (results: docs/benchmarks.md)",
+        description="Benchmarks of the media server and of live captions.",
+    )
     bench = p.add_subparsers(dest="bench", required=True, metavar="{sfu,asr}")
     from server.bench import asr, sfu
 
@@ -104,7 +107,9 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moot", description="Moot: AI-facilitated deliberation in small video groups.")
+    parser = argparse.ArgumentParser(
+        prog="moot", description="Moot: AI-facilitated deliberation in small video groups."
+    )
     parser.add_argument("--version", action="version", version=f"moot {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="{serve,bench,models}")
     _add_serve(subparsers)

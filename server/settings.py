@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     asr_partial_interval_s: float = Field(default=1.0, gt=0)
     asr_max_utterance_s: float = Field(default=15.0, gt=1)
     asr_min_silence_s: float = Field(default=0.5, gt=0)
-    model_cache_dir: Path | None = Field(default=None, description="Where shipped weights are assembled; default <data_dir>/models.")
+    model_cache_dir: Path | None = Field(
+        default=None, description="Where shipped weights are assembled; default <data_dir>/models."
+    )
 
     log_level: str = "INFO"
 

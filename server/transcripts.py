@@ -22,6 +22,7 @@ class TranscriptRecorder:
         self._task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self.stored = 0
+        self._progress = asyncio.Condition()
 
     async def start(self) -> None:
         self._sub = await self._bus.subscribe("room:*", maxsize=10_000)
@@ -36,6 +37,13 @@ class TranscriptRecorder:
                     self.stored += 1
             except Exception:
                 logger.exception("could not store caption %s of room %s", event.utterance_id, event.room_id)
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def wait_stored(self, count: int, timeout: float) -> None:
+        """Wait until at least ``count`` captions have been stored by this recorder."""
+        async with self._progress:
+            await asyncio.wait_for(self._progress.wait_for(lambda: self.stored >= count), timeout)
 
     async def close(self) -> None:
         if self._sub is not None:

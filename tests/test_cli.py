@@ -1,0 +1,99 @@
+"""The ``moot`` command: help on every subcommand, settings from options, and ``serve`` over real HTTPS."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from server.cli import _settings_from_args, build_parser
+from server.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("argv", [[], ["serve"], ["bench"], ["bench", "sfu"], ["bench", "asr"], ["models"]])
+def test_help_for_every_command(argv: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "server", *argv, "--help"], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "usage: moot" in result.stdout
+
+
+def test_serve_options_become_settings(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["serve", "--port", "9999", "--data-dir", str(tmp_path), "--asr-model", "tiny.en"])
+    settings = _settings_from_args(args)
+    assert settings.port == 9999 and settings.data_dir == tmp_path and settings.asr_model == "tiny.en"
+    assert settings.resolved_database_url().endswith("moot.db")
+
+
+def test_ice_servers_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOOT_ICE_SERVERS", "stun:stun.example.org:3478, turn:turn.example.org:3478")
+    assert [s.urls for s in Settings().ice_servers] == [["stun:stun.example.org:3478"], ["turn:turn.example.org:3478"]]
+    monkeypatch.setenv("MOOT_ICE_SERVERS", '[{"urls": ["turn:t.example.org"], "username": "u", "credential": "c"}]')
+    assert Settings().ice_servers[0].credential == "c"
+
+
+def test_compose_file_runs_server_and_turn() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert {"moot", "coturn"} <= set(compose["services"])
+    assert compose["services"]["moot"]["build"] == "."
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_over_tls(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+         "--asr-backend", "none", "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait for uvicorn's startup line rather than sleeping
+            if "Application startup complete" in line or "Uvicorn running" in line:
+                break
+        else:
+            pytest.fail("server exited before starting")
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"https://localhost:{port}/healthz", context=context, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
