@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, WebSocket
@@ -15,7 +15,8 @@ from fastapi.staticfiles import StaticFiles
 
 from server import __version__
 from server.api.rooms import router as rooms_router
-from server.bus import create_bus
+from server.asr.base import CaptionService
+from server.bus import Bus, create_bus
 from server.context import ServerContext
 from server.settings import Settings
 from server.storage import Storage
@@ -24,16 +25,20 @@ from server.transcripts import TranscriptRecorder
 logger = logging.getLogger(__name__)
 
 
-def build_caption_service(settings: Settings, ctx: ServerContext) -> object | None:
+def build_caption_service(settings: Settings, bus: Bus) -> CaptionService | None:
     """The caption service named by ``settings.asr_backend`` (``none`` disables captions)."""
     if settings.asr_backend == "none":
         return None
     from server.asr.service import create_caption_service
 
-    return create_caption_service(settings, ctx.bus)
+    return create_caption_service(settings, bus)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, *, caption_service: Callable[[Bus], CaptionService | None] | None = None
+) -> FastAPI:
+    """The application. ``caption_service`` replaces the settings-chosen caption service (tests pass fakes)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from server.rtc.rooms import RoomRegistry
@@ -45,10 +50,10 @@ def create_app(settings: Settings) -> FastAPI:
         ctx = ServerContext(settings=settings, bus=bus, storage=storage)
         recorder = TranscriptRecorder(bus, storage)
         await recorder.start()
-        captions = build_caption_service(settings, ctx)
-        if captions is not None:
-            ctx.captions = captions  # type: ignore[assignment]
-            await ctx.captions.start()  # type: ignore[union-attr]
+        make_captions = caption_service or (lambda b: build_caption_service(settings, b))
+        ctx.captions = make_captions(bus)
+        if ctx.captions is not None:
+            await ctx.captions.start()
         ctx.rooms = RoomRegistry(ctx)
         app.state.ctx = ctx
         app.state.ready = True

@@ -1,0 +1,258 @@
+"""Encoded-frame forwarding for aiortc: the ONLY module that touches private aiortc/aioice internals.
+
+aiortc 1.16 has no public API to receive encoded frames: ``RTCRtpReceiver`` always hands reassembled frames to a
+decoder thread (``aiortc.rtcrtpreceiver.decoder_worker``). A forwarding server must not decode video, so this module:
+
+- wraps ``decoder_worker`` so that receivers registered with ``forward_encoded(receiver)`` emit ``av.Packet`` objects
+  (the encoded frame, ``pts`` = RTP timestamp, ``time_base`` = 1/clock rate) instead of decoded frames; all other
+  receivers in the process (e.g. test peers) keep decoding as before;
+- swaps such a receiver's jitter buffer: video frames are released as soon as the packet with the RTP marker bit
+  completes them (aiortc waits for the next frame's first packet, one frame interval of extra delay per hop), and
+  audio packets pass straight through (the receiving browser runs its own jitter buffer);
+- lets a sender route keyframe requests (PLI/FIR from the subscriber) to a callback instead of its encoder;
+- sends a PLI from a receiver to the publisher;
+- optionally offers 127.0.0.1 ICE candidates (aioice skips loopback), for tests and single-machine benchmarks.
+
+``RTCRtpSender`` already accepts pre-encoded ``av.Packet`` objects from a track (it calls ``encoder.pack``), so the
+sending side needs no private API. aiortc is pinned in pyproject.toml; ``check_aiortc_version`` fails loudly on any
+other version, and tests/test_forwarding.py exercises every hook against the installed aiortc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import weakref
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import av
+from aiortc import RTCRtpReceiver, RTCRtpSender
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_AIORTC = "1.16."
+VIDEO_CLOCK_RATE = 90_000
+
+
+class UnsupportedAiortcVersion(RuntimeError):
+    pass
+
+
+def check_aiortc_version() -> None:
+    import aiortc
+
+    version = getattr(aiortc, "__version__", "unknown")
+    if not version.startswith(SUPPORTED_AIORTC):
+        raise UnsupportedAiortcVersion(
+            f"Moot's media forwarding needs aiortc {SUPPORTED_AIORTC}x (found {version}); "
+            "install the version pinned in pyproject.toml: pip install 'aiortc==1.16.0'"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Receiving encoded frames
+
+_encoded_queues: weakref.WeakSet[asyncio.Queue[Any]] = weakref.WeakSet()
+_original_decoder_worker: Callable[..., None] | None = None
+_install_lock = threading.Lock()
+
+
+def _encoded_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], output_q: asyncio.Queue[Any]) -> None:
+    """Replaces decoding for registered receivers: each encoded frame becomes an ``av.Packet`` on the track queue."""
+    time_base: Fraction | None = None
+    while True:
+        task = input_q.get()
+        if task is None:
+            loop.call_soon_threadsafe(output_q.put_nowait, None)
+            return
+        codec, encoded_frame = task
+        if time_base is None:
+            time_base = Fraction(1, codec.clockRate)
+        packet = av.Packet(encoded_frame.data)
+        packet.pts = encoded_frame.timestamp
+        packet.time_base = time_base
+        loop.call_soon_threadsafe(output_q.put_nowait, packet)
+
+
+def _dispatching_worker(
+    loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], output_q: asyncio.Queue[Any], decode_error: Any
+) -> None:
+    """Stands in for ``decoder_worker``. The receiver's track is marked before its first packet can arrive (the mark
+    is made in the ``track`` event handler, and media only flows after DTLS connects), so peeking at the first task
+    decides the mode."""
+    first = input_q.get()
+    with input_q.mutex:  # put it back in front; this thread is the only consumer
+        input_q.queue.appendleft(first)
+    if output_q in _encoded_queues:
+        _encoded_worker(loop, input_q, output_q)
+        return
+    assert _original_decoder_worker is not None
+    _original_decoder_worker(loop, input_q, output_q, decode_error)
+
+
+def install() -> None:
+    """Install the hooks once per process (idempotent)."""
+    global _original_decoder_worker
+    check_aiortc_version()
+    with _install_lock:
+        if _original_decoder_worker is not None:
+            return
+        import aiortc.rtcrtpreceiver as rtcrtpreceiver
+
+        _original_decoder_worker = rtcrtpreceiver.decoder_worker
+        rtcrtpreceiver.decoder_worker = _dispatching_worker  # type: ignore[assignment]
+
+
+class _FrameJitterFrame:
+    """What the receiver hands its decoder queue (same attributes as aiortc's ``JitterFrame``)."""
+
+    __slots__ = ("data", "timestamp")
+
+    def __init__(self, data: bytes, timestamp: int) -> None:
+        self.data = data
+        self.timestamp = timestamp
+
+
+class AudioPassThroughBuffer:
+    """Every audio RTP packet is one encoded frame: release it at once, dropping late (reordered) packets."""
+
+    capacity = 16
+
+    def __init__(self) -> None:
+        self._last_seq: int | None = None
+
+    def add(self, packet: Any) -> tuple[bool, _FrameJitterFrame | None]:
+        seq = packet.sequence_number
+        if self._last_seq is not None and ((seq - self._last_seq) & 0xFFFF) >= 0x8000:
+            return False, None  # older than what we already forwarded
+        self._last_seq = seq
+        return False, _FrameJitterFrame(packet._data, packet.timestamp)
+
+
+class MarkerJitterBuffer:
+    """Reassembles video frames and releases each one when its last packet (RTP marker bit) arrives.
+
+    Packets are held by sequence number. A frame is released when the packets from the current origin up to a packet
+    with the marker bit are all present and share one timestamp. When a gap cannot be filled (the next frame starts
+    before the missing packet arrives, or the buffer overflows) the incomplete frame is discarded and a keyframe is
+    requested (the ``bool`` in the return value), as aiortc's buffer does.
+    """
+
+    def __init__(self, capacity: int = 512) -> None:
+        assert capacity & (capacity - 1) == 0
+        self.capacity = capacity
+        self._packets: list[Any] = [None] * capacity
+        self._origin: int | None = None
+
+    def add(self, packet: Any) -> tuple[bool, _FrameJitterFrame | None]:
+        seq = packet.sequence_number
+        pli = False
+        if self._origin is None:
+            self._origin = seq
+        delta = (seq - self._origin) & 0xFFFF
+        if delta >= 0x8000:
+            return False, None  # late packet of a frame already released or dropped
+        if delta >= self.capacity:
+            self._reset(seq)
+            delta = 0
+            pli = True
+        self._packets[seq % self.capacity] = packet
+        frame, dropped = self._release()
+        return pli or dropped, frame
+
+    def _reset(self, origin: int) -> None:
+        self._packets = [None] * self.capacity
+        self._origin = origin
+
+    def _release(self) -> tuple[_FrameJitterFrame | None, bool]:
+        assert self._origin is not None
+        first = self._packets[self._origin % self.capacity]
+        if first is None:
+            return None, self._skip_broken_frame()
+        timestamp = first.timestamp
+        parts = []
+        for count in range(self.capacity):
+            p = self._packets[(self._origin + count) % self.capacity]
+            if p is None or p.timestamp != timestamp:
+                return None, False
+            parts.append(p._data)
+            if p.marker:
+                for i in range(count + 1):
+                    self._packets[(self._origin + i) % self.capacity] = None
+                self._origin = (self._origin + count + 1) & 0xFFFF
+                return _FrameJitterFrame(b"".join(parts), timestamp), False
+        return None, False
+
+    def _skip_broken_frame(self) -> bool:
+        """The origin packet is missing. If a later frame has already started arriving completely past a gap of more
+        than a few frames, give up on the incomplete one(s) and resynchronise on the newest frame start."""
+        assert self._origin is not None
+        present = [
+            (count, p) for count in range(self.capacity)
+            if (p := self._packets[(self._origin + count) % self.capacity]) is not None
+        ]
+        timestamps = {p.timestamp for _, p in present}
+        if len(timestamps) < 3:
+            return False  # wait a little for retransmissions (NACK) to fill the gap
+        # Move the origin to the first packet after the last marker we hold, dropping everything before it.
+        last_marker = max((count for count, p in present if p.marker), default=None)
+        if last_marker is None:
+            return False
+        for i in range(last_marker + 1):
+            self._packets[(self._origin + i) % self.capacity] = None
+        self._origin = (self._origin + last_marker + 1) & 0xFFFF
+        return True
+
+
+def forward_encoded(receiver: RTCRtpReceiver) -> None:
+    """Make ``receiver`` (of a remote track) deliver encoded frames as ``av.Packet`` instead of decoding them.
+
+    Call it from the peer connection's ``track`` event, before media flows.
+    """
+    install()
+    track = receiver.track
+    if track is None:
+        raise ValueError("the receiver has no track yet: call forward_encoded from the 'track' event")
+    _encoded_queues.add(track._queue)  # type: ignore[attr-defined]
+    if track.kind == "video":
+        receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer()  # type: ignore[attr-defined]
+    else:
+        receiver._RTCRtpReceiver__jitter_buffer = AudioPassThroughBuffer()  # type: ignore[attr-defined]
+
+
+async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
+    """Send a picture loss indication (PLI) for the receiver's stream to the publisher. False if nothing received yet."""
+    sources = receiver.getSynchronizationSources()
+    if not sources:
+        return False
+    await receiver._send_rtcp_pli(sources[0].source)  # type: ignore[attr-defined]
+    return True
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Route PLI/FIR received for ``sender`` to ``callback`` (the encoder path would ignore it for packets)."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# ICE on loopback (tests and benchmarks on one machine)
+
+_loopback_installed = False
+
+
+def enable_loopback_candidates() -> None:
+    """Gather only 127.0.0.1 host candidates in this process (aioice normally skips loopback)."""
+    global _loopback_installed
+    if _loopback_installed:
+        return
+    import aioice.ice
+
+    def loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return ["127.0.0.1"] if use_ipv4 else []
+
+    aioice.ice.get_host_addresses = loopback_only  # type: ignore[assignment]
+    _loopback_installed = True

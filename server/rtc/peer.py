@@ -1,0 +1,238 @@
+"""One participant's server-side WebRTC peer: what they publish, what they receive, and server-driven negotiation.
+
+The server is always the offerer. The first audio and video transceivers are the participant's publishing slots
+(``recvonly`` here); every other transceiver carries another participant's media (``sendonly``) and is reused when
+that subscription ends (aiortc cannot remove m-lines). ``negotiate()`` may be called at any time: changes made while a
+negotiation is in flight are batched into the next offer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+
+from server.asr.base import SpeakerAudioSink
+from server.events import Error, Offer, ServerMessage, TrackInfo
+from server.rtc import forwarding
+from server.rtc.audio_tap import AudioTap
+from server.rtc.relay import ForwardedTrack, PublishedTrack
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("audio", "video")
+CODEC_MIME = {"audio": "audio/opus", "video": "video/VP8"}
+
+
+class NegotiationFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _preferred_codecs(kind: str) -> list[object]:
+    caps = RTCRtpReceiver.getCapabilities(kind)
+    assert caps is not None
+    wanted = [c for c in caps.codecs if c.mimeType == CODEC_MIME[kind]]
+    # keep retransmission (rtx) for video so NACKs work
+    extra = [c for c in caps.codecs if c.mimeType.lower() == "video/rtx"] if kind == "video" else []
+    return wanted + extra
+
+
+@dataclass
+class Subscription:
+    publisher_id: str
+    kind: str
+    transceiver: RTCRtpTransceiver
+    track: ForwardedTrack | None
+
+
+class Peer:
+    """A participant's peer connection on the server."""
+
+    def __init__(
+        self,
+        participant_id: str,
+        send: Callable[[ServerMessage], None],
+        negotiation_timeout_s: float,
+        on_published: Callable[[Peer, PublishedTrack], None],
+        audio_sink: SpeakerAudioSink | None,
+    ) -> None:
+        self.participant_id = participant_id
+        self._send = send
+        self._timeout = negotiation_timeout_s
+        self._on_published = on_published
+        self.audio_sink = audio_sink
+        self.audio_tap: AudioTap | None = AudioTap(audio_sink) if audio_sink is not None else None
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.pc.on("track", self._on_track)
+        self.published: dict[str, PublishedTrack] = {}
+        self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._free: list[Subscription] = []
+        self._publish_slots: list[RTCRtpTransceiver] = []
+        for kind in KINDS:
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            transceiver.setCodecPreferences(_preferred_codecs(kind))  # type: ignore[arg-type]
+            self._publish_slots.append(transceiver)
+        self._answers: asyncio.Queue[str] = asyncio.Queue(maxsize=4)
+        self._awaiting_answer = False
+        self._dirty = False
+        self._task: asyncio.Task[None] | None = None
+        self._desired: dict[tuple[str, str], PublishedTrack] = {}
+        self.on_failed: Callable[[Peer, NegotiationFailed], None] | None = None
+        self.negotiations = 0
+
+    # Publishing --------------------------------------------------------------------------------------------------
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+        if transceiver is None or transceiver not in self._publish_slots or track.kind in self.published:
+            # Not a publishing slot: still consume it so its receive queue cannot grow.
+            asyncio.ensure_future(_drain(track))
+            return
+        receiver = transceiver.receiver
+        forwarding.forward_encoded(receiver)
+        on_packet = self.audio_tap.push_packet if (track.kind == "audio" and self.audio_tap) else None
+        published = PublishedTrack(track, lambda: forwarding.request_keyframe(receiver), on_packet=on_packet)
+        self.published[track.kind] = published
+        self._on_published(self, published)
+
+    # Subscribing -------------------------------------------------------------------------------------------------
+    def set_subscriptions(self, wanted: dict[tuple[str, str], PublishedTrack]) -> None:
+        """The tracks (by (publisher id, kind)) this participant should receive; applied at the next negotiation."""
+        self._desired = dict(wanted)
+        self.negotiate()
+
+    def _apply_subscriptions(self) -> None:
+        for key, sub in list(self.subscriptions.items()):
+            if key not in self._desired:
+                if sub.track is not None:
+                    sub.track.stop()
+                sub.transceiver.sender.replaceTrack(None)
+                sub.transceiver.direction = "inactive"
+                sub.track = None
+                del self.subscriptions[key]
+                self._free.append(sub)
+        for key, source in self._desired.items():
+            if key in self.subscriptions:
+                continue
+            publisher_id, kind = key
+            track = source.subscribe()
+            free = next((s for s in self._free if s.kind == kind), None)
+            if free is not None:
+                self._free.remove(free)
+                transceiver = free.transceiver
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendonly"
+            else:
+                transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                transceiver.setCodecPreferences(_preferred_codecs(kind))  # type: ignore[arg-type]
+            sub = Subscription(publisher_id, kind, transceiver, track)
+            forwarding.on_keyframe_request(transceiver.sender, self._keyframe_callback(sub))
+            self.subscriptions[key] = sub
+
+    @staticmethod
+    def _keyframe_callback(sub: Subscription) -> Callable[[], None]:
+        def request() -> None:
+            if sub.track is not None:
+                sub.track.request_keyframe()
+
+        return request
+
+    # Negotiation -------------------------------------------------------------------------------------------------
+    def negotiate(self) -> None:
+        """Start a negotiation, or mark one in flight to be followed by another."""
+        if self._task is not None and not self._task.done():
+            self._dirty = True
+            return
+        self._task = asyncio.create_task(self._negotiate(), name=f"negotiate-{self.participant_id}")
+
+    async def _negotiate(self) -> None:
+        try:
+            while True:
+                self._dirty = False
+                self._apply_subscriptions()
+                await self._offer_and_wait()
+                if not self._dirty:
+                    return
+        except NegotiationFailed as exc:
+            if self.on_failed is not None:
+                self.on_failed(self, exc)
+        except Exception:  # never let a negotiation bug take the server down
+            logger.exception("negotiation with %s failed", self.participant_id)
+            if self.on_failed is not None:
+                self.on_failed(self, NegotiationFailed("internal", "the server could not negotiate media"))
+
+    async def _offer_and_wait(self) -> None:
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        tracks = {
+            sub.transceiver.mid: TrackInfo(participant_id=sub.publisher_id, kind=sub.kind)  # type: ignore[arg-type]
+            for sub in self.subscriptions.values()
+            if sub.transceiver.mid is not None
+        }
+        while not self._answers.empty():  # stale answers to an earlier offer
+            self._answers.get_nowait()
+        self._awaiting_answer = True
+        self.negotiations += 1
+        self._send(Offer(sdp=self.pc.localDescription.sdp, tracks=tracks))
+        deadline = time.monotonic() + self._timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise NegotiationFailed("negotiation_timeout", "no valid answer to the server's offer in time")
+                try:
+                    sdp = await asyncio.wait_for(self._answers.get(), remaining)
+                except TimeoutError:
+                    continue
+                try:
+                    await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+                    return
+                except Exception as exc:  # aiortc raises many types on malformed SDP
+                    logger.info("invalid answer from %s: %s", self.participant_id, exc)
+                    self._send(Error(code="bad_sdp", message=f"invalid SDP answer: {exc}"[:300]))
+        finally:
+            self._awaiting_answer = False
+
+    def accept_answer(self, sdp: str) -> bool:
+        """Hand over an answer from the client; False if no offer is waiting for one."""
+        if not self._awaiting_answer:
+            return False
+        with contextlib.suppress(asyncio.QueueFull):
+            self._answers.put_nowait(sdp)
+        return True
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for sub in self.subscriptions.values():
+            if sub.track is not None:
+                sub.track.stop()
+        for published in self.published.values():
+            await published.close()
+        await self.pc.close()
+        if self.audio_sink is not None:
+            await self.audio_sink.aclose()
+
+
+async def _drain(track: MediaStreamTrack) -> None:
+    from aiortc.mediastreams import MediaStreamError
+
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()

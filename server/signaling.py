@@ -1,0 +1,211 @@
+"""The signaling WebSocket: one browser's (or test peer's) whole stay in a room.
+
+Protocol in docs/architecture.md; message models in server/events.py. Everything the client sends is size-checked and
+decoded into a known message type; bad input gets an ``error`` message and never an exception that could disturb
+another participant. Outgoing messages go through a bounded per-client queue drained by a writer task, so one slow
+client never stalls the room: when its queue is full, the oldest provisional updates (partial captions, voice
+activity) are dropped; a client so far behind that nothing else can go is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections import deque
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from server.bus import room_channel
+from server.context import ServerContext
+from server.events import (
+    Answer,
+    CaptionPartial,
+    Error,
+    EventDecodeError,
+    Join,
+    Leave,
+    MediaState,
+    Ping,
+    Pong,
+    ServerMessage,
+    VoiceActivity,
+    Welcome,
+    decode_client_message,
+    encode,
+)
+from server.rtc.rooms import JoinRefused, Participant
+
+logger = logging.getLogger(__name__)
+
+ROOM_ID = re.compile(r"^[a-z0-9]{4,32}$")
+SEND_QUEUE_LIMIT = 500
+
+
+class ClientConnection:
+    """Outgoing side of one WebSocket: a bounded queue and a writer task."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+        self._queue: deque[tuple[bool, str]] = deque()
+        self._ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._closed = False
+        self.dropped = 0
+        self._writer = asyncio.create_task(self._write(), name="signaling-writer")
+
+    def send(self, message: ServerMessage) -> None:
+        if self._closed:
+            return
+        if len(self._queue) >= SEND_QUEUE_LIMIT:
+            droppable = next((i for i, (provisional, _) in enumerate(self._queue) if provisional), None)
+            if droppable is None:
+                logger.warning("signaling client too slow: disconnecting it")
+                self._closed = True
+                self._writer.cancel()
+                return
+            del self._queue[droppable]
+            self.dropped += 1
+        self._queue.append((isinstance(message, CaptionPartial | VoiceActivity), encode(message)))
+        self._ready.set()
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                while not self._queue:
+                    self._drained.set()
+                    self._ready.clear()
+                    await self._ready.wait()
+                self._drained.clear()
+                await self._ws.send_text(self._queue.popleft()[1])
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            self._closed = True
+
+    async def flush_and_close(self, code: int = 1000) -> None:
+        """Send what is queued (briefly), then close the socket."""
+        if self._queue and not self._writer.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), 2)
+        self._closed = True
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        with contextlib.suppress(Exception):
+            await self._ws.close(code)
+
+
+async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContext) -> None:
+    await websocket.accept()
+    conn = ClientConnection(websocket)
+    participant: Participant | None = None
+    forwarder: asyncio.Task[None] | None = None
+    removed = asyncio.Event()
+    rooms = ctx.rooms
+    assert rooms is not None
+    limit = ctx.settings.signaling_max_message_bytes
+
+    def on_removed(code: str, message: str) -> None:
+        conn.send(Error(code=code, message=message, fatal=True))  # type: ignore[arg-type]
+        removed.set()
+
+    try:
+        if not ROOM_ID.match(room_id):
+            conn.send(Error(code="unknown_room", message="There is no room with this link.", fatal=True))
+            return
+        while not removed.is_set():
+            receive = asyncio.ensure_future(websocket.receive())
+            stop = asyncio.ensure_future(removed.wait())
+            done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receive
+                break
+            stop.cancel()
+            frame = receive.result()
+            if frame["type"] == "websocket.disconnect":
+                break
+            raw = frame.get("text")
+            if raw is None:
+                raw_bytes = frame.get("bytes") or b""
+                size = len(raw_bytes)
+            else:
+                size = len(raw.encode("utf-8", errors="replace"))
+            if size > limit:
+                conn.send(Error(code="too_large", message=f"message of {size} bytes is over the {limit}-byte limit"))
+                continue
+            if raw is None:
+                conn.send(Error(code="bad_message", message="send JSON text messages, not binary"))
+                continue
+            try:
+                message = decode_client_message(raw)
+            except EventDecodeError as exc:
+                conn.send(Error(code="bad_message", message=f"invalid message: {exc}"[:300]))
+                continue
+
+            if isinstance(message, Ping):
+                conn.send(Pong())
+            elif isinstance(message, Join):
+                if participant is not None:
+                    conn.send(Error(code="already_joined", message="you have already joined this room"))
+                    continue
+                if not message.consent:
+                    conn.send(Error(code="consent_required",
+                                    message="Please agree to transcription and the AI assistant to join."))
+                    continue
+                try:
+                    sub = await ctx.bus.subscribe(room_channel(room_id), maxsize=1000)
+                    try:
+                        participant = await rooms.join(room_id, message.name, message.audio, message.video,
+                                                       conn.send, on_removed)
+                    except BaseException:
+                        await sub.close()
+                        raise
+                except JoinRefused as exc:
+                    fatal = exc.code in ("unknown_room", "room_full")
+                    conn.send(Error(code=exc.code, message=str(exc), fatal=fatal))  # type: ignore[arg-type]
+                    if fatal:
+                        return
+                    continue
+                conn.send(Welcome(
+                    participant_id=participant.id,
+                    room=participant.room.info(),
+                    participants=rooms.participants(participant.room),
+                    ice_servers=[s.model_dump(exclude_none=True) for s in ctx.settings.ice_servers],
+                ))
+                forwarder = asyncio.create_task(_forward_events(sub, conn), name="signaling-forwarder")
+            elif participant is None:
+                conn.send(Error(code="not_joined", message="send a join message first"))
+            elif isinstance(message, Answer):
+                if not participant.peer.accept_answer(message.sdp):
+                    conn.send(Error(code="bad_message", message="no offer is waiting for an answer"))
+            elif isinstance(message, MediaState):
+                await rooms.set_media(participant, message.audio, message.video)
+            elif isinstance(message, Leave):
+                break
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        logger.exception("signaling failed in room %s", room_id)
+        conn.send(Error(code="internal", message="internal server error", fatal=True))
+    finally:
+        if participant is not None:
+            await rooms.leave(participant)
+        if forwarder is not None:
+            forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await forwarder
+        await conn.flush_and_close()
+
+
+async def _forward_events(sub: object, conn: ClientConnection) -> None:
+    """Relay every bus event of the room to this client."""
+    from server.bus import Subscription
+
+    assert isinstance(sub, Subscription)
+    try:
+        async for event in sub:
+            conn.send(event)
+    finally:
+        await sub.close()

@@ -1,0 +1,57 @@
+"""Run the real server (uvicorn, real sockets) in a background thread for integration tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from server.app import create_app
+from server.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningServer:
+    def __init__(self, server: uvicorn.Server, port: int, app: Any) -> None:
+        self.server, self.port, self.app = server, port, app
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws(self, room_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/rooms/{room_id}"
+
+    @property
+    def ctx(self) -> Any:
+        return self.app.state.ctx
+
+
+@contextmanager
+def running_server(settings: Settings, **app_kwargs: Any) -> Iterator[RunningServer]:
+    port = free_port()
+    app = create_app(settings, **app_kwargs)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=2**20)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:  # uvicorn exposes no startup event across threads
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    try:
+        yield RunningServer(server, port, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

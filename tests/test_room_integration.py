@@ -1,0 +1,112 @@
+"""Real aiortc peers join a room through the real server over loopback: forwarded media, renegotiation, capacity,
+and each speaker's audio decoded once for captions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.events import Error, ParticipantLeft
+from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack
+from server.rtc.testpeer import TestPeer
+from server.settings import Settings
+from tests.fakes import RecordingCaptionService
+from tests.servers import RunningServer, running_server
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def captions() -> RecordingCaptionService:
+    return RecordingCaptionService()
+
+
+@pytest.fixture
+def server(tmp_path: Path, captions: RecordingCaptionService) -> Iterator[RunningServer]:
+    settings = Settings(data_dir=tmp_path, asr_backend="none", rtc_loopback_candidates=True, max_participants=3,
+                        negotiation_timeout_s=10)
+    with running_server(settings, caption_service=lambda bus: captions) as running:
+        yield running
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    """Poll a condition fed by another thread (the server's loop) under a deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def new_room(server: RunningServer) -> str:
+    return server.ctx.storage.create_room("Integration", server.ctx.settings.max_participants).id
+
+
+async def test_three_peers_forward_media_and_renegotiate(server: RunningServer,
+                                                         captions: RecordingCaptionService) -> None:
+    room = new_room(server)
+    ada = TestPeer(server.ws(room), "Ada", audio=WavAudioTrack(DATA / "hello16.wav"), video=MovingPatternVideoTrack())
+    bo = TestPeer(server.ws(room), "Bo", audio=WavAudioTrack(tone_hz=440), video=MovingPatternVideoTrack())
+    cy = TestPeer(server.ws(room), "Cy", audio=WavAudioTrack(tone_hz=660), video=MovingPatternVideoTrack())
+    peers = [ada, bo, cy]
+    try:
+        for peer in peers:
+            await peer.join()
+        ids = {p.name: p.participant_id for p in peers}
+        # Everyone receives everyone else's video (decoded at the receiver: the forwarded VP8 is valid) and audio.
+        for receiver in peers:
+            for sender in peers:
+                if sender is receiver:
+                    continue
+                video = await receiver.wait_media(ids[sender.name], "video", frames=15, timeout=30)
+                assert video.frame_sizes[0] == (320, 240)
+                await receiver.wait_media(ids[sender.name], "audio", frames=20, timeout=30)
+
+        # Ada's speech reached the caption service decoded at 16 kHz, with speech-like energy.
+        sink = captions.sinks[ids["Ada"]]
+        assert sink.name == "Ada" and sink.room_id == room
+        await wait_until(lambda: sink.seconds >= 3.0, timeout=20)
+        audio = sink.audio()
+        assert float(np.sqrt(np.mean(audio**2))) > 0.01
+        times = [t for t, _ in sink.chunks]
+        assert times == sorted(times)
+
+        # Cy leaves: the others get participant.left, renegotiate, and keep receiving each other.
+        offers_before = ada.offers
+        await cy.close()
+        await ada.wait_for(lambda m: isinstance(m, ParticipantLeft) and m.participant_id == ids["Cy"], 15)
+        stream = ada.streams_from(ids["Bo"], "video")[0]
+        frames_before = stream.frames
+        await ada.wait_media(ids["Bo"], "video", frames=frames_before + 30, timeout=20)
+        assert ada.offers > offers_before
+        assert captions.sinks[ids["Cy"]].closed
+
+        # A newcomer takes Cy's place and both directions work after renegotiation.
+        dee = TestPeer(server.ws(room), "Dee", video=MovingPatternVideoTrack(), audio=WavAudioTrack(tone_hz=500))
+        peers.append(dee)
+        await dee.join()
+        await dee.wait_media(ids["Ada"], "video", frames=10, timeout=30)
+        await ada.wait_media(dee.participant_id or "", "video", frames=10, timeout=30)
+    finally:
+        for peer in peers:
+            await peer.close()
+
+
+async def test_room_full(server: RunningServer) -> None:
+    room = new_room(server)
+    peers = [TestPeer(server.ws(room), f"P{i}") for i in range(3)]
+    late = TestPeer(server.ws(room), "Late")
+    try:
+        for peer in peers:
+            await peer.join()
+        with pytest.raises(RuntimeError, match="room_full"):
+            await late.join()
+        error = await late.wait_for(lambda m: isinstance(m, Error), 5)
+        assert isinstance(error, Error) and error.fatal and "full" in error.message
+    finally:
+        for peer in [*peers, late]:
+            await peer.close()
