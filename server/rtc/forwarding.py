@@ -3,9 +3,9 @@
 aiortc 1.16 has no public API to receive encoded frames: ``RTCRtpReceiver`` always hands reassembled frames to a
 decoder thread (``aiortc.rtcrtpreceiver.decoder_worker``). A forwarding server must not decode video, so this module:
 
-- wraps ``decoder_worker`` so that receivers registered with ``forward_encoded(receiver)`` emit ``av.Packet`` objects
-  (the encoded frame, ``pts`` = RTP timestamp, ``time_base`` = 1/clock rate) instead of decoded frames; all other
-  receivers in the process (e.g. test peers) keep decoding as before;
+- replaces the decoder queue of receivers passed to ``forward_encoded(receiver)``, so that each reassembled frame
+  becomes an ``av.Packet`` (``pts`` = RTP timestamp, ``time_base`` = 1/clock rate) on the track at once, instead of
+  going to aiortc's decoder thread; other receivers in the process (e.g. test peers) keep decoding as before;
 - swaps such a receiver's jitter buffer: video frames are released as soon as the packet with the RTP marker bit
   completes them (aiortc waits for the next frame's first packet, one frame interval of extra delay per hop), and
   audio packets pass straight through (the receiving browser runs its own jitter buffer);
@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
-import weakref
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -56,55 +54,35 @@ def check_aiortc_version() -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # Receiving encoded frames
 
-_encoded_queues: weakref.WeakSet[asyncio.Queue[Any]] = weakref.WeakSet()
-_original_decoder_worker: Callable[..., None] | None = None
-_install_lock = threading.Lock()
+class _DirectQueue:
+    """Stands in for a receiver's decoder queue (a ``queue.Queue``): each reassembled frame becomes an ``av.Packet``
+    on the track's asyncio queue at once, on the event loop, without the hop through aiortc's decoder thread.
 
+    aiortc still starts its decoder thread with this object; that thread blocks in ``get()`` until the receiver stops
+    (``put(None)``), then ends the track as usual."""
 
-def _encoded_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], output_q: asyncio.Queue[Any]) -> None:
-    """Replaces decoding for registered receivers: each encoded frame becomes an ``av.Packet`` on the track queue."""
-    time_base: Fraction | None = None
-    while True:
-        task = input_q.get()
+    def __init__(self, output: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self._output = output
+        self._loop = loop
+        self._stopped = threading.Event()
+        self._time_base: Fraction | None = None
+
+    def put(self, task: Any) -> None:
         if task is None:
-            loop.call_soon_threadsafe(output_q.put_nowait, None)
+            self._stopped.set()
             return
         codec, encoded_frame = task
-        if time_base is None:
-            time_base = Fraction(1, codec.clockRate)
+        if self._time_base is None:
+            self._time_base = Fraction(1, codec.clockRate)
         packet = av.Packet(encoded_frame.data)
         packet.pts = encoded_frame.timestamp
-        packet.time_base = time_base
-        loop.call_soon_threadsafe(output_q.put_nowait, packet)
+        packet.time_base = self._time_base
+        self._output.put_nowait(packet)
 
-
-def _dispatching_worker(
-    loop: asyncio.AbstractEventLoop, input_q: queue.Queue[Any], output_q: asyncio.Queue[Any], decode_error: Any
-) -> None:
-    """Stands in for ``decoder_worker``. The receiver's track is marked before its first packet can arrive (the mark
-    is made in the ``track`` event handler, and media only flows after DTLS connects), so peeking at the first task
-    decides the mode."""
-    first = input_q.get()
-    with input_q.mutex:  # put it back in front; this thread is the only consumer
-        input_q.queue.appendleft(first)
-    if output_q in _encoded_queues:
-        _encoded_worker(loop, input_q, output_q)
-        return
-    assert _original_decoder_worker is not None
-    _original_decoder_worker(loop, input_q, output_q, decode_error)
-
-
-def install() -> None:
-    """Install the hooks once per process (idempotent)."""
-    global _original_decoder_worker
-    check_aiortc_version()
-    with _install_lock:
-        if _original_decoder_worker is not None:
-            return
-        import aiortc.rtcrtpreceiver as rtcrtpreceiver
-
-        _original_decoder_worker = rtcrtpreceiver.decoder_worker
-        rtcrtpreceiver.decoder_worker = _dispatching_worker  # type: ignore[assignment]
+    def get(self) -> None:
+        """Called by the idle decoder thread: returns ``None`` (its stop signal) once the receiver stops."""
+        self._stopped.wait()
+        return None
 
 
 class _FrameJitterFrame:
@@ -208,16 +186,26 @@ class MarkerJitterBuffer:
         return True
 
 
-def forward_encoded(receiver: RTCRtpReceiver) -> None:
+def forward_encoded(receiver: RTCRtpReceiver, estimate_bandwidth: bool = True) -> None:
     """Make ``receiver`` (of a remote track) deliver encoded frames as ``av.Packet`` instead of decoding them.
 
-    Call it from the peer connection's ``track`` event, before media flows.
+    Call it from the peer connection's ``track`` event, before media flows (aiortc starts the receiver right after
+    that event). ``estimate_bandwidth=False`` skips receive-side bandwidth estimation (REMB feedback to the sender),
+    for synthetic peers whose senders cannot adapt anyway.
     """
-    install()
+    check_aiortc_version()
     track = receiver.track
     if track is None:
         raise ValueError("the receiver has no track yet: call forward_encoded from the 'track' event")
-    _encoded_queues.add(track._queue)  # type: ignore[attr-defined]
+    if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
+        raise RuntimeError("the receiver is already decoding: call forward_encoded from the 'track' event")
+    if not hasattr(receiver, "_RTCRtpReceiver__decoder_queue"):
+        raise UnsupportedAiortcVersion("aiortc's receiver internals changed: forwarding needs aiortc 1.16.x")
+    receiver._RTCRtpReceiver__decoder_queue = _DirectQueue(  # type: ignore[attr-defined]
+        track._queue, asyncio.get_running_loop()  # type: ignore[attr-defined]
+    )
+    if not estimate_bandwidth:
+        receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
     if track.kind == "video":
         receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer()  # type: ignore[attr-defined]
     else:

@@ -68,7 +68,7 @@ class RoomRegistry:
         self._ctx = ctx
         self._rooms: dict[str, Room] = {}
         self._background: set[asyncio.Task[None]] = set()
-        forwarding.install()
+        forwarding.check_aiortc_version()
         if ctx.settings.rtc_loopback_candidates:
             forwarding.enable_loopback_candidates()
 

@@ -134,6 +134,8 @@ class TestPeer:
             track = self._tracks.get(kind)
             if track is not None and transceiver.sender.track is None:
                 transceiver.sender.replaceTrack(track)
+                if hasattr(track, "request_keyframe"):  # pre-encoded sources make keyframes on request
+                    forwarding.on_keyframe_request(transceiver.sender, track.request_keyframe)
             transceiver.direction = "sendonly"
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
@@ -145,7 +147,7 @@ class TestPeer:
         stream = ReceivedStream(kind=track.kind, participant_id=self._mid_owner.get(mid))
         self.streams[mid] = stream
         if not self._decode:
-            forwarding.forward_encoded(transceiver.receiver)
+            forwarding.forward_encoded(transceiver.receiver, estimate_bandwidth=False)
         self._tasks.append(asyncio.create_task(self._consume(track, stream), name=f"peer-{self.name}-{mid}"))
 
     async def _consume(self, track: MediaStreamTrack, stream: ReceivedStream) -> None:

@@ -1,0 +1,220 @@
+"""``moot bench sfu``: N synthetic participants publish 640x480 VP8 at 30 fps plus Opus through the real server.
+
+The server runs as its own process (``moot serve``, no captions, loopback ICE) so its CPU and memory can be measured
+alone. The participants run in this process: each publishes pre-encoded VP8 frames (encoded once at start-up, every
+frame unique) and pre-encoded Opus, and keeps what it receives encoded, so the clients' codecs do not compete with the
+server for the CPU. Latency is measured per video frame from the moment the publisher hands it to its RTP sender to
+its arrival, reassembled, at each subscriber (matched by the frame's bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from server.rtc import forwarding
+from server.rtc.testmedia import PreEncodedVideoTrack, _Paced, encode_vp8_sequence, frame_id
+from server.rtc.testpeer import ReceivedStream, TestPeer
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "sfu",
+        help="media forwarding: N participants at 640x480 VP8 30 fps + Opus through the real server",
+        description="Start the real server in a child process and N synthetic participants here; print frame rates, "
+        "publisher-to-subscriber latency and the server's CPU and memory.",
+    )
+    p.add_argument("--participants", type=int, default=4, help="participants in one room (default 4)")
+    p.add_argument("--seconds", type=float, default=20.0, help="measurement time after everyone is connected")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds to settle before measuring")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="record the server with py-spy (pip install py-spy) into this file (raw folded stacks)")
+    p.set_defaults(func=main)
+
+
+class PreEncodedOpusTrack(_Paced):
+    """20 ms Opus packets of a quiet tone, encoded once, looped."""
+
+    kind = "audio"
+
+    def __init__(self, packets: list[bytes]) -> None:
+        super().__init__(0.02, 48_000)
+        self._packets = packets
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        pts, _ = await self._next()
+        packet = av.Packet(self._packets[(self._index - 1) % len(self._packets)])
+        packet.pts = pts
+        packet.time_base = fractions.Fraction(1, 48_000)
+        return packet
+
+
+def encode_opus_tone(seconds: float = 1.0) -> list[bytes]:
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = 48_000
+    codec.layout = "stereo"  # type: ignore[attr-defined]
+    codec.format = "s16"  # type: ignore[attr-defined]
+    codec.bit_rate = 32_000
+    codec.time_base = fractions.Fraction(1, 48_000)
+    t = np.arange(int(48_000 * seconds)) / 48_000
+    tone = (0.05 * 32767 * np.sin(2 * np.pi * 330 * t)).astype(np.int16)
+    stereo = np.repeat(tone, 2).reshape(1, -1)
+    packets: list[bytes] = []
+    for n in range(0, tone.size, 960):
+        frame = av.AudioFrame.from_ndarray(stereo[:, 2 * n : 2 * (n + 960)], format="s16", layout="stereo")
+        frame.sample_rate = 48_000
+        frame.pts = n
+        packets.extend(bytes(p) for p in codec.encode(frame))
+    return packets
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
+                        profile: Path | None = None) -> dict[str, Any]:
+    import psutil
+
+    forwarding.enable_loopback_candidates()
+    deltas, keys = encode_vp8_sequence(300)
+    opus = encode_opus_tone()
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "MOOT_RTC_LOOPBACK_CANDIDATES": "true", "MOOT_LOG_LEVEL": "WARNING"}
+        wrapper = ["py-spy", "record", "--format", "raw", "--rate", "200", "-o", str(profile), "--"] if profile else []
+        server = subprocess.Popen(
+            [*wrapper, sys.executable, "-m", "server", "serve", "--port", str(port), "--data-dir", tmp, "--asr-backend", "none",
+             "--max-participants", str(max(participants, 1))],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        peers: list[TestPeer] = []
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await _wait_healthy(base, server)
+            request = urllib.request.Request(f"{base}/api/rooms", data=json.dumps({"title": "bench"}).encode(),
+                                             headers={"content-type": "application/json"}, method="POST")
+            room = json.loads(urllib.request.urlopen(request, timeout=10).read())["id"]
+            videos: dict[str, PreEncodedVideoTrack] = {}
+            latencies: list[float] = []
+            measuring = {"on": False}
+
+            def on_frame(stream: ReceivedStream, packet: Any, now: float) -> None:
+                if stream.kind != "video" or not measuring["on"]:
+                    return
+                sent = videos.get(stream.participant_id or "")
+                if sent is not None:
+                    due = sent.sent.get(frame_id(bytes(packet)))
+                    if due is not None:
+                        latencies.append(now - due)
+
+            for i in range(participants):
+                video = PreEncodedVideoTrack(deltas, keys)
+                peer = TestPeer(f"ws://127.0.0.1:{port}/ws/rooms/{room}", f"P{i}", audio=PreEncodedOpusTrack(opus),
+                                video=video, decode=False, on_frame=on_frame)
+                peers.append(peer)
+                welcome = await peer.join(timeout=30)
+                videos[welcome.participant_id] = video
+            for peer in peers:  # everyone receives everyone else before the clock starts
+                for pid in videos:
+                    if pid != peer.participant_id:
+                        await peer.wait_media(pid, "video", frames=10, timeout=60)
+            await asyncio.sleep(warmup)
+            proc = psutil.Process(server.pid)
+            if profile:  # measure the server, not the profiler
+                proc = next(c for c in proc.children() if "server" in " ".join(c.cmdline()))
+            proc.cpu_percent(None)
+            counts_before = _video_counts(peers)
+            measuring["on"] = True
+            started = time.monotonic()
+            await asyncio.sleep(seconds)
+            elapsed = time.monotonic() - started
+            measuring["on"] = False
+            cpu = proc.cpu_percent(None)
+            rss = proc.memory_info().rss / 2**20
+            counts_after = _video_counts(peers)
+            fps = [(counts_after[k] - counts_before.get(k, 0)) / elapsed for k in counts_after]
+            return {
+                "participants": participants,
+                "seconds": seconds,
+                "streams": len(fps),
+                "fps_min": round(min(fps), 2) if fps else 0.0,
+                "fps_mean": round(statistics.fmean(fps), 2) if fps else 0.0,
+                "latency_p50_ms": round(1000 * _percentile(latencies, 0.5), 1) if latencies else None,
+                "latency_p95_ms": round(1000 * _percentile(latencies, 0.95), 1) if latencies else None,
+                "latency_samples": len(latencies),
+                "server_cpu_percent": round(cpu, 1),
+                "server_rss_mb": round(rss, 1),
+                "cpu_count": os.cpu_count(),
+            }
+        finally:
+            for peer in peers:
+                await peer.close()
+            server.send_signal(2) if profile else server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _video_counts(peers: list[TestPeer]) -> dict[tuple[str, str], int]:
+    return {
+        (peer.name, stream.participant_id or mid): stream.frames
+        for peer in peers
+        for mid, stream in peer.streams.items()
+        if stream.kind == "video" and stream.participant_id is not None
+    }
+
+
+async def _wait_healthy(base: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited: {server.stderr.read().decode() if server.stderr else ''}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)  # the server is another process: poll its health endpoint
+    raise RuntimeError("server did not become healthy within 60 s")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.participants < 2:
+        print("error: --participants must be at least 2", file=sys.stderr)
+        return 2
+    result = asyncio.run(run_sfu_bench(args.participants, args.seconds, args.warmup, args.profile))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}: {value}")
+    return 0
