@@ -213,11 +213,16 @@ def forward_encoded(receiver: RTCRtpReceiver, estimate_bandwidth: bool = True) -
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
-    """Send a picture loss indication (PLI) for the receiver's stream to the publisher. False if nothing received yet."""
-    sources = receiver.getSynchronizationSources()
-    if not sources:
+    """Send a picture loss indication (PLI) for the receiver's media stream to the publisher. False if nothing usable
+    has been received yet. Retransmission (RTX) streams are skipped: browsers probe bandwidth with RTX padding before
+    any media, and a PLI naming the RTX stream is ignored."""
+    rtx_streams = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+    media = [s.source for s in receiver.getSynchronizationSources() if s.source not in rtx_streams]
+    if not media:
+        media = list(dict.fromkeys(rtx_streams.values()))
+    if not media:
         return False
-    await receiver._send_rtcp_pli(sources[0].source)  # type: ignore[attr-defined]
+    await receiver._send_rtcp_pli(media[0])  # type: ignore[attr-defined]
     return True
 
 

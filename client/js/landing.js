@@ -1,0 +1,60 @@
+// Landing page: create a room and share its link.
+const form = document.getElementById("create-room");
+const titleInput = document.getElementById("room-title");
+const errorBox = document.getElementById("create-error");
+const created = document.getElementById("room-created");
+const linkInput = document.getElementById("room-link");
+const copyButton = document.getElementById("copy-link");
+const copyStatus = document.getElementById("copy-status");
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+  titleInput.setAttribute("aria-invalid", "true");
+  titleInput.focus();
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  errorBox.hidden = true;
+  titleInput.removeAttribute("aria-invalid");
+  const title = titleInput.value.trim();
+  if (!title) {
+    showError("Please give the room a topic.");
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const response = await fetch("/api/rooms", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ title }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      showError(body.detail || `Could not create the room (${response.status}).`);
+      return;
+    }
+    linkInput.value = body.url;
+    document.getElementById("room-capacity").textContent = String(body.max_participants);
+    document.getElementById("join-link").href = `/r/${encodeURIComponent(body.id)}`;
+    created.hidden = false;
+    linkInput.focus();
+    linkInput.select();
+  } catch (err) {
+    showError("The server could not be reached. Check your connection and try again.");
+  } finally {
+    button.disabled = false;
+  }
+});
+
+copyButton.addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(linkInput.value);
+    copyStatus.textContent = "Link copied.";
+  } catch {
+    linkInput.select();
+    copyStatus.textContent = "Press Ctrl+C (or Cmd+C) to copy the selected link.";
+  }
+});
