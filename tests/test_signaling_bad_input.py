@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,7 +147,7 @@ async def test_client_vanishing_mid_negotiation(server: RunningServer, bystander
 
 
 async def test_events_do_not_leak_between_rooms(server: RunningServer, bystander: Any) -> None:
-    room, _, watcher = bystander
+    _, _, watcher = bystander
     other = new_room(server)
     async with TestPeer(server.ws(other), "Elsewhere") as elsewhere:
         await elsewhere.wait_for(lambda m: isinstance(m, ParticipantJoined), 5)

@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Request
 
 from server.context import ServerContext
 from server.storage import RoomRecord
@@ -22,7 +22,7 @@ def get_context(request: Request) -> ServerContext:
 Context = Annotated[ServerContext, Depends(get_context)]
 
 
-async def get_room(ctx: Context, room_id: Annotated[str, Path(max_length=32)]) -> RoomRecord:
+async def get_room(ctx: Context, room_id: str) -> RoomRecord:
     if not re.match(ROOM_ID_PATTERN, room_id):
         raise HTTPException(status_code=404, detail="unknown room")
     room = await asyncio.to_thread(ctx.storage.get_room, room_id)

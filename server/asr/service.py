@@ -2,8 +2,8 @@
 
 Per speaker (``SpeakerStream``): audio pushed by the media layer is buffered (bounded: the oldest audio is dropped and
 counted), voice-activity detection runs on every 32 ms window, and an utterance runs from speech start to
-``asr_min_silence_s`` of silence (or ``asr_max_utterance_s``). While it runs, a partial decode of the utterance so far is
-scheduled every ``asr_partial_interval_s`` (never two at once per speaker) and fed to the LocalAgreement policy; a
+``asr_min_silence_s`` of silence (or ``asr_max_utterance_s``). While it runs, a partial decode of the utterance so far
+is scheduled every ``asr_partial_interval_s`` (never two at once per speaker) and fed to the LocalAgreement policy; a
 ``caption.partial`` event carries committed and tentative text. When silence begins, the final decode starts at once
 (speculatively: it is thrown away if speech resumes), so recognition overlaps the silence needed to end the utterance.
 Exactly one ``caption.final`` is published per utterance, in order, beginning with the committed words.
@@ -16,7 +16,9 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -279,8 +281,8 @@ class SpeakerStream:
         ))
 
     # Helpers -----------------------------------------------------------------------------------------------------
-    def _spawn(self, coro: object) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

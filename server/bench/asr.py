@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
-import statistics
 import sys
 import time
 import unicodedata
@@ -29,7 +29,7 @@ from server.asr.base import SAMPLE_RATE
 CHUNK_S = 0.02
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "asr",
         help="live captions vs offline transcription: WER and latency",
@@ -154,7 +154,7 @@ async def run_asr_bench(wav: Path, reference: str, speed: float = 1.0, model: st
     for t, e in received:
         if isinstance(e, CaptionPartial):
             partial_times.setdefault(e.utterance_id, []).append(t)
-    intervals = [b - a for times in partial_times.values() for a, b in zip(times, times[1:], strict=False)]
+    intervals = [b - a for times in partial_times.values() for a, b in itertools.pairwise(times)]
     live_text = " ".join(e.text for _, e in finals)
     duration = audio.size / SAMPLE_RATE
     return {

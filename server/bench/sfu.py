@@ -31,7 +31,7 @@ from server.rtc.testmedia import PreEncodedVideoTrack, _Paced, encode_vp8_sequen
 from server.rtc.testpeer import ReceivedStream, TestPeer
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sfu",
         help="media forwarding: N participants at 640x480 VP8 30 fps + Opus through the real server",
@@ -56,7 +56,7 @@ class PreEncodedOpusTrack(_Paced):
         super().__init__(0.02, 48_000)
         self._packets = packets
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         pts, _ = await self._next()
         packet = av.Packet(self._packets[(self._index - 1) % len(self._packets)])
         packet.pts = pts
@@ -67,8 +67,8 @@ class PreEncodedOpusTrack(_Paced):
 def encode_opus_tone(seconds: float = 1.0) -> list[bytes]:
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate = 48_000
-    codec.layout = "stereo"  # type: ignore[attr-defined]
-    codec.format = "s16"  # type: ignore[attr-defined]
+    codec.layout = "stereo"
+    codec.format = "s16"
     codec.bit_rate = 32_000
     codec.time_base = fractions.Fraction(1, 48_000)
     t = np.arange(int(48_000 * seconds)) / 48_000
@@ -109,18 +109,16 @@ async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MOOT_RTC_LOOPBACK_CANDIDATES": "true", "MOOT_LOG_LEVEL": "WARNING"}
         wrapper = ["py-spy", "record", "--format", "raw", "--rate", "200", "-o", str(profile), "--"] if profile else []
-        server = subprocess.Popen(
-            [*wrapper, sys.executable, "-m", "server", "serve", "--port", str(port), "--data-dir", tmp, "--asr-backend", "none",
-             "--max-participants", str(max(participants, 1))],
+        server = await asyncio.create_subprocess_exec(
+            *wrapper, sys.executable, "-m", "server", "serve", "--port", str(port), "--data-dir", tmp,
+            "--asr-backend", "none", "--max-participants", str(max(participants, 1)),
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         peers: list[TestPeer] = []
         try:
             base = f"http://127.0.0.1:{port}"
             await _wait_healthy(base, server)
-            request = urllib.request.Request(f"{base}/api/rooms", data=json.dumps({"title": "bench"}).encode(),
-                                             headers={"content-type": "application/json"}, method="POST")
-            room = json.loads(urllib.request.urlopen(request, timeout=10).read())["id"]
+            room = (await asyncio.to_thread(_post_json, f"{base}/api/rooms", {"title": "bench"}))["id"]
             videos: dict[str, PreEncodedVideoTrack] = {}
             latencies: list[float] = []
             measuring = {"on": False}
@@ -178,9 +176,10 @@ async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
                 await peer.close()
             server.send_signal(2) if profile else server.terminate()
             try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(server.wait(), 20)
+            except TimeoutError:
                 server.kill()
+                await server.wait()
 
 
 def _video_counts(peers: list[TestPeer]) -> dict[tuple[str, str], int]:
@@ -192,17 +191,29 @@ def _video_counts(peers: list[TestPeer]) -> dict[tuple[str, str], int]:
     }
 
 
-async def _wait_healthy(base: str, server: subprocess.Popen[bytes]) -> None:
+def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"},
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+async def _wait_healthy(base: str, server: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stderr.read().decode() if server.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
+        if server.returncode is not None:
+            error = (await server.stderr.read()).decode() if server.stderr else ""
+            raise RuntimeError(f"server exited: {error}")
+        if await asyncio.to_thread(_healthy, f"{base}/healthz"):
+            return
         await asyncio.sleep(0.2)  # the server is another process: poll its health endpoint
     raise RuntimeError("server did not become healthy within 60 s")
 

@@ -48,9 +48,9 @@ class AudioTap:
         self._sink = sink
         self._clock = clock
         self._decoder = av.CodecContext.create("libopus", "r")
-        self._decoder.sample_rate = OPUS_RATE  # type: ignore[attr-defined]
-        self._decoder.layout = "stereo"  # type: ignore[attr-defined]
-        self._decoder.format = "s16"  # type: ignore[attr-defined]
+        self._decoder.sample_rate = OPUS_RATE
+        self._decoder.layout = "stereo"
+        self._decoder.format = "s16"
         self._resample = Resampler()
         self._anchor_wall: float | None = None
         self._anchor_pts = 0

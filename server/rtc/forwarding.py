@@ -61,9 +61,8 @@ class _DirectQueue:
     aiortc still starts its decoder thread with this object; that thread blocks in ``get()`` until the receiver stops
     (``put(None)``), then ends the track as usual."""
 
-    def __init__(self, output: asyncio.Queue[Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, output: asyncio.Queue[Any]) -> None:
         self._output = output
-        self._loop = loop
         self._stopped = threading.Event()
         self._time_base: Fraction | None = None
 
@@ -201,9 +200,7 @@ def forward_encoded(receiver: RTCRtpReceiver, estimate_bandwidth: bool = True) -
         raise RuntimeError("the receiver is already decoding: call forward_encoded from the 'track' event")
     if not hasattr(receiver, "_RTCRtpReceiver__decoder_queue"):
         raise UnsupportedAiortcVersion("aiortc's receiver internals changed: forwarding needs aiortc 1.16.x")
-    receiver._RTCRtpReceiver__decoder_queue = _DirectQueue(  # type: ignore[attr-defined]
-        track._queue, asyncio.get_running_loop()  # type: ignore[attr-defined]
-    )
+    receiver._RTCRtpReceiver__decoder_queue = _DirectQueue(track._queue)  # type: ignore[attr-defined]
     if not estimate_bandwidth:
         receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
     if track.kind == "video":
@@ -222,7 +219,7 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
         media = list(dict.fromkeys(rtx_streams.values()))
     if not media:
         return False
-    await receiver._send_rtcp_pli(media[0])  # type: ignore[attr-defined]
+    await receiver._send_rtcp_pli(media[0])
     return True
 
 
@@ -247,5 +244,5 @@ def enable_loopback_candidates() -> None:
     def loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return ["127.0.0.1"] if use_ipv4 else []
 
-    aioice.ice.get_host_addresses = loopback_only  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = loopback_only
     _loopback_installed = True

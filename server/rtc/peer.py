@@ -19,6 +19,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpCodecCapability,
     RTCRtpReceiver,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -43,7 +44,7 @@ class NegotiationFailed(Exception):
         self.code = code
 
 
-def _preferred_codecs(kind: str) -> list[object]:
+def _preferred_codecs(kind: str) -> list[RTCRtpCodecCapability]:
     caps = RTCRtpReceiver.getCapabilities(kind)
     assert caps is not None
     wanted = [c for c in caps.codecs if c.mimeType == CODEC_MIME[kind]]
@@ -85,8 +86,9 @@ class Peer:
         self._publish_slots: list[RTCRtpTransceiver] = []
         for kind in KINDS:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            transceiver.setCodecPreferences(_preferred_codecs(kind))  # type: ignore[arg-type]
+            transceiver.setCodecPreferences(_preferred_codecs(kind))
             self._publish_slots.append(transceiver)
+        self._drains: set[asyncio.Task[None]] = set()
         self._answers: asyncio.Queue[str] = asyncio.Queue(maxsize=4)
         self._awaiting_answer = False
         self._dirty = False
@@ -100,7 +102,9 @@ class Peer:
         transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)
         if transceiver is None or transceiver not in self._publish_slots or track.kind in self.published:
             # Not a publishing slot: still consume it so its receive queue cannot grow.
-            asyncio.ensure_future(_drain(track))
+            task = asyncio.create_task(_drain(track))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
             return
         receiver = transceiver.receiver
         forwarding.forward_encoded(receiver)
@@ -138,7 +142,7 @@ class Peer:
                 transceiver.direction = "sendonly"
             else:
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
-                transceiver.setCodecPreferences(_preferred_codecs(kind))  # type: ignore[arg-type]
+                transceiver.setCodecPreferences(_preferred_codecs(kind))
             sub = Subscription(publisher_id, kind, transceiver, track)
             forwarding.on_keyframe_request(transceiver.sender, self._keyframe_callback(sub))
             self.subscriptions[key] = sub
@@ -226,6 +230,8 @@ class Peer:
         for published in self.published.values():
             await published.close()
         await self.pc.close()
+        for task in self._drains:
+            task.cancel()
         if self.audio_sink is not None:
             await self.audio_sink.aclose()
 

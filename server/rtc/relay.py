@@ -1,10 +1,10 @@
 """Fan-out of one published track's encoded frames to every subscriber, without decoding.
 
-A ``PublishedTrack`` reads ``av.Packet`` objects from the publisher's receiver track (see ``forwarding.py``) in one task
-and hands each to every ``ForwardedTrack`` (one per subscriber). A forwarded video track starts with the next keyframe
-and asks the publisher for one when it is created; when a subscriber falls behind, its queue drops frames, then waits for
-the next keyframe (a VP8 stream cannot be decoded past a gap) and asks for one. Keyframe requests are rate-limited per
-publisher.
+A ``PublishedTrack`` reads ``av.Packet`` objects from the publisher's receiver track (see ``forwarding.py``) in one
+task and hands each to every ``ForwardedTrack`` (one per subscriber). A forwarded video track starts with the next
+keyframe and asks the publisher for one when it is created; when a subscriber falls behind, its queue drops frames, then
+waits for the next keyframe (a VP8 stream cannot be decoded past a gap) and asks for one. Keyframe requests are
+rate-limited per publisher.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class ForwardedTrack(MediaStreamTrack):
         """Called when the subscriber reports picture loss (PLI/FIR) or after a gap."""
         self._source.request_keyframe()
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -135,6 +135,8 @@ class PublishedTrack:
         try:
             while True:
                 packet = await self._track.recv()
+                if not isinstance(packet, av.Packet):  # the receiver must forward encoded frames (forwarding.py)
+                    raise TypeError("PublishedTrack needs a receiver set up with forwarding.forward_encoded")
                 self.packets += 1
                 if self._on_packet is not None:
                     self._on_packet(packet)

@@ -55,7 +55,7 @@ class MovingPatternVideoTrack(_Paced):
         super().__init__(1 / fps, VIDEO_CLOCK)
         self._width, self._height = width, height
 
-    async def recv(self) -> av.VideoFrame:  # type: ignore[override]
+    async def recv(self) -> av.VideoFrame:
         pts, _ = await self._next()
         image = np.full((self._height, self._width, 3), 40, dtype=np.uint8)
         x = (self._index * 4) % self._width
@@ -78,7 +78,7 @@ def encode_vp8_sequence(count: int, width: int = 640, height: int = 480, fps: in
         codec.time_base = fractions.Fraction(1, fps)
         codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0", "error-resilient": "1"}
         codec.gop_size = keyframe_interval
-        return codec  # type: ignore[return-value]
+        return codec
 
     rng = np.random.default_rng(7)
     base = rng.integers(0, 255, size=(height // 8, width // 8, 3), dtype=np.uint8)
@@ -124,7 +124,7 @@ class PreEncodedVideoTrack(_Paced):
     def request_keyframe(self) -> None:
         self._want_key = True
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         pts, due = await self._next()
         i = (self._index - 1) % len(self._deltas)
         data = self._keys[i] if (self._want_key or i == 0) else self._deltas[i]
@@ -143,7 +143,7 @@ class WavAudioTrack(_Paced):
 
     def __init__(self, path: Path | None = None, loop: bool = False, tone_hz: float | None = None) -> None:
         super().__init__(AUDIO_PTIME, AUDIO_RATE)
-        self._loop = loop
+        self._repeat = loop
         samples = np.zeros(0, dtype=np.int16)
         if path is not None:
             samples = read_wav_48k_mono(path)
@@ -154,13 +154,13 @@ class WavAudioTrack(_Paced):
         self._pos = 0
         self.started_at: float | None = None
 
-    async def recv(self) -> av.AudioFrame:  # type: ignore[override]
+    async def recv(self) -> av.AudioFrame:
         pts, due = await self._next()
         self.started_at = self.started_at or due
         n = int(AUDIO_RATE * AUDIO_PTIME)
         chunk = self._samples[self._pos : self._pos + n]
         self._pos += n
-        if self._loop and self._pos >= self._samples.size and self._samples.size:
+        if self._repeat and self._pos >= self._samples.size and self._samples.size:
             self._pos = 0
         if chunk.size < n:
             chunk = np.concatenate([chunk, np.zeros(n - chunk.size, dtype=np.int16)])

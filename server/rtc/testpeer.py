@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 import websockets
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -158,7 +159,7 @@ class TestPeer:
                 stream.frames += 1
                 stream.first_at = stream.first_at or now
                 stream.last_at = now
-                if stream.kind == "video" and hasattr(frame, "width") and len(stream.frame_sizes) < 5:
+                if isinstance(frame, av.VideoFrame) and len(stream.frame_sizes) < 5:
                     stream.frame_sizes.append((frame.width, frame.height))
                 if self._record:
                     stream.arrivals.append((now, frame))
