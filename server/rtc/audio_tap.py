@@ -28,14 +28,15 @@ REANCHOR_DRIFT_S = 0.5
 
 
 class Resampler:
-    """Any ``av.AudioFrame`` -> mono float32 at 16 kHz."""
+    """Any ``av.AudioFrame`` -> mono float32 at 16 kHz. Channels are averaged (browsers send mono speech as identical
+    left and right channels; FFmpeg's default downmix would add 3 dB and could clip loud speech)."""
 
     def __init__(self, rate: int = SAMPLE_RATE) -> None:
-        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
 
     def __call__(self, frame: av.AudioFrame | None) -> npt.NDArray[np.float32]:
         """Resample one frame (``None`` flushes what the resampler holds back)."""
-        chunks = [out.to_ndarray().reshape(-1) for out in self._resampler.resample(frame)]
+        chunks = [out.to_ndarray().mean(axis=0) for out in self._resampler.resample(frame)]
         if not chunks:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)

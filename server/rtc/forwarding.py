@@ -119,6 +119,8 @@ class MarkerJitterBuffer:
     requested (the ``bool`` in the return value), as aiortc's buffer does.
     """
 
+    GIVE_UP_FRAMES = 3
+
     def __init__(self, capacity: int = 512) -> None:
         assert capacity & (capacity - 1) == 0
         self.capacity = capacity
@@ -139,6 +141,8 @@ class MarkerJitterBuffer:
             pli = True
         self._packets[seq % self.capacity] = packet
         frame, dropped = self._release()
+        if frame is None and dropped:  # resynchronised: a complete frame may now be at the origin
+            frame, _ = self._release()
         return pli or dropped, frame
 
     def _reset(self, origin: int) -> None:
@@ -149,39 +153,41 @@ class MarkerJitterBuffer:
         assert self._origin is not None
         first = self._packets[self._origin % self.capacity]
         if first is None:
-            return None, self._skip_broken_frame()
+            return None, self._resync()
         timestamp = first.timestamp
         parts = []
         for count in range(self.capacity):
             p = self._packets[(self._origin + count) % self.capacity]
-            if p is None or p.timestamp != timestamp:
-                return None, False
+            if p is None:
+                return None, self._resync()
+            if p.timestamp != timestamp:  # the marker packet was lost: this frame cannot complete
+                return None, self._resync()
             parts.append(p._data)
             if p.marker:
-                for i in range(count + 1):
-                    self._packets[(self._origin + i) % self.capacity] = None
-                self._origin = (self._origin + count + 1) & 0xFFFF
+                self._drop(count + 1)
                 return _FrameJitterFrame(b"".join(parts), timestamp), False
         return None, False
 
-    def _skip_broken_frame(self) -> bool:
-        """The origin packet is missing. If a later frame has already started arriving completely past a gap of more
-        than a few frames, give up on the incomplete one(s) and resynchronise on the newest frame start."""
+    def _drop(self, count: int) -> None:
         assert self._origin is not None
-        present = [
-            (count, p) for count in range(self.capacity)
-            if (p := self._packets[(self._origin + count) % self.capacity]) is not None
-        ]
-        timestamps = {p.timestamp for _, p in present}
-        if len(timestamps) < 3:
-            return False  # wait a little for retransmissions (NACK) to fill the gap
-        # Move the origin to the first packet after the last marker we hold, dropping everything before it.
-        last_marker = max((count for count, p in present if p.marker), default=None)
-        if last_marker is None:
-            return False
-        for i in range(last_marker + 1):
+        for i in range(count):
             self._packets[(self._origin + i) % self.capacity] = None
-        self._origin = (self._origin + last_marker + 1) & 0xFFFF
+        self._origin = (self._origin + count) & 0xFFFF
+
+    def _resync(self) -> bool:
+        """The frame at the origin is incomplete. Wait while a retransmission (NACK) may still fill the gap; once
+        packets of ``GIVE_UP_FRAMES`` later frames are held, drop the incomplete frame(s) and restart at the newest
+        packet known to begin a frame (one after a packet with the marker bit). Returns True when it dropped."""
+        assert self._origin is not None
+        held = [(c, p) for c in range(self.capacity) if (p := self._packets[(self._origin + c) % self.capacity])]
+        if len({p.timestamp for _, p in held}) <= self.GIVE_UP_FRAMES:
+            return False
+        starts = [c + 1 for c, p in held if p.marker and self._packets[(self._origin + c + 1) % self.capacity]]
+        if not starts:
+            return False
+        # Restart at the newest frame start: the frames in between reference the lost one and cannot be decoded
+        # before the next keyframe anyway, and holding them back would add latency.
+        self._drop(starts[-1])
         return True
 
 

@@ -1,0 +1,72 @@
+"""Opus decoded once to 16 kHz mono float32 for speech recognition: resampling and the timeline."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from server.rtc.audio_tap import AudioTap, Resampler
+from tests.fakes import RecordingSink
+
+
+def test_resampler_48k_stereo_to_16k_mono() -> None:
+    t = np.arange(48000) / 48000
+    tone = (0.5 * 32767 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)
+    stereo = np.repeat(tone, 2).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
+    frame.sample_rate = 48000
+    resample = Resampler()
+    out = np.concatenate([resample(frame), resample(None)])
+    assert out.dtype == np.float32
+    assert abs(out.size - 16000) <= 32
+    spectrum = np.abs(np.fft.rfft(out[1000:15000]))
+    peak_hz = np.argmax(spectrum) * 16000 / 14000
+    assert abs(peak_hz - 1000) < 5
+    assert 0.3 < np.abs(out).max() <= 0.55
+
+
+def opus_packets(seconds: float) -> list[av.Packet]:
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format = 48000, "stereo", "s16"
+    codec.time_base = Fraction(1, 48000)
+    t = np.arange(int(48000 * seconds)) / 48000
+    tone = np.repeat((0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), 2).reshape(1, -1)
+    packets = []
+    for n in range(0, int(48000 * seconds), 960):
+        frame = av.AudioFrame.from_ndarray(tone[:, 2 * n : 2 * (n + 960)], format="s16", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, n
+        packets.extend(codec.encode(frame))
+    return packets
+
+
+def test_tap_decodes_and_keeps_a_continuous_timeline() -> None:
+    sink = RecordingSink("r", "p", "Ada")
+    clock = iter(1000.0 + i * 0.02 for i in range(10_000))
+    tap = AudioTap(sink, clock=lambda: next(clock))
+    packets = opus_packets(1.0)
+    for packet in packets:
+        packet.time_base = Fraction(1, 48000)
+        tap.push_packet(packet)
+    audio = sink.audio()
+    assert abs(sink.seconds - 1.0) < 0.05
+    assert float(np.sqrt(np.mean(audio[4000:] ** 2))) > 0.1
+    times = [t for t, _ in sink.chunks]
+    sizes = [c.size for _, c in sink.chunks]
+    for (t1, n1), t2 in zip(zip(times, sizes, strict=True), times[1:], strict=False):
+        assert abs(t2 - (t1 + n1 / 16000)) < 1e-6, "contiguous packets give a contiguous timeline"
+
+
+def test_tap_fills_short_gaps_with_silence() -> None:
+    sink = RecordingSink("r", "p", "Ada")
+    now = [2000.0]
+    tap = AudioTap(sink, clock=lambda: now[0])
+    packets = opus_packets(0.4)
+    for i, packet in enumerate(packets):
+        if 5 <= i < 15:
+            continue  # 200 ms lost (or silence not transmitted)
+        now[0] = 2000.0 + i * 0.02
+        packet.time_base = Fraction(1, 48000)
+        tap.push_packet(packet)
+    assert abs(sink.seconds - 0.4) < 0.05, "the gap is filled so voice-activity detection sees the pause"

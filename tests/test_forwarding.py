@@ -1,0 +1,165 @@
+"""The private-aiortc-API module and the relay: jitter buffers, keyframe gating, PLI routing, and the version pin."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from fractions import Fraction
+
+import aiortc
+import av
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from server.rtc import forwarding
+from server.rtc.forwarding import AudioPassThroughBuffer, MarkerJitterBuffer
+from server.rtc.relay import PublishedTrack, is_vp8_keyframe
+
+
+@dataclass
+class FakeRtp:
+    sequence_number: int
+    timestamp: int
+    marker: int
+    _data: bytes
+
+
+def test_pinned_aiortc_version() -> None:
+    assert aiortc.__version__.startswith(forwarding.SUPPORTED_AIORTC)
+    forwarding.check_aiortc_version()
+
+
+def test_version_check_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiortc, "__version__", "1.17.0")
+    with pytest.raises(forwarding.UnsupportedAiortcVersion, match=r"1\.16"):
+        forwarding.check_aiortc_version()
+
+
+async def test_private_receiver_internals_still_exist() -> None:
+    """The attributes forwarding.py replaces exist on a real aiortc receiver and sender."""
+    pc = aiortc.RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        receiver = transceiver.receiver
+        for name in ("decoder_queue", "jitter_buffer", "remote_bitrate_estimator", "rtx_ssrc", "decoder_thread"):
+            assert hasattr(receiver, f"_RTCRtpReceiver__{name}"), name
+        assert callable(receiver._send_rtcp_pli)
+        assert callable(transceiver.sender._send_keyframe)
+    finally:
+        await pc.close()
+
+
+def test_marker_buffer_releases_on_the_last_packet() -> None:
+    buf = MarkerJitterBuffer(capacity=16)
+    assert buf.add(FakeRtp(100, 9000, 0, b"a")) == (False, None)
+    assert buf.add(FakeRtp(101, 9000, 0, b"b")) == (False, None)
+    pli, frame = buf.add(FakeRtp(102, 9000, 1, b"c"))
+    assert not pli and frame is not None and frame.data == b"abc" and frame.timestamp == 9000
+    pli, frame = buf.add(FakeRtp(103, 12000, 1, b"d"))  # a one-packet frame is released at once
+    assert frame is not None and frame.data == b"d"
+
+
+def test_marker_buffer_reorders_and_wraps() -> None:
+    buf = MarkerJitterBuffer(capacity=16)
+    assert buf.add(FakeRtp(65535, 1, 0, b"x"))[1] is None
+    assert buf.add(FakeRtp(1, 1, 1, b"z"))[1] is None  # arrives before the packet it follows
+    _, frame = buf.add(FakeRtp(0, 1, 0, b"y"))
+    assert frame is not None and frame.data == b"xyz"
+    assert buf.add(FakeRtp(65534, 0, 1, b"late"))[1] is None  # older than what was released: ignored
+
+
+def test_marker_buffer_gives_up_on_a_lost_packet_and_asks_for_a_keyframe() -> None:
+    buf = MarkerJitterBuffer(capacity=64)
+    buf.add(FakeRtp(10, 100, 0, b"a"))  # packet 11 (end of this frame) is lost
+    released = []
+    for n, ts in enumerate((200, 300, 400)):
+        pli, frame = buf.add(FakeRtp(12 + n, ts, 1, b"f%d" % n))
+        released.append((pli, frame))
+    assert any(pli for pli, _ in released), "a keyframe is requested after dropping the broken frame"
+    assert released[-1][1] is not None and released[-1][1].data == b"f2", "restarts at the newest frame"
+    pli, frame = buf.add(FakeRtp(15, 500, 1, b"next"))
+    assert frame is not None and frame.data == b"next"
+
+
+def test_audio_pass_through_drops_only_late_packets() -> None:
+    buf = AudioPassThroughBuffer()
+    assert buf.add(FakeRtp(5, 960, 0, b"a"))[1].data == b"a"  # type: ignore[union-attr]
+    assert buf.add(FakeRtp(7, 2880, 0, b"c"))[1].data == b"c"  # type: ignore[union-attr]
+    assert buf.add(FakeRtp(6, 1920, 0, b"b"))[1] is None
+
+
+def test_vp8_keyframe_bit() -> None:
+    assert is_vp8_keyframe(av.Packet(b"\x10\x02\x00"))
+    assert not is_vp8_keyframe(av.Packet(b"\x11\x02\x00"))
+    assert not is_vp8_keyframe(av.Packet(b""))
+
+
+class PacketSource(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: asyncio.Queue[av.Packet | None] = asyncio.Queue()
+
+    def feed(self, key: bool, n: int) -> None:
+        packet = av.Packet(bytes([0x10 if key else 0x11, n]))
+        packet.pts, packet.time_base = n, Fraction(1, 90000)
+        self.queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        item = await self.queue.get()
+        if item is None:
+            raise MediaStreamError
+        return item
+
+
+async def test_new_subscriber_starts_at_a_keyframe_and_requests_one() -> None:
+    source = PacketSource()
+    requests: list[float] = []
+
+    async def request() -> bool:
+        requests.append(asyncio.get_running_loop().time())
+        return True
+
+    published = PublishedTrack(source, request)
+    source.feed(True, 0)
+    source.feed(False, 1)
+    for _ in range(100):  # let the relay task consume what was published before this subscriber arrives
+        if published.packets == 2:
+            break
+        await asyncio.sleep(0)
+    subscriber = published.subscribe()
+    for n in (2, 3):
+        source.feed(False, n)  # deltas before any keyframe: never forwarded to the new subscriber
+    source.feed(True, 4)
+    source.feed(False, 5)
+    first = await asyncio.wait_for(subscriber.recv(), 2)
+    second = await asyncio.wait_for(subscriber.recv(), 2)
+    assert bytes(first) == b"\x10\x04" and bytes(second) == b"\x11\x05"
+    await asyncio.sleep(0)  # let the keyframe request task run
+    assert len(requests) == 1
+    # Further requests within the interval are merged into one.
+    for _ in range(5):
+        subscriber.request_keyframe()
+    await published.close()
+    assert len(requests) <= 2
+
+
+async def test_slow_subscriber_is_bounded_and_resumes_at_a_keyframe() -> None:
+    source = PacketSource()
+
+    async def request() -> bool:
+        return True
+
+    published = PublishedTrack(source, request, max_queue=5)
+    subscriber = published.subscribe()
+    source.feed(True, 0)
+    for n in range(1, 20):
+        source.feed(False, n)
+    source.feed(True, 20)
+    source.feed(False, 21)
+    got = [bytes(await asyncio.wait_for(subscriber.recv(), 2)) for _ in range(2)]
+    assert got == [b"\x10\x14", b"\x11\x15"], "after overflowing it resumes at the next keyframe"
+    assert subscriber.dropped >= 5
+    source.queue.put_nowait(None)
+    await published.close()
