@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.events import Error, ParticipantLeft
+from server.events import CaptionFinal, CaptionPartial, Error, ParticipantLeft
 from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack
 from server.rtc.testpeer import TestPeer
 from server.settings import Settings
@@ -110,3 +110,32 @@ async def test_room_full(server: RunningServer) -> None:
     finally:
         for peer in [*peers, late]:
             await peer.close()
+
+
+async def test_speech_becomes_captions_for_everyone(tmp_path: Path) -> None:
+    """Real faster-whisper behind the real server: Ada speaks, Bo receives her media and her words as captions, and
+    the transcript is stored."""
+    settings = Settings(data_dir=tmp_path, rtc_loopback_candidates=True, asr_model="tiny.en", asr_language="en")
+    with running_server(settings) as server:
+        room = new_room(server)
+        ada = TestPeer(server.ws(room), "Ada", audio=WavAudioTrack(DATA / "hello16.wav"),
+                       video=MovingPatternVideoTrack())
+        bo = TestPeer(server.ws(room), "Bo")
+        try:
+            await ada.join()
+            await bo.join()
+            await bo.wait_media(ada.participant_id or "", "audio", frames=20, timeout=30)
+            final = await bo.wait_for(lambda m: isinstance(m, CaptionFinal), timeout=60)
+            assert isinstance(final, CaptionFinal)
+            assert final.speaker_name == "Ada" and final.participant_id == ada.participant_id
+            text = final.text.lower()
+            assert "everyone" in text and "station" in text
+            partials = [m for m in bo.messages
+                        if isinstance(m, CaptionPartial) and m.utterance_id == final.utterance_id]
+            assert partials, "provisional captions arrive while Ada speaks"
+            await wait_until(lambda: len(server.ctx.storage.transcript(room)) >= 1, timeout=10)
+            stored = server.ctx.storage.transcript(room)[0]
+            assert stored.utterance_id == final.utterance_id and stored.text == final.text
+        finally:
+            await ada.close()
+            await bo.close()
