@@ -54,6 +54,14 @@ def _serve(args: argparse.Namespace) -> int:
     if bool(settings.tls_cert) != bool(settings.tls_key):
         print("error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    if settings.asr_backend == "whisper":
+        from models.whisper import ModelNotAvailable, resolve_whisper_model
+
+        try:  # fail early and plainly; on the first run this also assembles the shipped model (a few seconds)
+            resolve_whisper_model(settings.asr_model, settings.resolved_model_cache_dir())
+        except ModelNotAvailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     scheme = "https" if settings.tls_cert else "http"
     print(f"Moot {__version__}: open {scheme}://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
     uvicorn.run(

@@ -186,6 +186,7 @@ ErrorCode = Literal[
     "already_joined",
     "bad_sdp",
     "negotiation_timeout",
+    "media_failed",
     "internal",
 ]
 

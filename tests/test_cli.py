@@ -87,7 +87,7 @@ def test_serve_over_tls(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # wait for uvicorn's startup line rather than sleeping
-            if "Application startup complete" in line or "Uvicorn running" in line:
+            if "Uvicorn running" in line:  # logged once the socket listens
                 break
         else:
             pytest.fail("server exited before starting")
@@ -97,3 +97,12 @@ def test_serve_over_tls(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_serve_with_a_missing_model_says_what_is_wrong(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--data-dir", str(tmp_path), "--asr-model", str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert "model.bin" in result.stderr and "Traceback" not in result.stderr

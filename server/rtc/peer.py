@@ -80,6 +80,7 @@ class Peer:
         self.audio_tap: AudioTap | None = AudioTap(audio_sink) if audio_sink is not None else None
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
         self.published: dict[str, PublishedTrack] = {}
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self._free: list[Subscription] = []
@@ -96,6 +97,12 @@ class Peer:
         self._desired: dict[tuple[str, str], PublishedTrack] = {}
         self.on_failed: Callable[[Peer, NegotiationFailed], None] | None = None
         self.negotiations = 0
+
+    def _on_connection_state(self) -> None:
+        if self.pc.connectionState == "failed":
+            logger.info("media connection with %s failed", self.participant_id)
+            self._send(Error(code="media_failed", message="Your audio and video could not reach the server. "
+                             "A firewall may be blocking them: the organiser can configure a TURN server."))
 
     # Publishing --------------------------------------------------------------------------------------------------
     def _on_track(self, track: MediaStreamTrack) -> None:
