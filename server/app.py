@@ -56,6 +56,7 @@ def create_app(
             await ctx.captions.start()
         ctx.rooms = RoomRegistry(ctx)
         app.state.ctx = ctx
+        app.state.loop = asyncio.get_running_loop()
         app.state.ready = True
         logger.info("moot %s ready (bus=%s, asr=%s)", __version__, settings.bus, settings.asr_backend)
         try:

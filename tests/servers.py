@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -35,6 +36,15 @@ class RunningServer:
     @property
     def ctx(self) -> Any:
         return self.app.state.ctx
+
+    def task_names(self) -> list[str]:
+        """Names of the tasks alive on the server's event loop (to catch leaked tasks)."""
+        loop = self.app.state.loop
+
+        async def names() -> list[str]:
+            return sorted(t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task())
+
+        return asyncio.run_coroutine_threadsafe(names(), loop).result(timeout=10)
 
 
 @contextmanager

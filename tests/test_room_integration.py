@@ -49,6 +49,7 @@ def new_room(server: RunningServer) -> str:
 async def test_three_peers_forward_media_and_renegotiate(server: RunningServer,
                                                          captions: RecordingCaptionService) -> None:
     room = new_room(server)
+    baseline_tasks = server.task_names()
     ada = TestPeer(server.ws(room), "Ada", audio=WavAudioTrack(DATA / "hello16.wav"), video=MovingPatternVideoTrack())
     bo = TestPeer(server.ws(room), "Bo", audio=WavAudioTrack(tone_hz=440), video=MovingPatternVideoTrack())
     cy = TestPeer(server.ws(room), "Cy", audio=WavAudioTrack(tone_hz=660), video=MovingPatternVideoTrack())
@@ -94,6 +95,9 @@ async def test_three_peers_forward_media_and_renegotiate(server: RunningServer,
     finally:
         for peer in peers:
             await peer.close()
+    # Everyone has left: no task (relay, negotiation, signaling, aiortc's own) outlives its participant on the server.
+    await wait_until(lambda: server.ctx.rooms.room(room) is None, timeout=10)
+    await wait_until(lambda: server.task_names() == baseline_tasks, timeout=10)
 
 
 async def test_room_full(server: RunningServer) -> None:
