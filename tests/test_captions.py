@@ -74,20 +74,25 @@ def check_invariants(events: list[BusEvent], t0: float) -> list[CaptionFinal]:
     return finals
 
 
-async def test_scripted_backend_timing_and_invariants(bus: InProcessBus, tmp_path: Path) -> None:
-    backend = ScriptedBackend(script=SCRIPT)
-    settings = Settings(data_dir=tmp_path, asr_backend="fake", asr_partial_interval_s=0.5, asr_min_silence_s=0.8)
-    service = WhisperCaptionService(settings, bus, backend=backend)
+async def transcribe_speech(service: WhisperCaptionService, bus: InProcessBus, speed: float,
+                            timeout: float) -> tuple[list[BusEvent], list[CaptionFinal]]:
+    """Start the service, play the speech file then 1.5 s of silence, and check the invariants of what came out."""
     await service.start()
     sub = await bus.subscribe("room:*")
     t0 = 1_000_000.0
-    await play(service, np.concatenate([speech(), np.zeros(24000, np.float32)]), t0, speed=10)
-    events = await collect(sub, until_finals=1, timeout=10)
-    finals = check_invariants(events, t0)
+    await play(service, np.concatenate([speech(), np.zeros(24000, np.float32)]), t0, speed=speed)
+    events = await collect(sub, until_finals=1, timeout=timeout)
+    await service.close()
+    return events, check_invariants(events, t0)
+
+
+async def test_scripted_backend_timing_and_invariants(bus: InProcessBus, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, asr_backend="fake", asr_partial_interval_s=0.5, asr_min_silence_s=0.8)
+    service = WhisperCaptionService(settings, bus, backend=ScriptedBackend(script=SCRIPT))
+    events, finals = await transcribe_speech(service, bus, speed=10, timeout=10)
     assert len(finals) == 1
     assert finals[0].text == "Hello everyone. I think we should build more homes near the station."
     assert any(isinstance(e, CaptionPartial) for e in events)
-    await service.close()
 
 
 async def test_bounded_input_drops_oldest(bus: InProcessBus, tmp_path: Path) -> None:
@@ -105,16 +110,9 @@ async def test_bounded_input_drops_oldest(bus: InProcessBus, tmp_path: Path) -> 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, expected", [("tiny.en", ["hello", "everyone", "station"]), ("base", ["station"])])
 async def test_real_whisper_captions(bus: InProcessBus, tmp_path: Path, model: str, expected: list[str]) -> None:
-    settings = Settings(data_dir=tmp_path, asr_model=model)
-    service = WhisperCaptionService(settings, bus)
-    await service.start()
-    sub = await bus.subscribe("room:*")
-    t0 = 2_000_000.0
-    await play(service, np.concatenate([speech(), np.zeros(24000, np.float32)]), t0, speed=2)
-    events = await collect(sub, until_finals=1, timeout=60)
-    finals = check_invariants(events, t0)
+    service = WhisperCaptionService(Settings(data_dir=tmp_path, asr_model=model), bus)
+    _, finals = await transcribe_speech(service, bus, speed=2, timeout=60)
     text = " ".join(f.text for f in finals).lower()
     for word in expected:
         assert word in text
     assert finals[-1].language == "en"
-    await service.close()
