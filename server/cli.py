@@ -51,6 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings_from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level.upper() != "DEBUG":
+        # Per-decode and per-ICE-check chatter from libraries; Moot logs what matters about them itself.
+        for noisy in ("faster_whisper", "aioice", "aiortc"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         print("error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
