@@ -30,6 +30,8 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--asr-model", help="'base' (default), 'tiny.en' or a CTranslate2 Whisper model directory")
     p.add_argument("--asr-device", choices=["cpu", "cuda", "auto"], help="where Whisper runs")
     p.add_argument("--asr-language", help="language hint, e.g. en (default: detect)")
+    p.add_argument("--asr-compute-type", help="CTranslate2 compute type: int8 (default, CPU), float16 (GPU), ...")
+    p.add_argument("--asr-beam-size", type=int, help="beam size (default 1: fastest)")
     p.add_argument("--max-participants", type=int, help="room capacity (default 8)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING...")
     p.set_defaults(func=_serve)

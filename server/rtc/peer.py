@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCRtpReceiver,
@@ -71,6 +72,7 @@ class Peer:
         negotiation_timeout_s: float,
         on_published: Callable[[Peer, PublishedTrack], None],
         audio_sink: SpeakerAudioSink | None,
+        stun_urls: list[str] | None = None,
     ) -> None:
         self.participant_id = participant_id
         self._send = send
@@ -78,7 +80,9 @@ class Peer:
         self._on_published = on_published
         self.audio_sink = audio_sink
         self.audio_tap: AudioTap | None = AudioTap(audio_sink) if audio_sink is not None else None
-        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # STUN lets a server behind 1:1 NAT (most cloud VMs) also offer its public address; TURN is for browsers only.
+        ice = [RTCIceServer(urls=url) for url in (stun_urls or [])]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
         self.published: dict[str, PublishedTrack] = {}

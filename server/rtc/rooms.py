@@ -68,6 +68,7 @@ class RoomRegistry:
         self._ctx = ctx
         self._rooms: dict[str, Room] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._stun_urls = [u for s in ctx.settings.ice_servers for u in s.urls if u.startswith("stun:")]
         forwarding.check_aiortc_version()
         if ctx.settings.rtc_loopback_candidates:
             forwarding.enable_loopback_candidates()
@@ -100,7 +101,7 @@ class RoomRegistry:
             sink = None
             if self._ctx.captions is not None:
                 sink = self._ctx.captions.open_speaker(room_id, stored.id, name)
-            peer = Peer(stored.id, send, settings.negotiation_timeout_s, self._on_published, sink)
+            peer = Peer(stored.id, send, settings.negotiation_timeout_s, self._on_published, sink, self._stun_urls)
             participant = Participant(stored.id, name, room, send, peer, audio, video, on_removed)
             peer.on_failed = self._on_negotiation_failed
             room.participants[stored.id] = participant
