@@ -47,7 +47,6 @@ class Utterance:
     last_partial_at: int = 0
     partial_pending: bool = False
     speculative: asyncio.Future[Transcription] | None = None
-    speculative_end: int = 0
     finished: bool = False
     last_sent: tuple[str, str] | None = None
 
@@ -172,7 +171,6 @@ class SpeakerStream:
             self._silence_at = end - WINDOW
         if (self._silence_at is not None and utterance.speculative is None
                 and end - self._silence_at >= SPECULATE_AFTER_S * SAMPLE_RATE):
-            utterance.speculative_end = end
             utterance.speculative = self._decode(FINAL, utterance.start, end)
         if decision.speech_resumed:
             self._silence_at = None

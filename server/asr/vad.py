@@ -111,7 +111,3 @@ class Segmenter:
                 decision.speech_resumed = True
             self._silent_windows = 0
         return decision
-
-    @property
-    def silent_for_s(self) -> float:
-        return self._silent_windows * WINDOW_S

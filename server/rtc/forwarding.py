@@ -33,7 +33,6 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = "1.16."
-VIDEO_CLOCK_RATE = 90_000
 
 
 class UnsupportedAiortcVersion(RuntimeError):

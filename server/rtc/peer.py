@@ -100,7 +100,6 @@ class Peer:
         self._task: asyncio.Task[None] | None = None
         self._desired: dict[tuple[str, str], PublishedTrack] = {}
         self.on_failed: Callable[[Peer, NegotiationFailed], None] | None = None
-        self.negotiations = 0
 
     def _on_connection_state(self) -> None:
         if self.pc.connectionState == "failed":
@@ -201,7 +200,6 @@ class Peer:
         while not self._answers.empty():  # stale answers to an earlier offer
             self._answers.get_nowait()
         self._awaiting_answer = True
-        self.negotiations += 1
         self._send(Offer(sdp=self.pc.localDescription.sdp, tracks=tracks))
         deadline = time.monotonic() + self._timeout
         try:

@@ -46,12 +46,6 @@ class ReceivedStream:
     frame_sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) of decoded video frames
     arrivals: list[tuple[float, Any]] = field(default_factory=list)  # (time, frame or packet) when recording
 
-    def fps(self, since: float) -> float:
-        if self.last_at is None:
-            return 0.0
-        n = sum(1 for t, _ in self.arrivals if t >= since) if self.arrivals else self.frames
-        return n / max(1e-6, (self.last_at - since))
-
 
 class TestPeer:
     """One participant. Use ``async with TestPeer(...) as peer`` or call ``join()`` and ``close()``."""
