@@ -1,0 +1,140 @@
+"""Deliberation templates: the question, background material and timed stages a room runs through.
+
+Templates are YAML files validated into typed models; every problem is reported with where it is in the file
+(``stages.2.minutes: must be greater than 0``). ``builtin_templates()`` lists the templates shipped with Moot.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUILTIN_DIR = Path(__file__).parent / "templates"
+
+
+class TemplateError(ValueError):
+    """A template file that cannot be used; the message lists every problem found."""
+
+
+class StageKind(StrEnum):
+    WELCOME = "welcome"  # greetings and an introductions round
+    FRAMING = "framing"  # the question and background material
+    DISCUSSION = "discussion"  # open discussion, with balance nudges and periodic summaries
+    DRAFTING = "drafting"  # candidate statements proposed, edited and added
+    VOTING = "voting"  # agree / disagree / pass on every statement
+    CLOSING = "closing"  # closing summary and thanks
+
+
+class Stage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    kind: StageKind
+    title: str = Field(min_length=1, max_length=120)
+    minutes: float = Field(gt=0, le=240)
+    intro: str = Field(min_length=1, max_length=2000, description="What the facilitator says as the stage starts.")
+    questions: list[str] = Field(default_factory=list, description="Questions to put to the group, in order.")
+    time_warnings: list[float] | None = Field(
+        default=None,
+        description="Minutes before the end at which to say how long is left (default: 5 and 1, where they fit).",
+    )
+    summarise_every_minutes: float | None = Field(default=None, gt=0, le=60)
+
+    @field_validator("questions")
+    @classmethod
+    def _questions_not_blank(cls, value: list[str]) -> list[str]:
+        if any(not q.strip() for q in value):
+            raise ValueError("questions must not be blank")
+        return [q.strip() for q in value]
+
+    @model_validator(mode="after")
+    def _warnings_fit(self) -> Stage:
+        if self.time_warnings is None:
+            object.__setattr__(self, "time_warnings", [w for w in (5.0, 1.0) if w < self.minutes])
+            return self
+        too_late = [w for w in self.time_warnings if w <= 0 or w >= self.minutes]
+        if too_late:
+            raise ValueError(f"time_warnings {too_late} must be between 0 and the stage's {self.minutes:g} minutes")
+        object.__setattr__(self, "time_warnings", sorted(self.time_warnings, reverse=True))
+        return self
+
+    @property
+    def warnings(self) -> list[float]:
+        return list(self.time_warnings or [])
+
+
+class Template(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    title: str = Field(min_length=1, max_length=200)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    question: str = Field(min_length=1, max_length=1000)
+    background: str = Field(default="", max_length=8000)
+    stages: list[Stage] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Template:
+        ids = [s.id for s in self.stages]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"stage ids must be unique; repeated: {', '.join(duplicates)}")
+        kinds = [s.kind for s in self.stages]
+        if StageKind.VOTING in kinds:
+            first_vote = kinds.index(StageKind.VOTING)
+            if StageKind.DRAFTING not in kinds[:first_vote]:
+                raise ValueError("a voting stage needs a drafting stage before it (there is nothing to vote on)")
+        return self
+
+    @property
+    def total_minutes(self) -> float:
+        return sum(s.minutes for s in self.stages)
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages:
+            if s.id == stage_id:
+                return s
+        raise KeyError(stage_id)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_template(data: Any, source: str = "template") -> Template:
+    if not isinstance(data, dict):
+        raise TemplateError(f"{source}: a template is a mapping with id, title, question and stages")
+    try:
+        return Template.model_validate(data)
+    except ValidationError as exc:
+        raise TemplateError(f"{source} is not a valid deliberation template:\n{_describe(exc)}") from None
+
+
+def load_template(path: Path) -> Template:
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise TemplateError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_template(data, str(path))
+
+
+def builtin_templates() -> dict[str, Template]:
+    """The templates shipped with Moot, by id."""
+    templates = [load_template(p) for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
+    return {t.id: t for t in templates}
