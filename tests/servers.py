@@ -49,8 +49,14 @@ class RunningServer:
 
 @contextmanager
 def running_server(settings: Settings, **app_kwargs: Any) -> Iterator[RunningServer]:
+    with serve_app(create_app(settings, **app_kwargs)) as running:
+        yield running
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[RunningServer]:
+    """Serve any ASGI app on a free localhost port from a background thread."""
     port = free_port()
-    app = create_app(settings, **app_kwargs)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=2**20)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
