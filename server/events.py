@@ -101,8 +101,67 @@ class CaptionFinal(_RoomEvent):
     words: list[CaptionWord] = Field(default_factory=list)
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Facilitator events
+
+
+class StageChanged(_RoomEvent):
+    """The deliberation moved to another stage of its template."""
+
+    type: Literal["stage.changed"] = "stage.changed"
+    template_id: str
+    stage_id: str
+    index: int
+    title: str
+    kind: str
+    started_at: float
+    ends_at: float
+
+
+AIMessageKind = Literal[
+    "stage_intro", "question", "time", "greeting", "invite", "balance", "silence", "summary", "statements",
+    "results", "closing", "safety",
+]
+
+
+class AIMessage(_RoomEvent):
+    """A message from the AI facilitator. Always shown labelled as AI-generated; ``sources`` lists the utterances it
+    draws on; ``generated_by`` is ``rules`` or ``llm:<model>``."""
+
+    type: Literal["ai.message"] = "ai.message"
+    message_id: str
+    kind: AIMessageKind
+    text: str
+    stage_id: str | None = None
+    addressed_to: list[str] = Field(default_factory=list)  # participant ids named in the message
+    sources: list[str] = Field(default_factory=list)
+    generated_by: str = "rules"
+    ai_generated: Literal[True] = True
+
+
+class SpeakerTime(_Message):
+    participant_id: str
+    name: str
+    seconds: float
+
+
+class SpeakingBalance(_RoomEvent):
+    """Speaking time per participant so far in the session (from voice activity)."""
+
+    type: Literal["balance.update"] = "balance.update"
+    speakers: list[SpeakerTime]
+
+
 BusEvent = Annotated[
-    ParticipantJoined | ParticipantLeft | ParticipantMediaState | VoiceActivity | CaptionPartial | CaptionFinal,
+    ParticipantJoined
+    | ParticipantLeft
+    | ParticipantMediaState
+    | VoiceActivity
+    | CaptionPartial
+    | CaptionFinal
+    | StageChanged
+    | AIMessage
+    | SpeakingBalance,
     Field(discriminator="type"),
 ]
 
@@ -208,7 +267,10 @@ ServerMessage = Annotated[
     | ParticipantMediaState
     | VoiceActivity
     | CaptionPartial
-    | CaptionFinal,
+    | CaptionFinal
+    | StageChanged
+    | AIMessage
+    | SpeakingBalance,
     Field(discriminator="type"),
 ]
 

@@ -1,0 +1,229 @@
+"""The stage engine for one room: a deterministic core fed with room events and the time, returning events to publish.
+
+It never reads a clock or the bus itself: ``handle(event, now)`` and ``tick(now)`` return the facilitator's events, and
+``next_wakeup()`` says when ``tick`` is next needed. That makes a 40-minute session testable in milliseconds (virtual
+time) and lets the same core run inside ``moot serve`` or in a separate worker. Everything here is rule-driven (timing,
+questions, balance, greetings), so the group is well served even by a weak language model or none.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from facilitator.balance import SpeakingBalanceTracker
+from facilitator.template import Stage, StageKind, Template
+from server.events import (
+    AIMessage,
+    AIMessageKind,
+    BusEvent,
+    ParticipantJoined,
+    ParticipantLeft,
+    SpeakerTime,
+    SpeakingBalance,
+    StageChanged,
+    VoiceActivity,
+)
+
+TALK_STAGES = {StageKind.WELCOME, StageKind.FRAMING, StageKind.DISCUSSION, StageKind.DRAFTING}
+BALANCE_STAGES = {StageKind.FRAMING, StageKind.DISCUSSION}
+
+
+@dataclass
+class EngineSettings:
+    silence_prompt_s: float = 25.0  # ask the next question after this much silence
+    balance_check_s: float = 30.0
+    balance_settle_s: float = 60.0  # no balance nudges in a stage's first minute
+    balance_publish_s: float = 10.0
+    greet_late_joiners: bool = True
+    late_after_s: float = 60.0  # people joining within this of the start are welcomed by the opening itself
+
+
+def _minutes(m: float) -> str:
+    if m < 1:
+        return f"{round(m * 60)} seconds"
+    whole = round(m)
+    return "one minute" if whole == 1 else f"{whole} minutes"
+
+
+@dataclass
+class RoomFacilitator:
+    room_id: str
+    template: Template
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    balance: SpeakingBalanceTracker = field(default_factory=SpeakingBalanceTracker)
+    started_at: float | None = None
+    stage_index: int = -1
+    stage_started_at: float = 0.0
+    finished: bool = False
+    paused_at: float | None = None
+    _warnings_given: set[float] = field(default_factory=set)
+    _questions_asked: int = 0
+    _speaking: set[str] = field(default_factory=set)
+    _last_voice_at: float = 0.0
+    _last_prompt_at: float = float("-inf")
+    _last_balance_check: float = float("-inf")
+    _last_balance_publish: float = float("-inf")
+    _balance_dirty: bool = False
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    # State ------------------------------------------------------------------------------------------------------
+    @property
+    def stage(self) -> Stage | None:
+        if 0 <= self.stage_index < len(self.template.stages):
+            return self.template.stages[self.stage_index]
+        return None
+
+    @property
+    def stage_ends_at(self) -> float:
+        stage = self.stage
+        return self.stage_started_at + (stage.minutes * 60 if stage else 0.0)
+
+    def _present(self) -> list[str]:
+        return [s.participant_id for s in self.balance.speakers.values() if s.present]
+
+    def _message(self, kind: AIMessageKind, text: str, now: float, addressed_to: list[str] | None = None) -> AIMessage:
+        return AIMessage(room_id=self.room_id, ts=now, message_id=f"{self.room_id}-ai-{next(self._ids)}", kind=kind,
+                         text=text, stage_id=self.stage.id if self.stage else None, addressed_to=addressed_to or [])
+
+    # Inputs -----------------------------------------------------------------------------------------------------
+    def handle(self, event: BusEvent, now: float) -> list[BusEvent]:
+        out: list[BusEvent] = []
+        if isinstance(event, ParticipantJoined):
+            p = event.participant
+            known = p.participant_id in self.balance.speakers
+            self.balance.join(p.participant_id, p.name, now)
+            self._balance_dirty = True
+            if self.started_at is None and not self.finished:
+                out += self._start(now)
+            elif (not known and self.settings.greet_late_joiners and self.stage and not self.finished
+                  and now - self.started_at >= self.settings.late_after_s):
+                out.append(self._message(
+                    "greeting",
+                    f"Welcome, {p.name}. We are in \"{self.stage.title}\", talking about: {self.template.question} "
+                    "Join in whenever you are ready.",
+                    now, [p.participant_id]))
+        elif isinstance(event, ParticipantLeft):
+            self.balance.leave(event.participant_id, now)
+            self._speaking.discard(event.participant_id)
+            self._balance_dirty = True
+        elif isinstance(event, VoiceActivity):
+            self.balance.voice(event.participant_id, event.speaking, event.t)
+            if event.speaking:
+                self._speaking.add(event.participant_id)
+            else:
+                self._speaking.discard(event.participant_id)
+            self._last_voice_at = max(self._last_voice_at, event.t)
+            self._balance_dirty = True
+        return out + self.tick(now)
+
+    def pause(self, now: float) -> None:
+        if self.paused_at is None:
+            self.paused_at = now
+
+    def resume(self, now: float) -> None:
+        if self.paused_at is not None:
+            self.stage_started_at += now - self.paused_at  # paused time does not count against the stage
+            self._last_voice_at = max(self._last_voice_at, now)
+            self.paused_at = None
+
+    # Time -------------------------------------------------------------------------------------------------------
+    def next_wakeup(self) -> float | None:
+        """The next time ``tick`` has something to do (None: only an event can change anything)."""
+        if self.finished or self.started_at is None or self.paused_at is not None or self.stage is None:
+            return None
+        stage = self.stage
+        times = [self.stage_ends_at]
+        times += [self.stage_ends_at - w * 60 for w in stage.warnings if w not in self._warnings_given]
+        if stage.kind in TALK_STAGES and not self._speaking:
+            times.append(max(self._last_voice_at, self._last_prompt_at) + self.settings.silence_prompt_s)
+        if stage.kind in BALANCE_STAGES:
+            times.append(max(self._last_balance_check + self.settings.balance_check_s,
+                             self.stage_started_at + self.settings.balance_settle_s))
+        if self._balance_dirty:
+            times.append(self._last_balance_publish + self.settings.balance_publish_s)
+        return min(times)
+
+    def tick(self, now: float) -> list[BusEvent]:
+        if self.finished or self.started_at is None or self.paused_at is not None or self.stage is None:
+            return []
+        out: list[BusEvent] = []
+        while self.stage is not None and now >= self.stage_ends_at:
+            out += self._advance(self.stage_ends_at)
+        stage = self.stage
+        if stage is None:
+            return out
+        for w in stage.warnings:
+            if w not in self._warnings_given and now >= self.stage_ends_at - w * 60:
+                self._warnings_given.add(w)
+                if now < self.stage_ends_at - w * 60 + 30:  # stale warnings (e.g. after a pause) are not said late
+                    nxt = self.template.stages[self.stage_index + 1].title if self.stage_index + 1 < len(
+                        self.template.stages) else None
+                    then = f" Then we move on to \"{nxt}\"." if nxt else ""
+                    out.append(self._message("time", f"{_minutes(w).capitalize()} left for \"{stage.title}\".{then}",
+                                             now))
+        if stage.kind in TALK_STAGES and not self._speaking and self._present():
+            quiet_since = max(self._last_voice_at, self._last_prompt_at)
+            if now - quiet_since >= self.settings.silence_prompt_s:
+                out.append(self._silence_prompt(stage, now))
+        if (stage.kind in BALANCE_STAGES and now - self._last_balance_check >= self.settings.balance_check_s
+                and now - self.stage_started_at >= self.settings.balance_settle_s):
+            self._last_balance_check = now
+            nudge = self.balance.suggestion(now)
+            if nudge is not None:
+                kind, speaker = nudge
+                if kind == "invite":
+                    text = (f"{speaker.name}, we haven't heard much from you yet. Would you like to add anything? "
+                            "It's fine to pass.")
+                    out.append(self._message("invite", text, now, [speaker.participant_id]))
+                else:
+                    text = (f"Thank you, {speaker.name}, that's helpful. Let's make room for others too: "
+                            "who sees this differently?")
+                    out.append(self._message("balance", text, now, [speaker.participant_id]))
+        if self._balance_dirty and now - self._last_balance_publish >= self.settings.balance_publish_s:
+            self._balance_dirty = False
+            self._last_balance_publish = now
+            out.append(SpeakingBalance(room_id=self.room_id, ts=now, speakers=[
+                SpeakerTime(participant_id=pid, name=name, seconds=seconds)
+                for pid, name, seconds in self.balance.totals(now)]))
+        return out
+
+    # Stages -----------------------------------------------------------------------------------------------------
+    def _start(self, now: float) -> list[BusEvent]:
+        self.started_at = now
+        self.stage_started_at = now
+        return self._enter(0, now)
+
+    def _advance(self, now: float) -> list[BusEvent]:
+        if self.stage_index + 1 >= len(self.template.stages):
+            self.finished = True
+            self.stage_index = len(self.template.stages)
+            return [self._message("closing", "Our time is up. Thank you all for taking part; the transcript and "
+                                  "results stay available to the organisers.", now)]
+        return self._enter(self.stage_index + 1, now)
+
+    def _enter(self, index: int, now: float) -> list[BusEvent]:
+        self.stage_index = index
+        self.stage_started_at = now
+        self._warnings_given = set()
+        self._questions_asked = 0
+        self._last_prompt_at = now
+        stage = self.template.stages[index]
+        out: list[BusEvent] = [
+            StageChanged(room_id=self.room_id, ts=now, template_id=self.template.id, stage_id=stage.id, index=index,
+                         title=stage.title, kind=stage.kind.value, started_at=now, ends_at=self.stage_ends_at),
+            self._message("stage_intro", f"{stage.title} ({_minutes(stage.minutes)}). {stage.intro}", now),
+        ]
+        if stage.questions:
+            out.append(self._message("question", stage.questions[0], now))
+            self._questions_asked = 1
+        return out
+
+    def _silence_prompt(self, stage: Stage, now: float) -> AIMessage:
+        self._last_prompt_at = now
+        if self._questions_asked < len(stage.questions):
+            question = stage.questions[self._questions_asked]
+            self._questions_asked += 1
+            return self._message("question", question, now)
+        return self._message("silence", "It has gone quiet. Would anyone like to add something, or respond to what "
+                             "has been said so far?", now)
