@@ -97,7 +97,7 @@ class RoomFacilitator:
             if self.started_at is None and not self.finished:
                 out += self._start(now)
             elif (not known and self.settings.greet_late_joiners and self.stage and not self.finished
-                  and now - self.started_at >= self.settings.late_after_s):
+                  and self.started_at is not None and now - self.started_at >= self.settings.late_after_s):
                 out.append(self._message(
                     "greeting",
                     f"Welcome, {p.name}. We are in \"{self.stage.title}\", talking about: {self.template.question} "
