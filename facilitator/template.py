@@ -6,6 +6,7 @@ Templates are YAML files validated into typed models; every problem is reported 
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,8 @@ def load_template(path: Path) -> Template:
     return parse_template(data, str(path))
 
 
+@functools.cache
 def builtin_templates() -> dict[str, Template]:
-    """The templates shipped with Moot, by id."""
+    """The templates shipped with Moot, by id (read once per process)."""
     templates = [load_template(p) for p in sorted(BUILTIN_DIR.glob("*.yaml"))]
     return {t.id: t for t in templates}

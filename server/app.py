@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,9 @@ from server.settings import Settings
 from server.storage import Storage
 from server.transcripts import TranscriptRecorder
 
+if TYPE_CHECKING:
+    from facilitator.template import Template
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,6 +36,25 @@ def build_caption_service(settings: Settings, bus: Bus) -> CaptionService | None
     from server.asr.service import create_caption_service
 
     return create_caption_service(settings, bus)
+
+
+def _template_lookup(storage: Storage) -> Callable[[str], Awaitable[Template | None]]:
+    """The deliberation template a room runs (with its question override), or None for no facilitator."""
+
+    async def lookup(room_id: str) -> Template | None:
+        from facilitator.template import builtin_templates
+
+        deliberation = await asyncio.to_thread(storage.deliberation, room_id)
+        if deliberation is None:
+            return None
+        template_id, question = deliberation
+        template = builtin_templates().get(template_id)
+        if template is None:
+            logger.warning("room %s names unknown template %s: no facilitator", room_id, template_id)
+            return None
+        return template.model_copy(update={"question": question}) if question else template
+
+    return lookup
 
 
 def create_app(
@@ -55,6 +78,13 @@ def create_app(
         if ctx.captions is not None:
             await ctx.captions.start()
         ctx.rooms = RoomRegistry(ctx)
+        facilitator = None
+        if settings.facilitator_enabled:
+            from facilitator.service import FacilitatorService
+
+            facilitator = FacilitatorService(bus, _template_lookup(storage))
+            await facilitator.start()
+        app.state.facilitator = facilitator
         app.state.ctx = ctx
         app.state.loop = asyncio.get_running_loop()
         app.state.ready = True
@@ -63,6 +93,8 @@ def create_app(
             yield
         finally:
             app.state.ready = False
+            if facilitator is not None:
+                await facilitator.close()
             await ctx.rooms.close()
             if ctx.captions is not None:
                 await ctx.captions.close()

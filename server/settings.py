@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         default=None, description="Where shipped weights are assembled; default <data_dir>/models."
     )
 
+    # AI facilitator
+    facilitator_enabled: bool = Field(
+        default=True, description="Run the facilitator in this process (exactly one process may per deployment)."
+    )
+
     log_level: str = "INFO"
 
     @field_validator("ice_servers", mode="before")

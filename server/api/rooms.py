@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from facilitator.template import builtin_templates
 from server.api.deps import Context, Room
 from server.exports import caption_dict, room_dict, to_json, to_webvtt
 from server.storage import RoomRecord
@@ -18,6 +19,8 @@ router = APIRouter(prefix="/api")
 class RoomCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1, max_length=200)
+    template: str | None = Field(default=None, description="Deliberation template id; none: no AI facilitator.")
+    question: str | None = Field(default=None, max_length=1000, description="Replaces the template's question.")
 
     @field_validator("title")
     @classmethod
@@ -34,22 +37,44 @@ class RoomOut(BaseModel):
     created_at: float
     max_participants: int
     url: str
+    template: str | None = None
+    question: str | None = None
 
 
-def _room_out(request: Request, ctx: Context, room: RoomRecord) -> RoomOut:
+async def _room_out(request: Request, ctx: Context, room: RoomRecord) -> RoomOut:
     base = (ctx.settings.public_url or str(request.base_url)).rstrip("/")
-    return RoomOut(**room_dict(room), url=f"{base}/r/{room.id}")
+    deliberation = await asyncio.to_thread(ctx.storage.deliberation, room.id)
+    template = question = None
+    if deliberation is not None:
+        template, override = deliberation
+        known = builtin_templates().get(template)
+        question = override or (known.question if known else None)
+    return RoomOut(**room_dict(room), url=f"{base}/r/{room.id}", template=template, question=question)
 
 
 @router.post("/rooms", status_code=201)
 async def create_room(body: RoomCreate, request: Request, ctx: Context) -> RoomOut:
+    if body.template is not None and body.template not in builtin_templates():
+        known = ", ".join(sorted(builtin_templates()))
+        raise HTTPException(status_code=422, detail=f"template: unknown template {body.template!r} (known: {known})")
     room = await asyncio.to_thread(ctx.storage.create_room, body.title, ctx.settings.max_participants)
-    return _room_out(request, ctx, room)
+    if body.template is not None:
+        question = " ".join(body.question.split()) if body.question and body.question.strip() else None
+        await asyncio.to_thread(ctx.storage.set_deliberation, room.id, body.template, question)
+    return await _room_out(request, ctx, room)
 
 
 @router.get("/rooms/{room_id}")
 async def read_room(room: Room, request: Request, ctx: Context) -> RoomOut:
-    return _room_out(request, ctx, room)
+    return await _room_out(request, ctx, room)
+
+
+@router.get("/templates")
+async def list_templates() -> list[dict[str, Any]]:
+    """The deliberation templates a room can run."""
+    return [{"id": t.id, "title": t.title, "minutes": t.total_minutes, "question": t.question,
+             "stages": [{"id": s.id, "title": s.title, "kind": s.kind.value, "minutes": s.minutes} for s in t.stages]}
+            for t in builtin_templates().values()]
 
 
 @router.get("/rooms/{room_id}/transcript")

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.events import CaptionFinal, CaptionWord
-from server.storage.tables import Base, CaptionRow, ParticipantRow, RoomRow
+from server.storage.tables import Base, CaptionRow, DeliberationRow, ParticipantRow, RoomRow
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,16 @@ class Storage:
         with self._s() as s, s.begin():
             s.add(row)
         return _room(row)
+
+    def set_deliberation(self, room_id: str, template_id: str, question: str | None = None) -> None:
+        with self._s() as s, s.begin():
+            s.merge(DeliberationRow(room_id=room_id, template_id=template_id, question=question))
+
+    def deliberation(self, room_id: str) -> tuple[str, str | None] | None:
+        """(template id, question override) of the room's deliberation, or None when it has no facilitator."""
+        with self._s() as s:
+            row = s.get(DeliberationRow, room_id)
+            return (row.template_id, row.question) if row else None
 
     def get_room(self, room_id: str) -> RoomRecord | None:
         with self._s() as s:

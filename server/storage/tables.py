@@ -19,6 +19,16 @@ class RoomRow(Base):
     max_participants: Mapped[int] = mapped_column(Integer)
 
 
+class DeliberationRow(Base):
+    """The template a room's facilitator runs (rooms without a row have no facilitator)."""
+
+    __tablename__ = "deliberations"
+
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(40))
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class ParticipantRow(Base):
     __tablename__ = "participants"
 

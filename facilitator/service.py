@@ -1,0 +1,151 @@
+"""Runs a stage engine for every room with a deliberation template, driven by bus events and a clock.
+
+The service only talks to rooms through the bus: it subscribes to ``room:*``, feeds each room's engine, and publishes
+what the engine returns. It can run inside ``moot serve`` (the default) or in a separate process with the Redis bus;
+exactly one facilitator process must serve a room. The clock is injectable: ``ManualClock`` moves time by hand so a
+whole session can be driven in tests without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from facilitator.engine import EngineSettings, RoomFacilitator
+from facilitator.template import Template
+from server.bus import Bus, Subscription
+from server.events import AIMessage, BusEvent, SpeakingBalance, StageChanged
+
+logger = logging.getLogger(__name__)
+
+TemplateLookup = Callable[[str], Awaitable[Template | None]]
+OWN_EVENTS = (AIMessage, StageChanged, SpeakingBalance)
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep_until(self, when: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, when - time.time()))
+
+
+class ManualClock:
+    """Virtual time for tests: ``await advance(seconds)`` wakes every sleeper whose time has come, in order."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self._now = start
+        self._changed = asyncio.Condition()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, when: float) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._now >= when)
+
+    async def advance(self, seconds: float, step: float = 1.0) -> None:
+        end = self._now + seconds
+        while self._now < end:
+            async with self._changed:
+                self._now = min(end, self._now + step)
+                self._changed.notify_all()
+            for _ in range(5):  # let woken tasks run and publish before time moves on
+                await asyncio.sleep(0)
+
+
+class FacilitatorService:
+    def __init__(self, bus: Bus, templates: TemplateLookup, clock: Clock | None = None,
+                 settings: EngineSettings | None = None) -> None:
+        self._bus = bus
+        self._templates = templates
+        self._clock = clock or SystemClock()
+        self._settings = settings or EngineSettings()
+        self._engines: dict[str, RoomFacilitator | None] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def engine(self, room_id: str) -> RoomFacilitator | None:
+        return self._engines.get(room_id)
+
+    async def start(self) -> None:
+        self._sub = await self._bus.subscribe("room:*", maxsize=10_000)
+        self._task = asyncio.create_task(self._run(self._sub), name="facilitator")
+
+    async def _run(self, sub: Subscription) -> None:
+        async for event in sub:
+            if isinstance(event, OWN_EVENTS):
+                continue
+            try:
+                await self._handle(event)
+            except Exception:  # one room's failure must not stop the facilitator for the others
+                logger.exception("facilitator failed on %s in room %s", event.type, event.room_id)
+
+    async def _handle(self, event: BusEvent) -> None:
+        room_id = event.room_id
+        if room_id not in self._engines:
+            template = await self._templates(room_id)
+            self._engines[room_id] = RoomFacilitator(room_id, template, self._settings) if template else None
+        engine = self._engines[room_id]
+        if engine is None:
+            return
+        await self._publish(engine.handle(event, self._clock.now()))
+        self._schedule(room_id, engine)
+
+    async def _publish(self, events: list[BusEvent]) -> None:
+        for event in events:
+            await self._bus.publish(event)
+
+    def _schedule(self, room_id: str, engine: RoomFacilitator) -> None:
+        timer = self._timers.get(room_id)
+        if timer is not None and not timer.done():
+            timer.cancel()
+        wake = engine.next_wakeup()
+        if wake is not None:
+            self._timers[room_id] = asyncio.create_task(
+                self._wake(room_id, engine, wake), name=f"facilitator-{room_id}"
+            )
+
+    async def _wake(self, room_id: str, engine: RoomFacilitator, when: float) -> None:
+        await self._clock.sleep_until(when)
+        self._timers.pop(room_id, None)  # from here on nothing cancels this wake-up half-way through publishing
+        await self._publish(engine.tick(self._clock.now()))
+        self._schedule(room_id, engine)
+
+    async def pause(self, room_id: str) -> bool:
+        engine = self._engines.get(room_id)
+        if engine is None:
+            return False
+        engine.pause(self._clock.now())
+        self._schedule(room_id, engine)
+        return True
+
+    async def resume(self, room_id: str) -> bool:
+        engine = self._engines.get(room_id)
+        if engine is None:
+            return False
+        engine.resume(self._clock.now())
+        await self._publish(engine.tick(self._clock.now()))
+        self._schedule(room_id, engine)
+        return True
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.close()
+        for task in [self._task, *self._timers.values()]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._timers.clear()
