@@ -96,8 +96,10 @@ class RoomFacilitator:
             self._balance_dirty = True
             if self.started_at is None and not self.finished:
                 out += self._start(now)
-            elif (not known and self.settings.greet_late_joiners and self.stage and not self.finished
-                  and self.started_at is not None and now - self.started_at >= self.settings.late_after_s):
+            elif self.stage is not None and not self.finished:
+                out.append(self._stage_changed(now))  # so the newcomer's view shows the stage and time left
+            late = self.started_at is not None and now - self.started_at >= self.settings.late_after_s
+            if late and not known and self.settings.greet_late_joiners and self.stage and not self.finished:
                 out.append(self._message(
                     "greeting",
                     f"Welcome, {p.name}. We are in \"{self.stage.title}\", talking about: {self.template.question} "
@@ -210,14 +212,19 @@ class RoomFacilitator:
         self._last_prompt_at = now
         stage = self.template.stages[index]
         out: list[BusEvent] = [
-            StageChanged(room_id=self.room_id, ts=now, template_id=self.template.id, stage_id=stage.id, index=index,
-                         title=stage.title, kind=stage.kind.value, started_at=now, ends_at=self.stage_ends_at),
+            self._stage_changed(now),
             self._message("stage_intro", f"{stage.title} ({_minutes(stage.minutes)}). {stage.intro}", now),
         ]
         if stage.questions:
             out.append(self._message("question", stage.questions[0], now))
             self._questions_asked = 1
         return out
+
+    def _stage_changed(self, now: float) -> StageChanged:
+        stage = self.template.stages[self.stage_index]
+        return StageChanged(room_id=self.room_id, ts=now, template_id=self.template.id, stage_id=stage.id,
+                            index=self.stage_index, title=stage.title, kind=stage.kind.value,
+                            started_at=self.stage_started_at, ends_at=self.stage_ends_at)
 
     def _silence_prompt(self, stage: Stage, now: float) -> AIMessage:
         self._last_prompt_at = now

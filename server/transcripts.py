@@ -1,4 +1,4 @@
-"""Background task that stores every final caption published on the bus, for every room of this process's bus."""
+"""Background task that stores every final caption and every AI facilitator message published on the bus."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from server.bus import Bus, Subscription
-from server.events import CaptionFinal
+from server.events import AIMessage, CaptionFinal
 from server.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -30,13 +30,16 @@ class TranscriptRecorder:
 
     async def _run(self, sub: Subscription) -> None:
         async for event in sub:
-            if not isinstance(event, CaptionFinal):
-                continue
             try:
-                if await asyncio.to_thread(self._storage.add_caption, event):
-                    self.stored += 1
+                if isinstance(event, CaptionFinal):
+                    if await asyncio.to_thread(self._storage.add_caption, event):
+                        self.stored += 1
+                elif isinstance(event, AIMessage):
+                    await asyncio.to_thread(self._storage.add_ai_message, event)
+                else:
+                    continue
             except Exception:
-                logger.exception("could not store caption %s of room %s", event.utterance_id, event.room_id)
+                logger.exception("could not store %s of room %s", event.type, event.room_id)
             async with self._progress:
                 self._progress.notify_all()
 

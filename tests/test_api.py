@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from server.events import CaptionFinal, CaptionWord
+from server.events import AIMessage, CaptionFinal, CaptionWord
 
 
 def create(client: TestClient, title: str = "Housing in our town") -> dict:
@@ -77,3 +77,12 @@ def test_client_pages_served(client: TestClient) -> None:
     assert client.get("/").status_code == 200
     assert client.get("/r/abcd1234").status_code == 200
     assert client.get("/api/config").json()["ice_servers"] == []
+
+
+def test_ai_messages_endpoint(client: TestClient) -> None:
+    room = create(client)
+    storage = client.app.state.ctx.storage  # type: ignore[attr-defined]
+    storage.add_ai_message(AIMessage(room_id=room["id"], ts=5.0, message_id="x1", kind="time", text="5 minutes left"))
+    data = client.get(f"/api/rooms/{room['id']}/ai-messages").json()
+    assert [(m["text"], m["ai_generated"]) for m in data] == [("5 minutes left", True)]
+    assert client.get("/api/rooms/nosuchroom/ai-messages").status_code == 404

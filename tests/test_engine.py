@@ -73,8 +73,11 @@ def test_forty_minute_deliberation_follows_the_template() -> None:
     engine = RoomFacilitator(ROOM, template)
     out = simulate(engine, lively_room(), until=2500)
 
-    stages = [e for e in out if isinstance(e, StageChanged)]
+    # Stage transitions (not the re-announcements made when someone joins).
+    stages = [e for e in out if isinstance(e, StageChanged) and e.ts == e.started_at]
     assert [s.stage_id for s in stages] == [s.id for s in template.stages]
+    rejoin_announcement = [e for e in out if isinstance(e, StageChanged) and e.ts == 700.0]
+    assert [e.stage_id for e in rejoin_announcement] == ["discussion"], "a newcomer is told the stage and time left"
     starts = [s.started_at for s in stages]
     expected, t = [], 0.0
     for stage in template.stages:

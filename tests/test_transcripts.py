@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from server.bus import InProcessBus
-from server.events import CaptionFinal, CaptionPartial
+from server.events import AIMessage, CaptionFinal, CaptionPartial
 from server.storage import Storage
 from server.transcripts import TranscriptRecorder
 
@@ -28,4 +28,25 @@ async def test_recorder_stores_finals_once(tmp_path: Path) -> None:
     await recorder.wait_stored(2, timeout=5)
     await recorder.close()
     assert [c.text for c in storage.transcript(room.id)] == ["from the bus", "again"]
+    storage.close()
+
+
+async def test_recorder_keeps_ai_messages_for_late_joiners_and_review(tmp_path: Path) -> None:
+    storage = Storage(f"sqlite:///{tmp_path / 'm.db'}")
+    storage.create_schema()
+    room = storage.create_room("R", 8)
+    other = storage.create_room("Other", 8)
+    bus = InProcessBus()
+    recorder = TranscriptRecorder(bus, storage)
+    await recorder.start()
+    first = AIMessage(room_id=room.id, ts=10.0, message_id="m1", kind="stage_intro", text="Welcome")
+    await bus.publish(first)
+    await bus.publish(first)
+    await bus.publish(AIMessage(room_id=other.id, ts=11.0, message_id="m2", kind="question", text="Elsewhere"))
+    await bus.publish(CaptionFinal(room_id=room.id, utterance_id="u", participant_id="p", speaker_name="Bo",
+                                   text="hi", start=12.0, end=13.0))
+    await recorder.wait_stored(1, timeout=5)
+    await recorder.close()
+    assert storage.ai_messages(room.id) == [first]
+    assert [m.text for m in storage.ai_messages(other.id)] == ["Elsewhere"]
     storage.close()

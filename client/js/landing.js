@@ -14,6 +14,19 @@ function showError(message) {
   titleInput.focus();
 }
 
+const templateSelect = document.getElementById("room-template");
+fetch("/api/templates")
+  .then((response) => response.json())
+  .then((templates) => {
+    for (const t of templates) {
+      const option = document.createElement("option");
+      option.value = t.id;
+      option.textContent = `${t.title}`;
+      templateSelect.append(option);
+    }
+  })
+  .catch(() => {});
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   errorBox.hidden = true;
@@ -29,7 +42,11 @@ form.addEventListener("submit", async (event) => {
     const response = await fetch("/api/rooms", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ title }),
+      body: JSON.stringify({
+        title,
+        template: templateSelect.value || null,
+        question: document.getElementById("room-question").value.trim() || null,
+      }),
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {

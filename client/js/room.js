@@ -1,5 +1,6 @@
 // The room page: join form (name, consent, device check), then the call: video grid, controls, captions, transcript.
 import { CaptionsView } from "./captions.js";
+import { FacilitatorView } from "./facilitator.js";
 import { getLocalMedia } from "./media.js";
 import { Signaling } from "./signaling.js";
 
@@ -23,6 +24,7 @@ const state = {
   participants: new Map(), // id -> {name, audio, video}
   trackOwners: {}, // mid -> {participant_id, kind}
   captions: null,
+  facilitator: null,
   joined: false,
   leaving: false,
 };
@@ -154,6 +156,12 @@ async function onMessage(message) {
       return state.captions.partial(message);
     case "caption.final":
       return state.captions.final(message);
+    case "stage.changed":
+      return state.facilitator.stage(message);
+    case "ai.message":
+      return state.facilitator.message(message);
+    case "balance.update":
+      return state.facilitator.speaking(message);
     default:
       return undefined;
   }
@@ -171,6 +179,10 @@ function onWelcome(message) {
     setStatus(s === "connected" ? "Connected" : s === "failed" ? "Connection lost" : s === "connecting" ? "Connecting…" : "");
   });
   state.captions = new CaptionsView({ live: $("live-captions"), transcript: $("transcript"), announcer: $("captions-announcer") });
+  state.facilitator = new FacilitatorView({
+    panel: $("facilitator"), stageName: $("stage-name"), stageTime: $("stage-time"),
+    messages: $("ai-messages"), balance: $("balance"),
+  });
   $("join-panel").hidden = true;
   $("room-view").hidden = false;
   updateControls();
@@ -182,8 +194,10 @@ async function loadTranscript() {
   try {
     const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/transcript`);
     if (response.ok) state.captions.load((await response.json()).captions);
+    const ai = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/ai-messages`);
+    if (ai.ok) state.facilitator.load(await ai.json());
   } catch {
-    /* the live captions still arrive; the history is a convenience */
+    /* the live events still arrive; the history is a convenience */
   }
 }
 

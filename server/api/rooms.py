@@ -69,6 +69,13 @@ async def read_room(room: Room, request: Request, ctx: Context) -> RoomOut:
     return await _room_out(request, ctx, room)
 
 
+@router.get("/rooms/{room_id}/ai-messages")
+async def read_ai_messages(room: Room, ctx: Context) -> list[dict[str, Any]]:
+    """Everything the AI facilitator has posted in the room, oldest first."""
+    messages = await asyncio.to_thread(ctx.storage.ai_messages, room.id)
+    return [m.model_dump(mode="json") for m in messages]
+
+
 @router.get("/templates")
 async def list_templates() -> list[dict[str, Any]]:
     """The deliberation templates a room can run."""

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.events import CaptionFinal, CaptionWord
-from server.storage.tables import Base, CaptionRow, DeliberationRow, ParticipantRow, RoomRow
+from server.events import AIMessage, CaptionFinal, CaptionWord
+from server.storage.tables import AIMessageRow, Base, CaptionRow, DeliberationRow, ParticipantRow, RoomRow
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,21 @@ class Storage:
         except IntegrityError:
             return False
         return True
+
+    def add_ai_message(self, message: AIMessage) -> bool:
+        row = AIMessageRow(message_id=message.message_id, room_id=message.room_id, ts=message.ts,
+                           event=message.model_dump(mode="json"))
+        try:
+            with self._s() as s, s.begin():
+                s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def ai_messages(self, room_id: str) -> list[AIMessage]:
+        with self._s() as s:
+            rows = s.scalars(select(AIMessageRow).where(AIMessageRow.room_id == room_id).order_by(AIMessageRow.ts))
+            return [AIMessage.model_validate(r.event) for r in rows]
 
     def transcript(self, room_id: str) -> list[CaptionRecord]:
         with self._s() as s:

@@ -29,6 +29,18 @@ class DeliberationRow(Base):
     question: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class AIMessageRow(Base):
+    """Every message the AI facilitator posted: shown to late joiners and kept for the organisers' review."""
+
+    __tablename__ = "ai_messages"
+    __table_args__ = (Index("ix_ai_messages_room_ts", "room_id", "ts"),)
+
+    message_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    ts: Mapped[float] = mapped_column(Float)
+    event: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
 class ParticipantRow(Base):
     __tablename__ = "participants"
 

@@ -85,6 +85,9 @@ def main(speech_wav: Path, silence_wav: Path, screenshot: Path | None) -> dict[s
                 ada = speaker_browser.new_page()
                 ada.goto(base + "/")
                 ada.fill("#room-title", "Housing in our town")
+                ada.wait_for_selector("#room-template option[value=quick-20]", state="attached", timeout=10_000)
+                ada.select_option("#room-template", "quick-20")
+                ada.fill("#room-question", "Should the town build more homes near the station?")
                 ada.click("#create-room button[type=submit]")
                 ada.wait_for_selector("#room-created:not([hidden])", timeout=10_000)
                 link = ada.input_value("#room-link")
@@ -104,6 +107,15 @@ def main(speech_wav: Path, silence_wav: Path, screenshot: Path | None) -> dict[s
                     timeout=60_000,
                 )
                 result["bo_transcript"] = bo.inner_text("#transcript")
+                # The AI facilitator: stage and time left, labelled messages, speaking-time balance.
+                bo.wait_for_selector("#facilitator:not([hidden]) #ai-messages li", timeout=10_000)
+                result["bo_stage"] = bo.inner_text("#stage-name") + " / " + bo.inner_text("#stage-time")
+                result["bo_ai_first"] = bo.inner_text("#ai-messages li")
+                result["bo_ai_badges"] = bo.eval_on_selector_all("#ai-messages li .ai-badge",
+                                                                 "els => els.map(e => e.textContent)")
+                bo.wait_for_function("document.getElementById('balance').textContent.includes('Ada')",
+                                     timeout=20_000)
+                result["bo_balance"] = bo.inner_text("#balance")
                 result["bo_captions_pane"] = bo.inner_text("#live-captions")
                 if screenshot is not None:
                     bo.screenshot(path=str(screenshot), full_page=True)

@@ -53,6 +53,10 @@ def test_two_browsers_see_each_other_and_captions(tmp_path: Path) -> None:
     assert result["bo_sees_ada_video"] and result["ada_sees_bo_video"]
     transcript = result["bo_transcript"].lower()
     assert "ada" in transcript and "think we should" in transcript and "station" in transcript
+    assert result["bo_ai_badges"] and set(result["bo_ai_badges"]) == {"AI"}, "every AI message is labelled"
+    assert result["bo_stage"].startswith("Welcome / ") and "left" in result["bo_stage"]
+    assert "AI assistant" in result["bo_ai_first"]
+    assert "Ada" in result["bo_balance"] and "Bo" in result["bo_balance"]
     blocked = result["blocked_message"].lower()
     assert "camera is blocked" in blocked and "still join" in blocked and "microphone is ready" in blocked
     assert result["join_disabled_without_consent"] and result["join_enabled_with_consent"]
