@@ -22,7 +22,10 @@ from server.events import (
     SpeakerTime,
     SpeakingBalance,
     StageChanged,
+    StatementAdded,
+    StatementEdited,
     VoiceActivity,
+    VoteCast,
 )
 
 TALK_STAGES = {StageKind.WELCOME, StageKind.FRAMING, StageKind.DISCUSSION, StageKind.DRAFTING}
@@ -66,6 +69,8 @@ class RoomFacilitator:
     _last_balance_publish: float = float("-inf")
     _balance_dirty: bool = False
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    statements: dict[str, str] = field(default_factory=dict)  # statement id -> text, in order of proposal
+    votes: dict[str, dict[str, str]] = field(default_factory=dict)  # statement id -> participant id -> choice
 
     # State ------------------------------------------------------------------------------------------------------
     @property
@@ -109,6 +114,14 @@ class RoomFacilitator:
             self.balance.leave(event.participant_id, now)
             self._speaking.discard(event.participant_id)
             self._balance_dirty = True
+        elif isinstance(event, StatementAdded):
+            self.statements[event.statement_id] = event.text
+        elif isinstance(event, StatementEdited):
+            if event.statement_id in self.statements:
+                self.statements[event.statement_id] = event.text
+        elif isinstance(event, VoteCast):
+            self.votes.setdefault(event.statement_id, {})[event.participant_id] = event.choice
+            out += self._maybe_end_voting(now)
         elif isinstance(event, VoiceActivity):
             self.balance.voice(event.participant_id, event.speaking, event.t)
             if event.speaking:
@@ -196,7 +209,47 @@ class RoomFacilitator:
         self.stage_started_at = now
         return self._enter(0, now)
 
+    def _maybe_end_voting(self, now: float) -> list[BusEvent]:
+        """The group is done when everyone present has voted on every statement: move on without waiting."""
+        stage = self.stage
+        present = set(self._present())
+        if stage is None or stage.kind != StageKind.VOTING or not self.statements or not present:
+            return []
+        if all(present <= set(self.votes.get(sid, {})) for sid in self.statements):
+            done = self._message("results", "Everyone has voted on every statement, so let's move on.", now)
+            return [done, *self._advance(now)]
+        return []
+
+    def _results(self, now: float) -> AIMessage | None:
+        agreed, divided = [], []
+        for sid, text in self.statements.items():
+            choices = list(self.votes.get(sid, {}).values())
+            agree, disagree = choices.count("agree"), choices.count("disagree")
+            decided = agree + disagree
+            if decided < 2:
+                continue
+            summary = f"\u201c{text}\u201d ({agree} agree, {disagree} disagree, {choices.count('pass')} pass)"
+            if agree >= 2 * decided / 3:
+                agreed.append(summary)
+            elif min(agree, disagree) >= decided / 3:
+                divided.append(summary)
+        if not self.statements:
+            return None
+        parts = []
+        parts.append("Broad agreement: " + "; ".join(agreed) + "." if agreed else
+                     "No statement had broad agreement.")
+        if divided:
+            parts.append("These divide the group, and both views deserve to be heard: " + "; ".join(divided) + ".")
+        return self._message("results", " ".join(parts), now)
+
     def _advance(self, now: float) -> list[BusEvent]:
+        out: list[BusEvent] = []
+        stage = self.stage
+        if stage is not None and stage.kind == StageKind.VOTING and (results := self._results(now)) is not None:
+            out.append(results)
+        return out + self._advance_stage(now)
+
+    def _advance_stage(self, now: float) -> list[BusEvent]:
         if self.stage_index + 1 >= len(self.template.stages):
             self.finished = True
             self.stage_index = len(self.template.stages)

@@ -152,6 +152,45 @@ class SpeakingBalance(_RoomEvent):
     speakers: list[SpeakerTime]
 
 
+class StatementAdded(_RoomEvent):
+    """A candidate statement the group can vote on, proposed by a participant or by the AI facilitator."""
+
+    type: Literal["statement.added"] = "statement.added"
+    statement_id: str
+    text: str
+    author_id: str | None = None  # None: proposed by the AI facilitator
+    author_name: str
+    ai_generated: bool = False
+    sources: list[str] = Field(default_factory=list)
+
+
+class StatementEdited(_RoomEvent):
+    type: Literal["statement.edited"] = "statement.edited"
+    statement_id: str
+    text: str
+    editor_id: str
+
+
+Choice = Literal["agree", "disagree", "pass"]
+
+
+class VoteCast(_RoomEvent):
+    """One participant's vote. Stays on the bus (storage, facilitator); browsers only get ``vote.tally``."""
+
+    type: Literal["vote.cast"] = "vote.cast"
+    statement_id: str
+    participant_id: str
+    choice: Choice
+
+
+class VoteTally(_RoomEvent):
+    type: Literal["vote.tally"] = "vote.tally"
+    statement_id: str
+    agree: int
+    disagree: int
+    passed: int
+
+
 BusEvent = Annotated[
     ParticipantJoined
     | ParticipantLeft
@@ -161,7 +200,11 @@ BusEvent = Annotated[
     | CaptionFinal
     | StageChanged
     | AIMessage
-    | SpeakingBalance,
+    | SpeakingBalance
+    | StatementAdded
+    | StatementEdited
+    | VoteCast
+    | VoteTally,
     Field(discriminator="type"),
 ]
 
@@ -196,7 +239,26 @@ class Ping(_Message):
     type: Literal["ping"] = "ping"
 
 
-ClientMessage = Annotated[Join | Answer | MediaState | Leave | Ping, Field(discriminator="type")]
+class AddStatement(_Message):
+    type: Literal["statement.add"] = "statement.add"
+    text: str = Field(min_length=3, max_length=500)
+
+
+class EditStatement(_Message):
+    type: Literal["statement.edit"] = "statement.edit"
+    statement_id: str = Field(max_length=80)
+    text: str = Field(min_length=3, max_length=500)
+
+
+class Vote(_Message):
+    type: Literal["vote"] = "vote"
+    statement_id: str = Field(max_length=80)
+    choice: Choice
+
+
+ClientMessage = Annotated[
+    Join | Answer | MediaState | Leave | Ping | AddStatement | EditStatement | Vote, Field(discriminator="type")
+]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Signaling: server -> browser
@@ -242,6 +304,8 @@ ErrorCode = Literal[
     "name_taken",
     "consent_required",
     "not_joined",
+    "unknown_statement",
+    "not_allowed",
     "already_joined",
     "bad_sdp",
     "negotiation_timeout",
@@ -270,7 +334,10 @@ ServerMessage = Annotated[
     | CaptionFinal
     | StageChanged
     | AIMessage
-    | SpeakingBalance,
+    | SpeakingBalance
+    | StatementAdded
+    | StatementEdited
+    | VoteTally,
     Field(discriminator="type"),
 ]
 

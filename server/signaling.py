@@ -20,8 +20,10 @@ from fastapi import WebSocket, WebSocketDisconnect
 from server.bus import room_channel
 from server.context import ServerContext
 from server.events import (
+    AddStatement,
     Answer,
     CaptionPartial,
+    EditStatement,
     Error,
     EventDecodeError,
     Join,
@@ -31,11 +33,14 @@ from server.events import (
     Pong,
     ServerMessage,
     VoiceActivity,
+    Vote,
+    VoteCast,
     Welcome,
     decode_client_message,
     encode,
 )
 from server.rtc.rooms import JoinRefused, Participant
+from server.statements import StatementBoard, StatementRefused
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +108,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
     removed = asyncio.Event()
     rooms = ctx.rooms
     assert rooms is not None
+    board = StatementBoard(ctx)
     limit = ctx.settings.signaling_max_message_bytes
 
     def on_removed(code: str, message: str) -> None:
@@ -182,6 +188,16 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     conn.send(Error(code="bad_message", message="no offer is waiting for an answer"))
             elif isinstance(message, MediaState):
                 await rooms.set_media(participant, message.audio, message.video)
+            elif isinstance(message, AddStatement | EditStatement | Vote):
+                try:
+                    if isinstance(message, AddStatement):
+                        await board.add(room_id, participant.id, participant.name, message.text)
+                    elif isinstance(message, EditStatement):
+                        await board.edit(room_id, participant.id, message.statement_id, message.text)
+                    else:
+                        await board.vote(room_id, participant.id, message.statement_id, message.choice)
+                except StatementRefused as exc:
+                    conn.send(Error(code=exc.code, message=str(exc)))  # type: ignore[arg-type]
             elif isinstance(message, Leave):
                 break
     except WebSocketDisconnect:
@@ -206,6 +222,8 @@ async def _forward_events(sub: object, conn: ClientConnection) -> None:
     assert isinstance(sub, Subscription)
     try:
         async for event in sub:
+            if isinstance(event, VoteCast):  # individual votes stay private; the room sees tallies
+                continue
             conn.send(event)
     finally:
         await sub.close()

@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from server.bus import Bus, Subscription
-from server.events import AIMessage, CaptionFinal
+from server.events import AIMessage, CaptionFinal, StatementAdded
 from server.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class TranscriptRecorder:
                         self.stored += 1
                 elif isinstance(event, AIMessage):
                     await asyncio.to_thread(self._storage.add_ai_message, event)
+                elif isinstance(event, StatementAdded) and event.ai_generated:  # participants' are stored at once
+                    await asyncio.to_thread(self._storage.add_statement, event)
                 else:
                     continue
             except Exception:

@@ -16,7 +16,9 @@ from server.events import (
     ParticipantLeft,
     SpeakingBalance,
     StageChanged,
+    StatementAdded,
     VoiceActivity,
+    VoteCast,
 )
 
 ROOM = "room1"
@@ -144,3 +146,26 @@ def test_leaving_and_rejoining_is_not_greeted_twice() -> None:
               (110.0, ParticipantLeft(room_id=ROOM, participant_id="b", name="Bo")), (120.0, joined("b", "Bo"))]
     out = simulate(engine, events, until=130)
     assert len(messages(out, "greeting")) == 1
+
+
+def test_voting_ends_when_everyone_has_voted_and_results_name_agreement_and_division() -> None:
+    template = builtin_templates()["quick-20"]
+    engine = RoomFacilitator(ROOM, template, EngineSettings(silence_prompt_s=1e9))
+    voting_start = 60.0 * (2 + 9 + 4)
+    events: list[tuple[float, BusEvent]] = [(0.0, joined("a", "Ada")), (1.0, joined("b", "Bo")),
+                                            (2.0, joined("c", "Cy"))]
+    events += [(700.0, StatementAdded(room_id=ROOM, statement_id="s1", text="Decisions need a human check",
+                                      author_id="a", author_name="Ada")),
+               (710.0, StatementAdded(room_id=ROOM, statement_id="s2", text="Ban AI in benefits decisions",
+                                      author_id="b", author_name="Bo"))]
+    choices = {("s1", "a"): "agree", ("s1", "b"): "agree", ("s1", "c"): "agree",
+               ("s2", "a"): "agree", ("s2", "b"): "disagree", ("s2", "c"): "pass"}
+    for i, ((sid, pid), choice) in enumerate(sorted(choices.items())):
+        events.append((voting_start + 10 + i, VoteCast(room_id=ROOM, statement_id=sid, participant_id=pid,
+                                                        choice=choice)))  # type: ignore[arg-type]
+    out = simulate(engine, events, until=voting_start + 60)
+    closing = next(e for e in out if isinstance(e, StageChanged) and e.stage_id == "closing" and e.ts == e.started_at)
+    assert closing.started_at == voting_start + 15, "the vote ended as soon as the last vote came in"
+    results = messages(out, "results")[-1].text
+    assert "Broad agreement: \u201cDecisions need a human check\u201d (3 agree, 0 disagree, 0 pass)" in results
+    assert "divide the group" in results and "Ban AI in benefits decisions" in results

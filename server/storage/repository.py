@@ -13,8 +13,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.events import AIMessage, CaptionFinal, CaptionWord
-from server.storage.tables import AIMessageRow, Base, CaptionRow, DeliberationRow, ParticipantRow, RoomRow
+from server.events import AIMessage, CaptionFinal, CaptionWord, StatementAdded
+from server.storage.tables import (
+    AIMessageRow,
+    Base,
+    CaptionRow,
+    DeliberationRow,
+    ParticipantRow,
+    RoomRow,
+    StatementRow,
+    VoteRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +163,54 @@ class Storage:
             rows = s.scalars(select(AIMessageRow).where(AIMessageRow.room_id == room_id).order_by(AIMessageRow.ts))
             return [AIMessage.model_validate(r.event) for r in rows]
 
+    # Statements and votes ---------------------------------------------------------------------------------------
+    def add_statement(self, statement: StatementAdded) -> bool:
+        row = StatementRow(statement_id=statement.statement_id, room_id=statement.room_id, text=statement.text,
+                           author_id=statement.author_id, author_name=statement.author_name,
+                           ai_generated=statement.ai_generated, sources=list(statement.sources),
+                           created_at=statement.ts)
+        try:
+            with self._s() as s, s.begin():
+                s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def get_statement(self, statement_id: str) -> StatementAdded | None:
+        with self._s() as s:
+            row = s.get(StatementRow, statement_id)
+            return _statement(row) if row else None
+
+    def edit_statement(self, statement_id: str, text: str) -> None:
+        with self._s() as s, s.begin():
+            row = s.get(StatementRow, statement_id)
+            if row is not None:
+                row.text, row.edited_at = text, time.time()
+
+    def statements(self, room_id: str) -> list[StatementAdded]:
+        with self._s() as s:
+            rows = s.scalars(select(StatementRow).where(StatementRow.room_id == room_id).order_by(
+                StatementRow.created_at))
+            return [_statement(r) for r in rows]
+
+    def cast_vote(self, statement_id: str, participant_id: str, choice: str) -> dict[str, int]:
+        """Record (or change) a vote; returns the statement's tally."""
+        with self._s() as s, s.begin():
+            s.merge(VoteRow(statement_id=statement_id, participant_id=participant_id, choice=choice, ts=time.time()))
+        return self.tally(statement_id)
+
+    def tally(self, statement_id: str) -> dict[str, int]:
+        with self._s() as s:
+            choices = list(s.scalars(select(VoteRow.choice).where(VoteRow.statement_id == statement_id)))
+        return {c: choices.count(c) for c in ("agree", "disagree", "pass")}
+
+    def votes(self, room_id: str) -> list[tuple[str, str, str]]:
+        """(statement id, participant id, choice) for every vote in the room: for cross-room analysis."""
+        with self._s() as s:
+            rows = s.execute(select(VoteRow.statement_id, VoteRow.participant_id, VoteRow.choice).join(
+                StatementRow, StatementRow.statement_id == VoteRow.statement_id).where(StatementRow.room_id == room_id))
+            return [(a, b, c) for a, b, c in rows]
+
     def transcript(self, room_id: str) -> list[CaptionRecord]:
         with self._s() as s:
             rows = s.scalars(select(CaptionRow).where(CaptionRow.room_id == room_id).order_by(
@@ -180,6 +237,12 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _statement(row: StatementRow) -> StatementAdded:
+    return StatementAdded(room_id=row.room_id, ts=row.created_at, statement_id=row.statement_id, text=row.text,
+                          author_id=row.author_id, author_name=row.author_name, ai_generated=row.ai_generated,
+                          sources=list(row.sources or []))
 
 
 def _room(row: RoomRow) -> RoomRecord:

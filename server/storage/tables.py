@@ -41,6 +41,31 @@ class AIMessageRow(Base):
     event: Mapped[dict[str, object]] = mapped_column(JSON)
 
 
+class StatementRow(Base):
+    __tablename__ = "statements"
+    __table_args__ = (Index("ix_statements_room", "room_id", "created_at"),)
+
+    statement_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    author_name: Mapped[str] = mapped_column(String(64))
+    ai_generated: Mapped[bool] = mapped_column(default=False)
+    sources: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[float] = mapped_column(Float)
+    edited_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class VoteRow(Base):
+    __tablename__ = "votes"
+
+    statement_id: Mapped[str] = mapped_column(ForeignKey("statements.statement_id", ondelete="CASCADE"),
+                                              primary_key=True)
+    participant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    choice: Mapped[str] = mapped_column(String(8))
+    ts: Mapped[float] = mapped_column(Float)
+
+
 class ParticipantRow(Base):
     __tablename__ = "participants"
 
