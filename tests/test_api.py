@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from server.events import AIMessage, CaptionFinal, CaptionWord
+from server.events import AIMessage, CaptionFinal, CaptionWord, StatementAdded
 
 
 def create(client: TestClient, title: str = "Housing in our town") -> dict:
@@ -86,3 +86,16 @@ def test_ai_messages_endpoint(client: TestClient) -> None:
     data = client.get(f"/api/rooms/{room['id']}/ai-messages").json()
     assert [(m["text"], m["ai_generated"]) for m in data] == [("5 minutes left", True)]
     assert client.get("/api/rooms/nosuchroom/ai-messages").status_code == 404
+
+
+def test_statements_endpoint_shows_tallies_not_votes(client: TestClient) -> None:
+    room = create(client)
+    storage = client.app.state.ctx.storage  # type: ignore[attr-defined]
+    storage.add_statement(StatementAdded(room_id=room["id"], statement_id="s1", text="Build homes", author_id="p1",
+                                         author_name="Ada"))
+    storage.cast_vote("s1", "p1", "agree")
+    storage.cast_vote("s1", "p2", "disagree")
+    (statement,) = client.get(f"/api/rooms/{room['id']}/statements").json()
+    assert statement["text"] == "Build homes"
+    assert statement["tally"] == {"agree": 1, "disagree": 1, "pass": 0}
+    assert "p2" not in str(statement)

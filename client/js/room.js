@@ -3,6 +3,7 @@ import { CaptionsView } from "./captions.js";
 import { FacilitatorView } from "./facilitator.js";
 import { getLocalMedia } from "./media.js";
 import { Signaling } from "./signaling.js";
+import { StatementsView } from "./statements.js";
 
 const roomId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const $ = (id) => document.getElementById(id);
@@ -25,6 +26,7 @@ const state = {
   trackOwners: {}, // mid -> {participant_id, kind}
   captions: null,
   facilitator: null,
+  statements: null,
   joined: false,
   leaving: false,
 };
@@ -162,6 +164,12 @@ async function onMessage(message) {
       return state.facilitator.message(message);
     case "balance.update":
       return state.facilitator.speaking(message);
+    case "statement.added":
+      return state.statements.added(message);
+    case "statement.edited":
+      return state.statements.edited(message);
+    case "vote.tally":
+      return state.statements.tally(message);
     default:
       return undefined;
   }
@@ -183,6 +191,10 @@ function onWelcome(message) {
     panel: $("facilitator"), stageName: $("stage-name"), stageTime: $("stage-time"),
     messages: $("ai-messages"), balance: $("balance"),
   });
+  state.statements = new StatementsView({
+    list: $("statements"), form: $("statement-form"), input: $("statement-text"),
+    send: (m) => state.signaling.send(m), participantId: state.participantId,
+  });
   $("join-panel").hidden = true;
   $("room-view").hidden = false;
   updateControls();
@@ -196,6 +208,8 @@ async function loadTranscript() {
     if (response.ok) state.captions.load((await response.json()).captions);
     const ai = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/ai-messages`);
     if (ai.ok) state.facilitator.load(await ai.json());
+    const statements = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/statements`);
+    if (statements.ok) state.statements.load(await statements.json());
   } catch {
     /* the live events still arrive; the history is a convenience */
   }

@@ -76,6 +76,17 @@ async def read_ai_messages(room: Room, ctx: Context) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json") for m in messages]
 
 
+@router.get("/rooms/{room_id}/statements")
+async def read_statements(room: Room, ctx: Context) -> list[dict[str, Any]]:
+    """The room's statements with their vote tallies (individual votes are not exposed)."""
+
+    def load() -> list[dict[str, Any]]:
+        return [{**s.model_dump(mode="json"), "tally": ctx.storage.tally(s.statement_id)}
+                for s in ctx.storage.statements(room.id)]
+
+    return await asyncio.to_thread(load)
+
+
 @router.get("/templates")
 async def list_templates() -> list[dict[str, Any]]:
     """The deliberation templates a room can run."""

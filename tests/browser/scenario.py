@@ -116,6 +116,17 @@ def main(speech_wav: Path, silence_wav: Path, screenshot: Path | None) -> dict[s
                 bo.wait_for_function("document.getElementById('balance').textContent.includes('Ada')",
                                      timeout=20_000)
                 result["bo_balance"] = bo.inner_text("#balance")
+
+                # Statements and votes: Bo proposes, Ada votes agree, both see the tally.
+                bo.fill("#statement-text", "The council should build homes near the station")
+                bo.press("#statement-text", "Enter")
+                ada.wait_for_selector("#statements li button[data-choice=agree]", timeout=10_000)
+                ada.click("#statements li button[data-choice=agree]")
+                bo.wait_for_function("document.querySelector('#statements li .tally')?.textContent"
+                                     ".startsWith('1 agree')", timeout=10_000)
+                result["bo_statement"] = bo.inner_text("#statements li")
+                result["ada_vote_pressed"] = ada.get_attribute("#statements li button[data-choice=agree]",
+                                                               "aria-pressed")
                 result["bo_captions_pane"] = bo.inner_text("#live-captions")
                 if screenshot is not None:
                     bo.screenshot(path=str(screenshot), full_page=True)

@@ -57,6 +57,8 @@ def test_two_browsers_see_each_other_and_captions(tmp_path: Path) -> None:
     assert result["bo_stage"].startswith("Welcome / ") and "left" in result["bo_stage"]
     assert "AI assistant" in result["bo_ai_first"]
     assert "Ada" in result["bo_balance"] and "Bo" in result["bo_balance"]
+    assert "Proposed by Bo" in result["bo_statement"] and "1 agree" in result["bo_statement"]
+    assert result["ada_vote_pressed"] == "true"
     blocked = result["blocked_message"].lower()
     assert "camera is blocked" in blocked and "still join" in blocked and "microphone is ready" in blocked
     assert result["join_disabled_without_consent"] and result["join_enabled_with_consent"]
