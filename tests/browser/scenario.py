@@ -127,6 +127,8 @@ def main(speech_wav: Path, silence_wav: Path, screenshot: Path | None) -> dict[s
                 result["bo_statement"] = bo.inner_text("#statements li")
                 result["ada_vote_pressed"] = ada.get_attribute("#statements li button[data-choice=agree]",
                                                                "aria-pressed")
+                if screenshot is not None:
+                    ada.screenshot(path=str(screenshot.with_name("room-votes.png")), full_page=True)
                 result["bo_captions_pane"] = bo.inner_text("#live-captions")
                 if screenshot is not None:
                     bo.screenshot(path=str(screenshot), full_page=True)
