@@ -69,6 +69,8 @@ class RoomFacilitator:
     _last_balance_publish: float = float("-inf")
     _balance_dirty: bool = False
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    summary_requests: list[tuple[str, float]] = field(default_factory=list)  # (stage id, since) for the LLM
+    _last_summary_at: float = float("-inf")
     statements: dict[str, str] = field(default_factory=dict)  # statement id -> text, in order of proposal
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # statement id -> participant id -> choice
 
@@ -157,7 +159,18 @@ class RoomFacilitator:
                              self.stage_started_at + self.settings.balance_settle_s))
         if self._balance_dirty:
             times.append(self._last_balance_publish + self.settings.balance_publish_s)
+        if stage.summarise_every_minutes and self._summary_due_at(stage) < self.stage_ends_at - 60:
+            times.append(self._summary_due_at(stage))
         return min(times)
+
+    def _summary_due_at(self, stage: Stage) -> float:
+        assert stage.summarise_every_minutes
+        return max(self.stage_started_at, self._last_summary_at) + stage.summarise_every_minutes * 60
+
+    def take_summary_requests(self) -> list[tuple[str, float]]:
+        """Summaries the engine wants written (by the LLM, outside this deterministic core)."""
+        requests, self.summary_requests = self.summary_requests, []
+        return requests
 
     def tick(self, now: float) -> list[BusEvent]:
         if self.finished or self.started_at is None or self.paused_at is not None or self.stage is None:
@@ -195,6 +208,9 @@ class RoomFacilitator:
                     text = (f"Thank you, {speaker.name}, that's helpful. Let's make room for others too: "
                             "who sees this differently?")
                     out.append(self._message("balance", text, now, [speaker.participant_id]))
+        if stage.summarise_every_minutes and now >= self._summary_due_at(stage) and now < self.stage_ends_at - 60:
+            self.summary_requests.append((stage.id, max(self.stage_started_at, self._last_summary_at)))
+            self._last_summary_at = now
         if self._balance_dirty and now - self._last_balance_publish >= self.settings.balance_publish_s:
             self._balance_dirty = False
             self._last_balance_publish = now
@@ -247,6 +263,9 @@ class RoomFacilitator:
         stage = self.stage
         if stage is not None and stage.kind == StageKind.VOTING and (results := self._results(now)) is not None:
             out.append(results)
+        if stage is not None and stage.kind in BALANCE_STAGES:  # each talking stage ends with a summary
+            self.summary_requests.append((stage.id, max(self.stage_started_at, self._last_summary_at)))
+            self._last_summary_at = now
         return out + self._advance_stage(now)
 
     def _advance_stage(self, now: float) -> list[BusEvent]:

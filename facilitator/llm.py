@@ -100,6 +100,17 @@ class OpenAICompatibleLLM:
         await self._client.aclose()
 
 
+def create_llm(backend: str, url: str | None, model: str, api_key: str | None, timeout_s: float) -> LLMBackend | None:
+    """The backend named in settings (``none``: the facilitator works from rules alone)."""
+    if backend == "none":
+        return None
+    if backend == "openai":
+        if not url:
+            raise LLMError("llm_backend=openai needs MOOT_LLM_URL, e.g. http://localhost:11434/v1")
+        return OpenAICompatibleLLM(url, model, api_key=api_key, timeout_s=timeout_s)
+    raise LLMError(f"unknown LLM backend {backend!r}: use 'none' or 'openai'")
+
+
 Script = Callable[[str, Sequence[Message]], str]
 
 

@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from facilitator.engine import EngineSettings, RoomFacilitator
+from facilitator.llm import LLMBackend, LLMCallRecord
+from facilitator.summaries import write_summary
 from facilitator.template import Template
 from server.bus import Bus, Subscription
-from server.events import AIMessage, BusEvent, SpeakingBalance, StageChanged
+from server.events import AIMessage, BusEvent, CaptionFinal, SpeakingBalance, StageChanged
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,13 @@ class ManualClock:
 
 class FacilitatorService:
     def __init__(self, bus: Bus, templates: TemplateLookup, clock: Clock | None = None,
-                 settings: EngineSettings | None = None) -> None:
+                 settings: EngineSettings | None = None, llm: LLMBackend | None = None,
+                 record_llm_call: Callable[[str, LLMCallRecord], Awaitable[None]] | None = None) -> None:
         self._bus = bus
+        self._llm = llm
+        self._record_llm_call = record_llm_call
+        self._captions: dict[str, list[CaptionFinal]] = {}
+        self._llm_tasks: set[asyncio.Task[None]] = set()
         self._templates = templates
         self._clock = clock or SystemClock()
         self._settings = settings or EngineSettings()
@@ -100,8 +107,39 @@ class FacilitatorService:
         engine = self._engines[room_id]
         if engine is None:
             return
+        if isinstance(event, CaptionFinal):
+            buffer = self._captions.setdefault(room_id, [])
+            buffer.append(event)
+            del buffer[:-500]  # bounded: summaries look at recent talk only
         await self._publish(engine.handle(event, self._clock.now()))
+        self._after(room_id, engine)
+
+    def _after(self, room_id: str, engine: RoomFacilitator) -> None:
+        """Start the LLM work the engine asked for (never awaited here: a slow model delays nothing), then
+        schedule the engine's next wake-up."""
+        for stage_id, since in engine.take_summary_requests():
+            if self._llm is None:
+                continue
+            lines = [c for c in self._captions.get(room_id, []) if c.end >= since]
+            task = asyncio.create_task(self._summarise(room_id, stage_id, lines), name=f"summary-{room_id}")
+            self._llm_tasks.add(task)
+            task.add_done_callback(self._llm_tasks.discard)
         self._schedule(room_id, engine)
+
+    async def _summarise(self, room_id: str, stage_id: str, lines: list[CaptionFinal]) -> None:
+        assert self._llm is not None
+        calls: list[LLMCallRecord] = []
+        try:
+            message = await write_summary(self._llm, room_id, stage_id, lines, self._clock.now(),
+                                          f"{room_id}-summary-{len(lines)}-{int(self._clock.now())}", calls.append)
+        except Exception:
+            logger.exception("summary failed in room %s", room_id)
+            return
+        if self._record_llm_call is not None:
+            for call in calls:
+                await self._record_llm_call(room_id, call)
+        if message is not None:
+            await self._bus.publish(message)
 
     async def _publish(self, events: list[BusEvent]) -> None:
         for event in events:
@@ -121,7 +159,7 @@ class FacilitatorService:
         await self._clock.sleep_until(when)
         self._timers.pop(room_id, None)  # from here on nothing cancels this wake-up half-way through publishing
         await self._publish(engine.tick(self._clock.now()))
-        self._schedule(room_id, engine)
+        self._after(room_id, engine)
 
     async def pause(self, room_id: str) -> bool:
         engine = self._engines.get(room_id)
@@ -143,7 +181,7 @@ class FacilitatorService:
     async def close(self) -> None:
         if self._sub is not None:
             await self._sub.close()
-        for task in [self._task, *self._timers.values()]:
+        for task in [self._task, *self._timers.values(), *self._llm_tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

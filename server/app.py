@@ -80,9 +80,18 @@ def create_app(
         ctx.rooms = RoomRegistry(ctx)
         facilitator = None
         if settings.facilitator_enabled:
+            from facilitator.llm import LLMCallRecord, create_llm
             from facilitator.service import FacilitatorService
 
-            facilitator = FacilitatorService(bus, _template_lookup(storage))
+            llm = create_llm(settings.llm_backend, settings.llm_url, settings.llm_model, settings.llm_api_key,
+                             settings.llm_timeout_s)
+
+            async def record_llm_call(room_id: str, call: LLMCallRecord) -> None:
+                await asyncio.to_thread(storage.add_llm_call, room_id, call.at, call.purpose, call.model,
+                                        call.messages, call.output, call.latency_s, call.outcome, call.error)
+
+            facilitator = FacilitatorService(bus, _template_lookup(storage), llm=llm,
+                                             record_llm_call=record_llm_call)
             await facilitator.start()
         app.state.facilitator = facilitator
         app.state.ctx = ctx

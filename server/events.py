@@ -124,6 +124,14 @@ AIMessageKind = Literal[
 ]
 
 
+class AIMessagePoint(_Message):
+    """One point of a summary, with the transcript utterances it draws on."""
+
+    label: str
+    text: str
+    sources: list[str] = Field(default_factory=list)
+
+
 class AIMessage(_RoomEvent):
     """A message from the AI facilitator. Always shown labelled as AI-generated; ``sources`` lists the utterances it
     draws on; ``generated_by`` is ``rules`` or ``llm:<model>``."""
@@ -135,6 +143,7 @@ class AIMessage(_RoomEvent):
     stage_id: str | None = None
     addressed_to: list[str] = Field(default_factory=list)  # participant ids named in the message
     sources: list[str] = Field(default_factory=list)
+    points: list[AIMessagePoint] = Field(default_factory=list)
     generated_by: str = "rules"
     ai_generated: Literal[True] = True
 

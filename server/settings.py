@@ -84,6 +84,14 @@ class Settings(BaseSettings):
         default=True, description="Run the facilitator in this process (exactly one process may per deployment)."
     )
 
+    llm_backend: Literal["none", "openai"] = Field(
+        default="none", description="Model for summaries: 'openai' = any OpenAI-compatible endpoint (llm_url)."
+    )
+    llm_url: str | None = Field(default=None, description="e.g. http://localhost:11434/v1 (Ollama), a vLLM server")
+    llm_model: str = "default"
+    llm_api_key: str | None = None
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+
     log_level: str = "INFO"
 
     @field_validator("ice_servers", mode="before")

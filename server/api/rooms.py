@@ -87,6 +87,12 @@ async def read_statements(room: Room, ctx: Context) -> list[dict[str, Any]]:
     return await asyncio.to_thread(load)
 
 
+@router.get("/rooms/{room_id}/llm-calls")
+async def read_llm_calls(room: Room, ctx: Context) -> list[dict[str, Any]]:
+    """Every language-model call made for the room: purpose, model, prompt, output, latency and outcome."""
+    return await asyncio.to_thread(ctx.storage.llm_calls, room.id)
+
+
 @router.get("/templates")
 async def list_templates() -> list[dict[str, Any]]:
     """The deliberation templates a room can run."""

@@ -19,6 +19,7 @@ from server.storage.tables import (
     Base,
     CaptionRow,
     DeliberationRow,
+    LLMCallRow,
     ParticipantRow,
     RoomRow,
     StatementRow,
@@ -157,6 +158,18 @@ class Storage:
         except IntegrityError:
             return False
         return True
+
+    def add_llm_call(self, room_id: str, at: float, purpose: str, model: str, messages: list[dict[str, str]],
+                     output: str, latency_s: float, outcome: str, error: str | None) -> None:
+        with self._s() as s, s.begin():
+            s.add(LLMCallRow(room_id=room_id, at=at, purpose=purpose, model=model, messages=messages, output=output,
+                             latency_s=latency_s, outcome=outcome, error=error))
+
+    def llm_calls(self, room_id: str) -> list[dict[str, object]]:
+        with self._s() as s:
+            rows = s.scalars(select(LLMCallRow).where(LLMCallRow.room_id == room_id).order_by(LLMCallRow.at))
+            return [{"at": r.at, "purpose": r.purpose, "model": r.model, "messages": r.messages, "output": r.output,
+                     "latency_s": r.latency_s, "outcome": r.outcome, "error": r.error} for r in rows]
 
     def ai_messages(self, room_id: str) -> list[AIMessage]:
         with self._s() as s:

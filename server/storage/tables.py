@@ -66,6 +66,23 @@ class VoteRow(Base):
     ts: Mapped[float] = mapped_column(Float)
 
 
+class LLMCallRow(Base):
+    """Every call to a language model, for the organisers: purpose, model, prompt, output, latency, outcome."""
+
+    __tablename__ = "llm_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    purpose: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(200))
+    messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    output: Mapped[str] = mapped_column(Text)
+    latency_s: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class ParticipantRow(Base):
     __tablename__ = "participants"
 

@@ -1,0 +1,80 @@
+"""Summaries of what was said, written by an LLM and traceable to the transcript lines they draw on.
+
+The transcript goes to the model as numbered lines (``[3] Ada: ...``) inside the data block; the model answers with
+points that cite line numbers, which are mapped back to utterance ids and checked: a point citing no real line is
+dropped. The result is posted as an ``ai.message`` of kind ``summary`` with ``sources`` and ``generated_by``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
+from server.events import AIMessage, AIMessagePoint, CaptionFinal
+
+logger = logging.getLogger(__name__)
+
+MAX_LINES = 60
+LABELS = {"point": "Key point", "agreement": "Agreement", "disagreement": "Disagreement", "question": "Open question"}
+
+INSTRUCTIONS = (
+    "You help a small group deliberate. Summarise the discussion in the data: its key points, where people agree, "
+    "where they disagree, and open questions. Use at most 6 points, each one short sentence in plain language, "
+    "faithful to what was said (no new facts, no opinions of your own). Every point must cite the numbers of the "
+    "lines it draws on."
+)
+
+
+class SummaryPoint(BaseModel):
+    kind: Literal["point", "agreement", "disagreement", "question"]
+    text: str = Field(min_length=3, max_length=300)
+    lines: list[int] = Field(min_length=1, max_length=10)
+
+
+class Summary(BaseModel):
+    points: list[SummaryPoint] = Field(max_length=8)
+
+
+def number_lines(captions: Sequence[CaptionFinal]) -> tuple[str, dict[int, str]]:
+    """The data block for the model, and line number -> utterance id."""
+    recent = list(captions)[-MAX_LINES:]
+    lines, index = [], {}
+    for n, caption in enumerate(recent, start=1):
+        lines.append(f"[{n}] {caption.speaker_name}: {caption.text}")
+        index[n] = caption.utterance_id
+    return "\n".join(lines), index
+
+
+async def write_summary(
+    llm: LLMBackend,
+    room_id: str,
+    stage_id: str | None,
+    captions: Sequence[CaptionFinal],
+    now: float,
+    message_id: str,
+    record: Callable[[LLMCallRecord], None] | None = None,
+) -> AIMessage | None:
+    """A summary message, or None when there is nothing to summarise or the model gave nothing usable."""
+    if not captions:
+        return None
+    data, index = number_lines(captions)
+    summary, call = await generate_structured(llm, purpose="summary", instructions=INSTRUCTIONS, data=data,
+                                              schema=Summary, fallback=Summary(points=[]), record=record)
+    kept: list[tuple[SummaryPoint, list[str]]] = []
+    for point in summary.points:
+        sources = [index[n] for n in dict.fromkeys(point.lines) if n in index]
+        if sources:
+            kept.append((point, sources))
+    if not kept:
+        logger.info("summary for room %s had no usable points (%s)", room_id, call.outcome)
+        return None
+    text = "Summary so far (written by AI; tell us if it misses or misstates anything):\n" + "\n".join(
+        f"- {LABELS[p.kind]}: {p.text}" for p, _ in kept)
+    sources = list(dict.fromkeys(s for _, srcs in kept for s in srcs))
+    points = [AIMessagePoint(label=LABELS[p.kind], text=p.text, sources=srcs) for p, srcs in kept]
+    return AIMessage(room_id=room_id, ts=now, message_id=message_id, kind="summary", text=text, stage_id=stage_id,
+                     sources=sources, points=points, generated_by=call.model)
