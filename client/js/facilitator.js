@@ -53,10 +53,46 @@ export class FacilitatorView {
     label.className = "visually-hidden";
     label.textContent = "AI facilitator says: ";
     const text = document.createElement("span");
-    text.textContent = event.text;
     item.append(badge, label, text);
+    if (event.points && event.points.length) {
+      text.textContent = "Summary so far (written by AI: tell us if it misses or misstates anything)";
+      const points = document.createElement("ul");
+      points.className = "summary-points";
+      for (const point of event.points) {
+        const li = document.createElement("li");
+        const strong = document.createElement("strong");
+        strong.textContent = `${point.label}: `;
+        li.append(strong, point.text, " ");
+        point.sources.forEach((utteranceId, i) => {
+          const link = document.createElement("a");
+          link.href = `#utterance-${utteranceId}`;
+          link.textContent = `[${i + 1}]`;
+          link.title = "Show what was said";
+          link.addEventListener("click", (e) => {
+            e.preventDefault();
+            this.showSource(utteranceId);
+          });
+          li.append(link, " ");
+        });
+        points.append(li);
+      }
+      item.append(points);
+    } else {
+      text.textContent = event.text;
+    }
     this.messages.append(item);
     this.messages.scrollTop = this.messages.scrollHeight;
+  }
+
+  // Scroll the transcript to the line a summary point draws on, and highlight it.
+  showSource(utteranceId) {
+    const line = document.querySelector(`#transcript li[data-utterance="${CSS.escape(utteranceId)}"]`);
+    if (!line) return;
+    line.scrollIntoView({ block: "center" });
+    line.classList.add("highlight");
+    line.tabIndex = -1;
+    line.focus();
+    setTimeout(() => line.classList.remove("highlight"), 3000);
   }
 
   speaking(event) {
