@@ -200,6 +200,16 @@ class VoteTally(_RoomEvent):
     passed: int
 
 
+class SummaryFlagged(_RoomEvent):
+    """A participant marked a summary point "that's not what we said" (for moderators; not sent to the room)."""
+
+    type: Literal["summary.flagged"] = "summary.flagged"
+    message_id: str
+    point: int
+    participant_id: str
+    note: str = ""
+
+
 BusEvent = Annotated[
     ParticipantJoined
     | ParticipantLeft
@@ -213,7 +223,8 @@ BusEvent = Annotated[
     | StatementAdded
     | StatementEdited
     | VoteCast
-    | VoteTally,
+    | VoteTally
+    | SummaryFlagged,
     Field(discriminator="type"),
 ]
 
@@ -259,6 +270,13 @@ class EditStatement(_Message):
     text: str = Field(min_length=3, max_length=500)
 
 
+class FlagSummary(_Message):
+    type: Literal["summary.flag"] = "summary.flag"
+    message_id: str = Field(max_length=120)
+    point: int = Field(ge=0, le=20)
+    note: str = Field(default="", max_length=500)
+
+
 class Vote(_Message):
     type: Literal["vote"] = "vote"
     statement_id: str = Field(max_length=80)
@@ -266,7 +284,8 @@ class Vote(_Message):
 
 
 ClientMessage = Annotated[
-    Join | Answer | MediaState | Leave | Ping | AddStatement | EditStatement | Vote, Field(discriminator="type")
+    Join | Answer | MediaState | Leave | Ping | AddStatement | EditStatement | Vote | FlagSummary,
+    Field(discriminator="type"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -314,6 +333,7 @@ ErrorCode = Literal[
     "consent_required",
     "not_joined",
     "unknown_statement",
+    "unknown_message",
     "not_allowed",
     "already_joined",
     "bad_sdp",

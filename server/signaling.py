@@ -26,12 +26,14 @@ from server.events import (
     EditStatement,
     Error,
     EventDecodeError,
+    FlagSummary,
     Join,
     Leave,
     MediaState,
     Ping,
     Pong,
     ServerMessage,
+    SummaryFlagged,
     VoiceActivity,
     Vote,
     VoteCast,
@@ -188,9 +190,12 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     conn.send(Error(code="bad_message", message="no offer is waiting for an answer"))
             elif isinstance(message, MediaState):
                 await rooms.set_media(participant, message.audio, message.video)
-            elif isinstance(message, AddStatement | EditStatement | Vote):
+            elif isinstance(message, AddStatement | EditStatement | Vote | FlagSummary):
                 try:
-                    if isinstance(message, AddStatement):
+                    if isinstance(message, FlagSummary):
+                        await board.flag_summary(room_id, participant.id, message.message_id, message.point,
+                                                 message.note)
+                    elif isinstance(message, AddStatement):
                         await board.add(room_id, participant.id, participant.name, message.text)
                     elif isinstance(message, EditStatement):
                         await board.edit(room_id, participant.id, message.statement_id, message.text)
@@ -222,7 +227,7 @@ async def _forward_events(sub: object, conn: ClientConnection) -> None:
     assert isinstance(sub, Subscription)
     try:
         async for event in sub:
-            if isinstance(event, VoteCast):  # individual votes stay private; the room sees tallies
+            if isinstance(event, VoteCast | SummaryFlagged):  # private: votes show as tallies, flags go to moderators
                 continue
             conn.send(event)
     finally:

@@ -1,4 +1,5 @@
-"""Statements and votes in a room: participants add and edit statements and vote agree / disagree / pass.
+"""Statements and votes in a room (participants add and edit statements and vote agree / disagree / pass), and
+participants' "that's not what we said" flags on summary points.
 
 Every change is validated (the statement must belong to the participant's room; only its author may edit a
 participant's statement, anyone in the room may edit one the AI proposed), stored, then published: the statement
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from server.context import ServerContext
-from server.events import StatementAdded, StatementEdited, VoteCast, VoteTally
+from server.events import StatementAdded, StatementEdited, SummaryFlagged, VoteCast, VoteTally
 from server.storage.repository import new_id
 
 
@@ -47,6 +48,18 @@ class StatementBoard:
         edited = StatementEdited(room_id=room_id, statement_id=statement_id, text=text, editor_id=participant_id)
         await self._ctx.bus.publish(edited)
         return edited
+
+    async def flag_summary(self, room_id: str, participant_id: str, message_id: str, point: int,
+                           note: str) -> SummaryFlagged:
+        message = await asyncio.to_thread(self._ctx.storage.get_ai_message, message_id)
+        if message is None or message.room_id != room_id or message.kind != "summary" or point >= len(message.points):
+            raise StatementRefused("unknown_message", "There is no such summary point in this room.")
+        note = " ".join(note.split())
+        await asyncio.to_thread(self._ctx.storage.add_summary_flag, room_id, message_id, point, participant_id, note)
+        flagged = SummaryFlagged(room_id=room_id, message_id=message_id, point=point, participant_id=participant_id,
+                                 note=note)
+        await self._ctx.bus.publish(flagged)
+        return flagged
 
     async def vote(self, room_id: str, participant_id: str, statement_id: str, choice: str) -> VoteTally:
         await self._statement_in_room(room_id, statement_id)

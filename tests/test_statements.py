@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.events import Error, StatementAdded, StatementEdited, VoteTally
+from server.events import AIMessage, AIMessagePoint, Error, StatementAdded, StatementEdited, VoteTally
 from server.rtc.testpeer import TestPeer
 from server.settings import Settings
 from tests.servers import RunningServer, running_server
@@ -66,3 +66,32 @@ async def test_statements_and_votes(server: RunningServer, tmp_path: Path) -> No
     finally:
         for peer in (ada, bo, eve):
             await peer.close()
+
+
+async def test_flagging_a_summary_point(server: RunningServer) -> None:
+    room = server.ctx.storage.create_room("Flags", 8).id
+    other = server.ctx.storage.create_room("Other", 8).id
+    summary = AIMessage(room_id=room, message_id="sum-1", kind="summary", text="Summary",
+                        points=[AIMessagePoint(label="Key point", text="Everyone wants parks", sources=["u1"])])
+    server.ctx.storage.add_ai_message(summary)
+    server.ctx.storage.add_ai_message(summary.model_copy(update={"room_id": other, "message_id": "sum-2"}))
+    ada, bo = TestPeer(server.ws(room), "Ada"), TestPeer(server.ws(room), "Bo")
+    try:
+        await ada.join()
+        await bo.join()
+        await ada.send({"type": "summary.flag", "message_id": "sum-1", "point": 0, "note": "  Nobody said parks "})
+        for bad in ({"message_id": "sum-2", "point": 0}, {"message_id": "sum-1", "point": 3},
+                    {"message_id": "nope", "point": 0}):
+            await ada.send({"type": "summary.flag", **bad})
+        errors = [await ada.wait_for(lambda m: isinstance(m, Error) and m.code == "unknown_message", 5)]
+        assert errors
+        await ada.send({"type": "ping"})
+        await ada.wait_for(lambda m: m.type == "pong", 5)
+        flags = server.ctx.storage.summary_flags(room)
+        assert flags == [{"message_id": "sum-1", "point": 0, "participant_id": ada.participant_id,
+                          "note": "Nobody said parks", "ts": flags[0]["ts"]}]
+        assert server.ctx.storage.summary_flags(other) == []
+        assert not [m for m in bo.messages if m.type == "summary.flagged"], "flags go to moderators, not the room"
+    finally:
+        await ada.close()
+        await bo.close()

@@ -7,8 +7,8 @@ function formatLeft(seconds) {
 }
 
 export class FacilitatorView {
-  constructor({ panel, stageName, stageTime, messages, balance }) {
-    Object.assign(this, { panel, stageName, stageTime, messages, balance });
+  constructor({ panel, stageName, stageTime, messages, balance, send }) {
+    Object.assign(this, { panel, stageName, stageTime, messages, balance, send });
     this.endsAt = null;
     this.seen = new Set();
     this.clockOffset = 0; // server time minus local time, from event timestamps
@@ -63,6 +63,15 @@ export class FacilitatorView {
         const strong = document.createElement("strong");
         strong.textContent = `${point.label}: `;
         li.append(strong, point.text, " ");
+        const flag = document.createElement("button");
+        flag.type = "button";
+        flag.className = "flag";
+        flag.textContent = "That's not what we said";
+        flag.addEventListener("click", () => {
+          this.send({ type: "summary.flag", message_id: event.message_id, point: event.points.indexOf(point) });
+          flag.textContent = "Flagged for the moderator, thank you";
+          flag.disabled = true;
+        });
         point.sources.forEach((utteranceId, i) => {
           const link = document.createElement("a");
           link.href = `#utterance-${utteranceId}`;
@@ -74,6 +83,7 @@ export class FacilitatorView {
           });
           li.append(link, " ");
         });
+        li.append(flag);
         points.append(li);
       }
       item.append(points);

@@ -189,7 +189,7 @@ function onWelcome(message) {
   state.captions = new CaptionsView({ live: $("live-captions"), transcript: $("transcript"), announcer: $("captions-announcer") });
   state.facilitator = new FacilitatorView({
     panel: $("facilitator"), stageName: $("stage-name"), stageTime: $("stage-time"),
-    messages: $("ai-messages"), balance: $("balance"),
+    messages: $("ai-messages"), balance: $("balance"), send: (m) => state.signaling.send(m),
   });
   state.statements = new StatementsView({
     list: $("statements"), form: $("statement-form"), input: $("statement-text"),

@@ -93,6 +93,12 @@ async def read_llm_calls(room: Room, ctx: Context) -> list[dict[str, Any]]:
     return await asyncio.to_thread(ctx.storage.llm_calls, room.id)
 
 
+@router.get("/rooms/{room_id}/summary-flags")
+async def read_summary_flags(room: Room, ctx: Context) -> list[dict[str, Any]]:
+    """Summary points participants marked "that's not what we said" (for moderators)."""
+    return await asyncio.to_thread(ctx.storage.summary_flags, room.id)
+
+
 @router.get("/templates")
 async def list_templates() -> list[dict[str, Any]]:
     """The deliberation templates a room can run."""

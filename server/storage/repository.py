@@ -23,6 +23,7 @@ from server.storage.tables import (
     ParticipantRow,
     RoomRow,
     StatementRow,
+    SummaryFlagRow,
     VoteRow,
 )
 
@@ -170,6 +171,23 @@ class Storage:
             rows = s.scalars(select(LLMCallRow).where(LLMCallRow.room_id == room_id).order_by(LLMCallRow.at))
             return [{"at": r.at, "purpose": r.purpose, "model": r.model, "messages": r.messages, "output": r.output,
                      "latency_s": r.latency_s, "outcome": r.outcome, "error": r.error} for r in rows]
+
+    def get_ai_message(self, message_id: str) -> AIMessage | None:
+        with self._s() as s:
+            row = s.get(AIMessageRow, message_id)
+            return AIMessage.model_validate(row.event) if row else None
+
+    def add_summary_flag(self, room_id: str, message_id: str, point: int, participant_id: str, note: str) -> None:
+        with self._s() as s, s.begin():
+            s.add(SummaryFlagRow(room_id=room_id, message_id=message_id, point=point, participant_id=participant_id,
+                                 note=note, ts=time.time()))
+
+    def summary_flags(self, room_id: str) -> list[dict[str, object]]:
+        with self._s() as s:
+            rows = s.scalars(select(SummaryFlagRow).where(SummaryFlagRow.room_id == room_id).order_by(
+                SummaryFlagRow.ts))
+            return [{"message_id": r.message_id, "point": r.point, "participant_id": r.participant_id,
+                     "note": r.note, "ts": r.ts} for r in rows]
 
     def ai_messages(self, room_id: str) -> list[AIMessage]:
         with self._s() as s:

@@ -83,6 +83,18 @@ class LLMCallRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class SummaryFlagRow(Base):
+    __tablename__ = "summary_flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(String(120))
+    point: Mapped[int] = mapped_column(Integer)
+    participant_id: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    ts: Mapped[float] = mapped_column(Float)
+
+
 class ParticipantRow(Base):
     __tablename__ = "participants"
 
