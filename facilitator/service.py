@@ -161,6 +161,11 @@ class FacilitatorService:
         await self._publish(engine.tick(self._clock.now()))
         self._after(room_id, engine)
 
+    async def llm_idle(self) -> None:
+        """Wait until no summary (or other LLM work) is in progress."""
+        while self._llm_tasks:
+            await asyncio.gather(*list(self._llm_tasks), return_exceptions=True)
+
     async def pause(self, room_id: str) -> bool:
         engine = self._engines.get(room_id)
         if engine is None:

@@ -113,11 +113,12 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
         help="run a benchmark (results: docs/benchmarks.md)",
         description="Benchmarks of the media server and of live captions.",
     )
-    bench = p.add_subparsers(dest="bench", required=True, metavar="{sfu,asr}")
-    from server.bench import asr, sfu
+    bench = p.add_subparsers(dest="bench", required=True, metavar="{sfu,asr,facilitator}")
+    from server.bench import asr, facilitator, sfu
 
     sfu.register(bench)
     asr.register(bench)
+    facilitator.register(bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,133 @@
+"""``moot bench facilitator``: replay a scripted four-person session through the facilitator with the configured LLM.
+
+The session (a deliberation template, people joining, talking in turns, one of them quiet) runs in virtual time through
+the real ``FacilitatorService`` on an in-process bus. Reported: ``prompt_latency_p50_s`` (the moment a rule fires to the
+message on the bus), ``summary_latency_p50_s`` (summary due to summary posted, dominated by the LLM),
+``schema_valid_rate`` (LLM answers that matched the schema without falling back), and counts per message kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+from typing import Any
+
+SENTENCES = [
+    "I think people should always be able to ask a human to review a decision.",
+    "Speed matters too, families waiting for benefits cannot wait for months.",
+    "We should know when an AI system was used and on what data.",
+    "Maybe start with low risk uses and check the results every year.",
+    "I am worried that mistakes will hit the people with the least time to complain.",
+    "A public register of the systems would help journalists and councillors.",
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "facilitator",
+        help="replay a scripted session through the facilitator: prompt and summary latency, schema validity",
+        description="Runs a four-person session in virtual time through the facilitator service.",
+    )
+    p.add_argument("--template", default="quick-20", help="deliberation template (default quick-20)")
+    p.add_argument("--llm", choices=["fake", "openai"], default="fake",
+                   help="'fake' (scripted answers) or 'openai' (an OpenAI-compatible endpoint: --llm-url)")
+    p.add_argument("--llm-url", default=None, help="e.g. http://localhost:11434/v1")
+    p.add_argument("--llm-model", default="default")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=main)
+
+
+def _scripted_answer(purpose: str, messages: Any) -> str:
+    """A well-formed summary citing the first lines of the data, as a good model would."""
+    data = messages[1]["content"]
+    numbers = [int(line[1 : line.index("]")]) for line in data.splitlines() if line.startswith("[")]
+    points = [{"kind": "point", "text": "People want human review of AI decisions.", "lines": numbers[:2] or [1]}]
+    return json.dumps({"points": points})
+
+
+async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | None,
+                                llm_model: str) -> dict[str, Any]:
+    from facilitator.llm import LLMCallRecord, OpenAICompatibleLLM, ScriptedLLM
+    from facilitator.service import FacilitatorService, ManualClock
+    from facilitator.template import Template, builtin_templates
+    from server.bus import InProcessBus
+    from server.events import AIMessage, CaptionFinal, ParticipantInfo, ParticipantJoined, VoiceActivity
+
+    template = builtin_templates()[template_id]
+    llm = ScriptedLLM(_scripted_answer) if llm_kind == "fake" else OpenAICompatibleLLM(llm_url or "", llm_model)
+    calls: list[LLMCallRecord] = []
+
+    async def record(room_id: str, call: LLMCallRecord) -> None:
+        calls.append(call)
+
+    async def lookup(room_id: str) -> Template | None:
+        return template
+
+    bus = InProcessBus()
+    clock = ManualClock(start=0.0)
+    service = FacilitatorService(bus, lookup, clock, llm=llm, record_llm_call=record)
+    await service.start()
+    sub = await bus.subscribe("room:*", maxsize=100_000)
+    arrivals: list[tuple[float, AIMessage]] = []
+
+    async def collect() -> None:
+        async for event in sub:
+            if isinstance(event, AIMessage):
+                arrivals.append((time.perf_counter(), event))
+
+    collector = asyncio.create_task(collect())
+    rng = random.Random(3)
+    people = [("a", "Ada"), ("b", "Bo"), ("c", "Cy"), ("d", "Dee")]
+    for pid, name in people:
+        await bus.publish(ParticipantJoined(room_id="bench", participant=ParticipantInfo(participant_id=pid,
+                                                                                          name=name)))
+    step_wall: dict[int, float] = {}
+    total = int(template.total_minutes * 60) + 5
+    n = 0
+    for second in range(total):
+        if second % 20 == 5:
+            pid, name = rng.choice(people[:3])  # Dee stays quiet
+            await bus.publish(VoiceActivity(room_id="bench", participant_id=pid, speaking=True, t=clock.now()))
+            await bus.publish(VoiceActivity(room_id="bench", participant_id=pid, speaking=False,
+                                            t=clock.now() + 8))
+            n += 1
+            await bus.publish(CaptionFinal(room_id="bench", utterance_id=f"u{n}", participant_id=pid,
+                                           speaker_name=name, text=rng.choice(SENTENCES), start=clock.now(),
+                                           end=clock.now() + 8))
+        step_wall[second + 1] = time.perf_counter()
+        await clock.advance(1.0)
+        await service.llm_idle()  # let summaries finish in (wall) time before virtual time moves on
+    await sub.close()
+    await collector
+    await service.close()
+
+    prompt_latencies = [wall - step_wall[max(1, min(int(m.ts + 0.999), total))] for wall, m in arrivals
+                        if m.kind != "summary" and m.ts > 0]
+    summary_latencies = [c.latency_s for c in calls if c.purpose == "summary"]
+    kinds: dict[str, int] = {}
+    for _, m in arrivals:
+        kinds[m.kind] = kinds.get(m.kind, 0) + 1
+    return {
+        "template": template_id,
+        "llm": f"{llm.name}:{llm.model}",
+        "virtual_minutes": template.total_minutes,
+        "messages": kinds,
+        "prompt_latency_p50_s": round(statistics.median(prompt_latencies), 5) if prompt_latencies else None,
+        "summary_latency_p50_s": round(statistics.median(summary_latencies), 3) if summary_latencies else None,
+        "llm_calls": len(calls),
+        "schema_valid_rate": round(sum(c.outcome == "ok" for c in calls) / len(calls), 3) if calls else None,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    result = asyncio.run(run_facilitator_bench(args.template, args.llm, args.llm_url, args.llm_model))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
+    return 0
