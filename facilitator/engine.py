@@ -70,6 +70,7 @@ class RoomFacilitator:
     _balance_dirty: bool = False
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     summary_requests: list[tuple[str, float]] = field(default_factory=list)  # (stage id, since) for the LLM
+    statement_requests: list[str] = field(default_factory=list)  # drafting stages that want AI proposals
     _last_summary_at: float = float("-inf")
     statements: dict[str, str] = field(default_factory=dict)  # statement id -> text, in order of proposal
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # statement id -> participant id -> choice
@@ -170,6 +171,11 @@ class RoomFacilitator:
     def take_summary_requests(self) -> list[tuple[str, float]]:
         """Summaries the engine wants written (by the LLM, outside this deterministic core)."""
         requests, self.summary_requests = self.summary_requests, []
+        return requests
+
+    def take_statement_requests(self) -> list[str]:
+        """Drafting stages that have just begun and want candidate statements from the LLM."""
+        requests, self.statement_requests = self.statement_requests, []
         return requests
 
     def tick(self, now: float) -> list[BusEvent]:
@@ -283,6 +289,8 @@ class RoomFacilitator:
         self._questions_asked = 0
         self._last_prompt_at = now
         stage = self.template.stages[index]
+        if stage.kind == StageKind.DRAFTING:
+            self.statement_requests.append(stage.id)
         out: list[BusEvent] = [
             self._stage_changed(now),
             self._message("stage_intro", f"{stage.title} ({_minutes(stage.minutes)}). {stage.intro}", now),

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.llm import LLMBackend, LLMCallRecord
+from facilitator.proposals import propose_statements
 from facilitator.summaries import write_summary
 from facilitator.template import Template
 from server.bus import Bus, Subscription
@@ -121,10 +122,41 @@ class FacilitatorService:
             if self._llm is None:
                 continue
             lines = [c for c in self._captions.get(room_id, []) if c.end >= since]
-            task = asyncio.create_task(self._summarise(room_id, stage_id, lines), name=f"summary-{room_id}")
-            self._llm_tasks.add(task)
-            task.add_done_callback(self._llm_tasks.discard)
+            self._spawn(self._summarise(room_id, stage_id, lines), f"summary-{room_id}")
+        for stage_id in engine.take_statement_requests():
+            if self._llm is not None:
+                self._spawn(self._propose(room_id, stage_id, list(self._captions.get(room_id, []))),
+                            f"statements-{room_id}")
         self._schedule(room_id, engine)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._llm_tasks.add(task)
+        task.add_done_callback(self._llm_tasks.discard)
+
+    async def _record(self, room_id: str, calls: list[LLMCallRecord]) -> None:
+        if self._record_llm_call is not None:
+            for call in calls:
+                await self._record_llm_call(room_id, call)
+
+    async def _propose(self, room_id: str, stage_id: str, lines: list[CaptionFinal]) -> None:
+        assert self._llm is not None
+        calls: list[LLMCallRecord] = []
+        try:
+            statements = await propose_statements(self._llm, room_id, lines, self._clock.now(), calls.append)
+        except Exception:
+            logger.exception("statement proposals failed in room %s", room_id)
+            return
+        await self._record(room_id, calls)
+        for statement in statements:
+            await self._bus.publish(statement)
+        if statements:
+            await self._bus.publish(AIMessage(
+                room_id=room_id, ts=self._clock.now(), message_id=f"{room_id}-proposals-{statements[0].statement_id}",
+                kind="statements", stage_id=stage_id, generated_by=f"llm:{calls[0].model}" if calls else "llm",
+                sources=list(dict.fromkeys(s for st in statements for s in st.sources)),
+                text=f"I have proposed {len(statements)} statements based on what you said. Please edit them, "
+                     "add your own, or say what is missing."))
 
     async def _summarise(self, room_id: str, stage_id: str, lines: list[CaptionFinal]) -> None:
         assert self._llm is not None
@@ -135,9 +167,7 @@ class FacilitatorService:
         except Exception:
             logger.exception("summary failed in room %s", room_id)
             return
-        if self._record_llm_call is not None:
-            for call in calls:
-                await self._record_llm_call(room_id, call)
+        await self._record(room_id, calls)
         if message is not None:
             await self._bus.publish(message)
 

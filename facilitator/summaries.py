@@ -77,4 +77,4 @@ async def write_summary(
     sources = list(dict.fromkeys(s for _, srcs in kept for s in srcs))
     points = [AIMessagePoint(label=LABELS[p.kind], text=p.text, sources=srcs) for p, srcs in kept]
     return AIMessage(room_id=room_id, ts=now, message_id=message_id, kind="summary", text=text, stage_id=stage_id,
-                     sources=sources, points=points, generated_by=call.model)
+                     sources=sources, points=points, generated_by=f"llm:{call.model}")
