@@ -108,7 +108,7 @@ def main(speech_wav: Path, silence_wav: Path, screenshot: Path | None) -> dict[s
                 )
                 result["bo_transcript"] = bo.inner_text("#transcript")
                 # The AI facilitator: stage and time left, labelled messages, speaking-time balance.
-                bo.wait_for_selector("#facilitator:not([hidden]) #ai-messages li", timeout=10_000)
+                bo.wait_for_selector("#facilitator:not([hidden]) #ai-messages li", timeout=30_000)
                 result["bo_stage"] = bo.inner_text("#stage-name") + " / " + bo.inner_text("#stage-time")
                 result["bo_ai_first"] = bo.inner_text("#ai-messages li")
                 result["bo_ai_badges"] = bo.eval_on_selector_all("#ai-messages li .ai-badge",
@@ -120,10 +120,10 @@ def main(speech_wav: Path, silence_wav: Path, screenshot: Path | None) -> dict[s
                 # Statements and votes: Bo proposes, Ada votes agree, both see the tally.
                 bo.fill("#statement-text", "The council should build homes near the station")
                 bo.press("#statement-text", "Enter")
-                ada.wait_for_selector("#statements li button[data-choice=agree]", timeout=10_000)
+                ada.wait_for_selector("#statements li button[data-choice=agree]", timeout=30_000)
                 ada.click("#statements li button[data-choice=agree]")
                 bo.wait_for_function("document.querySelector('#statements li .tally')?.textContent"
-                                     ".startsWith('1 agree')", timeout=10_000)
+                                     ".startsWith('1 agree')", timeout=30_000)
                 result["bo_statement"] = bo.inner_text("#statements li")
                 result["ada_vote_pressed"] = ada.get_attribute("#statements li button[data-choice=agree]",
                                                                "aria-pressed")
@@ -160,7 +160,7 @@ def main(speech_wav: Path, silence_wav: Path, screenshot: Path | None) -> dict[s
                 result["bo_mic_pressed_after_toggle"] = bo.get_attribute("#toggle-mic", "aria-pressed")
                 ada.wait_for_function(
                     "[...document.querySelectorAll('.tile')].some(t => t.textContent.includes('Bo') && "
-                    "t.textContent.includes('microphone off'))", timeout=10_000)
+                    "t.textContent.includes('microphone off'))", timeout=20_000)
                 result["ada_sees_bo_muted"] = True
             finally:
                 for browser in (speaker_browser, listener_browser, blocked_browser):
