@@ -210,7 +210,8 @@ class SummaryFlagged(_RoomEvent):
     note: str = ""
 
 
-BusEvent = Annotated[
+# Bus events that every browser in the room receives; the rest stay between server components.
+RoomVisibleEvent = (
     ParticipantJoined
     | ParticipantLeft
     | ParticipantMediaState
@@ -222,11 +223,10 @@ BusEvent = Annotated[
     | SpeakingBalance
     | StatementAdded
     | StatementEdited
-    | VoteCast
     | VoteTally
-    | SummaryFlagged,
-    Field(discriminator="type"),
-]
+)
+
+BusEvent = Annotated[RoomVisibleEvent | VoteCast | SummaryFlagged, Field(discriminator="type")]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Signaling: browser -> server
@@ -350,25 +350,7 @@ class Error(_Message):
     fatal: bool = False
 
 
-ServerMessage = Annotated[
-    Welcome
-    | Offer
-    | Pong
-    | Error
-    | ParticipantJoined
-    | ParticipantLeft
-    | ParticipantMediaState
-    | VoiceActivity
-    | CaptionPartial
-    | CaptionFinal
-    | StageChanged
-    | AIMessage
-    | SpeakingBalance
-    | StatementAdded
-    | StatementEdited
-    | VoteTally,
-    Field(discriminator="type"),
-]
+ServerMessage = Annotated[Welcome | Offer | Pong | Error | RoomVisibleEvent, Field(discriminator="type")]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Encoding and decoding

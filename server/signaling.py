@@ -32,11 +32,10 @@ from server.events import (
     MediaState,
     Ping,
     Pong,
+    RoomVisibleEvent,
     ServerMessage,
-    SummaryFlagged,
     VoiceActivity,
     Vote,
-    VoteCast,
     Welcome,
     decode_client_message,
     encode,
@@ -227,8 +226,7 @@ async def _forward_events(sub: object, conn: ClientConnection) -> None:
     assert isinstance(sub, Subscription)
     try:
         async for event in sub:
-            if isinstance(event, VoteCast | SummaryFlagged):  # private: votes show as tallies, flags go to moderators
-                continue
-            conn.send(event)
+            if isinstance(event, RoomVisibleEvent):  # votes show only as tallies; flags go to moderators
+                conn.send(event)
     finally:
         await sub.close()

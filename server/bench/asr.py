@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import re
-import sys
 import time
 import unicodedata
 import wave
@@ -25,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.asr.base import SAMPLE_RATE
+from server.bench import print_result
 
 CHUNK_S = 0.02
 
@@ -183,10 +182,5 @@ def _round(value: float | None) -> float | None:
 def main(args: argparse.Namespace) -> int:
     reference = args.text.read_text(encoding="utf-8")
     result = asyncio.run(run_asr_bench(args.wav, reference, args.speed, args.model, args.language, args.data_dir))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value}")
-    sys.stdout.flush()
+    print_result(result, args.json)
     return 0

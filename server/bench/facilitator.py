@@ -16,6 +16,8 @@ import statistics
 import time
 from typing import Any
 
+from server.bench import print_result
+
 SENTENCES = [
     "I think people should always be able to ask a human to review a decision.",
     "Speed matters too, families waiting for benefits cannot wait for months.",
@@ -125,9 +127,5 @@ async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | 
 
 def main(args: argparse.Namespace) -> int:
     result = asyncio.run(run_facilitator_bench(args.template, args.llm, args.llm_url, args.llm_model))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>22}: {value}")
+    print_result(result, args.json)
     return 0

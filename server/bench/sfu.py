@@ -26,6 +26,7 @@ from typing import Any
 import av
 import numpy as np
 
+from server.bench import print_result
 from server.rtc import forwarding
 from server.rtc.testmedia import PreEncodedVideoTrack, _Paced, encode_vp8_sequence, frame_id
 from server.rtc.testpeer import ReceivedStream, TestPeer
@@ -223,9 +224,5 @@ def main(args: argparse.Namespace) -> int:
         print("error: --participants must be at least 2", file=sys.stderr)
         return 2
     result = asyncio.run(run_sfu_bench(args.participants, args.seconds, args.warmup, args.profile))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>20}: {value}")
+    print_result(result, args.json)
     return 0

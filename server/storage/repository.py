@@ -87,6 +87,15 @@ class Storage:
     def _s(self) -> Session:
         return self._session()
 
+    def _insert_once(self, row: Base) -> bool:
+        """Insert a row keyed by an id its producer chose; False if it was already there (idempotent delivery)."""
+        try:
+            with self._s() as s, s.begin():
+                s.add(row)
+        except IntegrityError:
+            return False
+        return True
+
     # Rooms --------------------------------------------------------------------------------------------------------
     def create_room(self, title: str, max_participants: int) -> RoomRecord:
         row = RoomRow(id=new_id(), title=title, created_at=time.time(), max_participants=max_participants)
@@ -143,22 +152,11 @@ class Storage:
             language=caption.language,
             words=[w.model_dump() for w in caption.words],
         )
-        try:
-            with self._s() as s, s.begin():
-                s.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return self._insert_once(row)
 
     def add_ai_message(self, message: AIMessage) -> bool:
-        row = AIMessageRow(message_id=message.message_id, room_id=message.room_id, ts=message.ts,
-                           event=message.model_dump(mode="json"))
-        try:
-            with self._s() as s, s.begin():
-                s.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return self._insert_once(AIMessageRow(message_id=message.message_id, room_id=message.room_id, ts=message.ts,
+                                              event=message.model_dump(mode="json")))
 
     def add_llm_call(self, room_id: str, at: float, purpose: str, model: str, messages: list[dict[str, str]],
                      output: str, latency_s: float, outcome: str, error: str | None) -> None:
@@ -200,12 +198,7 @@ class Storage:
                            author_id=statement.author_id, author_name=statement.author_name,
                            ai_generated=statement.ai_generated, sources=list(statement.sources),
                            created_at=statement.ts)
-        try:
-            with self._s() as s, s.begin():
-                s.add(row)
-        except IntegrityError:
-            return False
-        return True
+        return self._insert_once(row)
 
     def get_statement(self, statement_id: str) -> StatementAdded | None:
         with self._s() as s:
