@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 from collections import deque
+from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -52,24 +53,30 @@ SEND_QUEUE_LIMIT = 500
 class ClientConnection:
     """Outgoing side of one WebSocket: a bounded queue and a writer task."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, limit: int = SEND_QUEUE_LIMIT) -> None:
         self._ws = websocket
+        self._limit = limit
         self._queue: deque[tuple[bool, str]] = deque()
         self._ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._closed = False
         self.dropped = 0
+        self.close_code = 1000
+        self.failed = asyncio.Event()  # set when the client is gone or too slow: the handler then ends the session
         self._writer = asyncio.create_task(self._write(), name="signaling-writer")
 
     def send(self, message: ServerMessage) -> None:
         if self._closed:
             return
-        if len(self._queue) >= SEND_QUEUE_LIMIT:
+        if len(self._queue) >= self._limit:
             droppable = next((i for i, (provisional, _) in enumerate(self._queue) if provisional), None)
             if droppable is None:
                 logger.warning("signaling client too slow: disconnecting it")
                 self._closed = True
+                self._queue.clear()
+                self.close_code = 1013  # try again later
                 self._writer.cancel()
+                self.failed.set()
                 return
             del self._queue[droppable]
             self.dropped += 1
@@ -85,10 +92,11 @@ class ClientConnection:
                     await self._ready.wait()
                 self._drained.clear()
                 await self._ws.send_text(self._queue.popleft()[1])
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
             self._closed = True
+            self.failed.set()
 
-    async def flush_and_close(self, code: int = 1000) -> None:
+    async def flush_and_close(self, code: int | None = None) -> None:
         """Send what is queued (briefly), then close the socket."""
         if self._queue and not self._writer.done():
             with contextlib.suppress(TimeoutError):
@@ -98,7 +106,7 @@ class ClientConnection:
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         with contextlib.suppress(Exception):
-            await self._ws.close(code)
+            await self._ws.close(code or self.close_code)
 
 
 async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContext) -> None:
@@ -111,8 +119,14 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
     assert rooms is not None
     board = StatementBoard(ctx)
     limit = ctx.settings.signaling_max_message_bytes
+    stop: asyncio.Future[None] | None = None
+    receive: asyncio.Future[Any] | None = None
+
+    leave_reason = "left"
 
     def on_removed(code: str, message: str) -> None:
+        nonlocal leave_reason
+        leave_reason = code
         conn.send(Error(code=code, message=message, fatal=True))  # type: ignore[arg-type]
         removed.set()
 
@@ -120,16 +134,15 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
         if not ROOM_ID.match(room_id):
             conn.send(Error(code="unknown_room", message="There is no room with this link.", fatal=True))
             return
-        while not removed.is_set():
+        stop = asyncio.ensure_future(_first_set(removed, conn.failed))
+        while not stop.done():
             receive = asyncio.ensure_future(websocket.receive())
-            stop = asyncio.ensure_future(removed.wait())
             done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
             if receive not in done:
                 receive.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await receive
                 break
-            stop.cancel()
             frame = receive.result()
             if frame["type"] == "websocket.disconnect":
                 break
@@ -210,13 +223,32 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
         logger.exception("signaling failed in room %s", room_id)
         conn.send(Error(code="internal", message="internal server error", fatal=True))
     finally:
+        for pending in (stop, receive):  # e.g. the handler itself was cancelled at server shutdown
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
         if participant is not None:
-            await rooms.leave(participant)
+            try:
+                await rooms.leave(participant, reason=leave_reason)
+            except Exception:
+                logger.exception("leaving room %s failed", room_id)
         if forwarder is not None:
             forwarder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await forwarder
         await conn.flush_and_close()
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    """Return once any of ``events`` is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 async def _forward_events(sub: object, conn: ClientConnection) -> None:

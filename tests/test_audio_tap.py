@@ -27,12 +27,17 @@ def test_resampler_48k_stereo_to_16k_mono() -> None:
     assert 0.3 < np.abs(out).max() <= 0.55
 
 
-def opus_packets(seconds: float) -> list[av.Packet]:
+def opus_packets(seconds: float, hz: float = 440, amplitude: float = 0.3, left_only: bool = False) -> list[av.Packet]:
+    """A stereo 48 kHz tone encoded as 20 ms Opus packets (like a browser's)."""
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate, codec.layout, codec.format = 48000, "stereo", "s16"
     codec.time_base = Fraction(1, 48000)
+    codec.bit_rate = 64000
     t = np.arange(int(48000 * seconds)) / 48000
-    tone = np.repeat((0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), 2).reshape(1, -1)
+    channels = np.repeat((amplitude * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16), 2).reshape(-1, 2)
+    if left_only:
+        channels[:, 1] = 0
+    tone = channels.reshape(1, -1)
     packets = []
     for n in range(0, int(48000 * seconds), 960):
         frame = av.AudioFrame.from_ndarray(tone[:, 2 * n : 2 * (n + 960)], format="s16", layout="stereo")
@@ -70,3 +75,30 @@ def test_tap_fills_short_gaps_with_silence() -> None:
         packet.time_base = Fraction(1, 48000)
         tap.push_packet(packet)
     assert abs(sink.seconds - 0.4) < 0.05, "the gap is filled so voice-activity detection sees the pause"
+
+
+def test_opus_1khz_stereo_becomes_16khz_mono() -> None:
+    sink = RecordingSink("r", "p", "Ada")
+    now = [3000.0]
+    tap = AudioTap(sink, clock=lambda: now[0])
+    for i, packet in enumerate(opus_packets(1.0, hz=1000, amplitude=0.5)):
+        now[0] = 3000.0 + i * 0.02
+        packet.time_base = Fraction(1, 48000)
+        tap.push_packet(packet)
+    audio = sink.audio()
+    assert audio.dtype == np.float32
+    assert abs(audio.size - 16000) <= 16000 * 0.03, "1 s of 48 kHz audio is 16000 samples at 16 kHz"
+    steady = audio[1600:15600]
+    peak_hz = np.argmax(np.abs(np.fft.rfft(steady))) * 16000 / steady.size
+    assert abs(peak_hz - 1000) < 5
+    assert 0.4 < np.abs(steady).max() < 0.6, "identical channels keep their level (no +3 dB downmix, no clipping)"
+    assert tap.decode_errors == 0
+
+
+def test_channels_are_averaged() -> None:
+    sink = RecordingSink("r", "p", "Ada")
+    tap = AudioTap(sink)
+    for packet in opus_packets(0.5, hz=500, amplitude=0.5, left_only=True):
+        packet.time_base = Fraction(1, 48000)
+        tap.push_packet(packet)
+    assert 0.18 < np.abs(sink.audio()[1600:]).max() < 0.32

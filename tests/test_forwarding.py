@@ -13,7 +13,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from server.rtc import forwarding
 from server.rtc.forwarding import AudioPassThroughBuffer, MarkerJitterBuffer
-from server.rtc.relay import PublishedTrack, is_vp8_keyframe
+from server.rtc.relay import ForwardedTrack, PublishedTrack, is_vp8_keyframe
 
 
 @dataclass
@@ -37,7 +37,7 @@ def test_version_check_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_private_receiver_internals_still_exist() -> None:
     """The attributes forwarding.py replaces exist on a real aiortc receiver and sender."""
-    pc = aiortc.RTCPeerConnection()
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
     try:
         transceiver = pc.addTransceiver("video", direction="recvonly")
         receiver = transceiver.receiver
@@ -45,6 +45,22 @@ async def test_private_receiver_internals_still_exist() -> None:
             assert hasattr(receiver, f"_RTCRtpReceiver__{name}"), name
         assert callable(receiver._send_rtcp_pli)
         assert callable(transceiver.sender._send_keyframe)
+    finally:
+        await pc.close()
+
+
+async def test_keyframe_requests_reach_the_callback_through_a_real_sender() -> None:
+    """A subscriber's PLI and FIR, as aiortc's RTCRtpSender parses them, go to our callback (not to an encoder)."""
+    from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        calls: list[int] = []
+        forwarding.on_keyframe_request(sender, lambda: calls.append(1))
+        for fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=fmt, ssrc=1, media_ssrc=sender._ssrc))
+        assert calls == [1, 1]
     finally:
         await pc.close()
 
@@ -101,10 +117,14 @@ class PacketSource(MediaStreamTrack):
         super().__init__()
         self.queue: asyncio.Queue[av.Packet | None] = asyncio.Queue()
 
-    def feed(self, key: bool, n: int) -> None:
+    def feed(self, key: bool, n: int, pts: int | None = None) -> av.Packet:
         packet = av.Packet(bytes([0x10 if key else 0x11, n]))
-        packet.pts, packet.time_base = n, Fraction(1, 90000)
+        packet.pts, packet.time_base = (n if pts is None else pts), Fraction(1, 90000)
         self.queue.put_nowait(packet)
+        return packet
+
+    def end(self) -> None:
+        self.queue.put_nowait(None)
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         item = await self.queue.get()
@@ -162,4 +182,70 @@ async def test_slow_subscriber_is_bounded_and_resumes_at_a_keyframe() -> None:
     assert got == [b"\x10\x14", b"\x11\x15"], "after overflowing it resumes at the next keyframe"
     assert subscriber.dropped >= 5
     source.queue.put_nowait(None)
+    await published.close()
+
+
+async def no_request() -> bool:
+    return True
+
+
+async def test_forwarded_track_outlives_its_publisher_and_moves_to_another() -> None:
+    """An m-line's track survives its publisher leaving (aiortc's sender would stop reading for good otherwise), then
+    carries another publisher from its next keyframe on, with RTP time still running forward."""
+    first, second = PacketSource(), PacketSource()
+    a, b = PublishedTrack(first, no_request), PublishedTrack(second, no_request)
+    forwarded = ForwardedTrack("video")
+    forwarded.attach(a)
+    first.feed(True, 0, pts=900_000)
+    first.feed(False, 1, pts=903_000)
+    got = [await asyncio.wait_for(forwarded.recv(), 2) for _ in range(2)]
+    assert [p.pts for p in got] == [900_000, 903_000]
+    first.end()
+    await asyncio.wait_for(a._task, 2)
+    assert forwarded.readyState == "live" and forwarded.source is None
+
+    forwarded.attach(b)
+    assert forwarded.source is b
+    second.feed(False, 2, pts=10)  # not a keyframe: skipped
+    original = second.feed(True, 3, pts=3010)
+    second.feed(False, 4, pts=6010)
+    moved = [await asyncio.wait_for(forwarded.recv(), 2) for _ in range(2)]
+    assert [bytes(p) for p in moved] == [b"\x10\x03", b"\x11\x04"]
+    assert moved[0].pts > 903_000, "the m-line's timeline continues forward"
+    assert moved[1].pts - moved[0].pts == 3000, "and keeps the new publisher's frame spacing"
+    assert original.pts == 3010, "the packet shared with other subscribers is not modified"
+    forwarded.stop()
+    with pytest.raises(MediaStreamError):
+        await forwarded.recv()
+    await a.close()
+    await b.close()
+
+
+async def test_detached_track_waits_and_drops_nothing_into_the_void() -> None:
+    source = PacketSource()
+    published = PublishedTrack(source, no_request)
+    forwarded = published.subscribe()
+    forwarded.attach(None)
+    source.feed(True, 0)
+    source.end()
+    await asyncio.wait_for(published._task, 2)
+    assert published.ended and forwarded.forwarded == 0 and forwarded.readyState == "live"
+    forwarded.stop()
+    await published.close()
+
+
+async def test_a_failing_audio_tap_does_not_stop_forwarding() -> None:
+    source = PacketSource()
+
+    def broken(_packet: av.Packet) -> None:
+        raise ValueError("boom")
+
+    published = PublishedTrack(source, no_request, on_packet=broken)
+    forwarded = published.subscribe()
+    source.feed(True, 0)
+    source.feed(False, 1)
+    assert bytes(await asyncio.wait_for(forwarded.recv(), 2)) == b"\x10\x00"
+    assert bytes(await asyncio.wait_for(forwarded.recv(), 2)) == b"\x11\x01"
+    assert published.tap_errors == 2
+    source.end()
     await published.close()

@@ -86,12 +86,20 @@ async def test_three_peers_forward_media_and_renegotiate(server: RunningServer,
         assert ada.offers > offers_before
         assert captions.sinks[ids["Cy"]].closed
 
-        # A newcomer takes Cy's place and both directions work after renegotiation.
-        dee = TestPeer(server.ws(room), "Dee", video=MovingPatternVideoTrack(), audio=WavAudioTrack(tone_hz=500))
+        # A newcomer takes Cy's place: Ada receives Dee on the m-lines that carried Cy (aiortc cannot remove m-lines,
+        # so the server reuses them), and both directions work after renegotiation.
+        m_lines = len(ada.pc.getTransceivers())
+        dee = TestPeer(server.ws(room), "Dee", video=MovingPatternVideoTrack(160, 120),
+                       audio=WavAudioTrack(tone_hz=500))
         peers.append(dee)
         await dee.join()
         await dee.wait_media(ids["Ada"], "video", frames=10, timeout=30)
-        await ada.wait_media(dee.participant_id or "", "video", frames=10, timeout=30)
+        from_dee = await ada.wait_media(dee.participant_id or "", "video", frames=10, timeout=30)
+        # Dee's frames (160x120) now arrive there; at most one frame of Cy's was still held by Ada's jitter buffer
+        # (aiortc releases a frame when the next one starts).
+        assert from_dee.frame_sizes[-1] == (160, 120) and from_dee.frame_sizes.count((320, 240)) <= 1
+        await ada.wait_media(dee.participant_id or "", "audio", frames=20, timeout=30)
+        assert len(ada.pc.getTransceivers()) == m_lines, "Cy's m-lines were reused for Dee"
     finally:
         for peer in peers:
             await peer.close()

@@ -104,7 +104,8 @@ async def test_invalid_sdp_answer(server: RunningServer, bystander: Any) -> None
         # No valid answer follows: the server gives up after the negotiation timeout and says so.
         final = await expect_error(ws, "negotiation_timeout", timeout=15)
         assert final["fatal"] is True
-    await watcher.wait_for(lambda m: isinstance(m, ParticipantLeft) and m.name == "Mallory", 15)
+    left = await watcher.wait_for(lambda m: isinstance(m, ParticipantLeft) and m.name == "Mallory", 15)
+    assert isinstance(left, ParticipantLeft) and left.reason == "negotiation_timeout"
 
 
 async def test_unknown_rooms(server: RunningServer) -> None:

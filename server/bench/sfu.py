@@ -33,19 +33,24 @@ from server.rtc.testpeer import ReceivedStream, TestPeer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sfu`` subcommand to ``moot bench``."""
     p = subparsers.add_parser(
         "sfu",
         help="media forwarding: N participants at 640x480 VP8 30 fps + Opus through the real server",
         description="Start the real server in a child process and N synthetic participants here; print frame rates, "
         "publisher-to-subscriber latency and the server's CPU and memory.",
     )
+    add_arguments(p)
+    p.set_defaults(func=main)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--participants", type=int, default=4, help="participants in one room (default 4)")
     p.add_argument("--seconds", type=float, default=20.0, help="measurement time after everyone is connected")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds to settle before measuring")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--profile", type=Path, default=None,
                    help="record the server with py-spy (pip install py-spy) into this file (raw folded stacks)")
-    p.set_defaults(func=main)
 
 
 class PreEncodedOpusTrack(_Paced):
@@ -99,12 +104,19 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
-                        profile: Path | None = None) -> dict[str, Any]:
+def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0, profile: Path | None = None,
+                  frames: int = 300) -> dict[str, Any]:
+    """Run the benchmark (starts and stops its own server process and event loop); returns the result object."""
+    return asyncio.run(measure_sfu(participants, seconds, warmup, profile, frames))
+
+
+async def measure_sfu(participants: int, seconds: float, warmup: float = 5.0, profile: Path | None = None,
+                      frames: int = 300) -> dict[str, Any]:
+    """``run_sfu_bench`` inside a running event loop. ``frames``: distinct pre-encoded VP8 frames to cycle through."""
     import psutil
 
     forwarding.enable_loopback_candidates()
-    deltas, keys = encode_vp8_sequence(300)
+    deltas, keys = encode_vp8_sequence(frames)
     opus = encode_opus_tone()
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,7 +161,7 @@ async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
             if profile:  # measure the server, not the profiler
                 proc = next(c for c in proc.children() if "server" in " ".join(c.cmdline()))
             proc.cpu_percent(None)
-            counts_before = _video_counts(peers)
+            counts_before, audio_before = _counts(peers), _counts(peers, "audio")
             measuring["on"] = True
             started = time.monotonic()
             await asyncio.sleep(seconds)
@@ -157,8 +169,9 @@ async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
             measuring["on"] = False
             cpu = proc.cpu_percent(None)
             rss = proc.memory_info().rss / 2**20
-            counts_after = _video_counts(peers)
+            counts_after, audio_after = _counts(peers), _counts(peers, "audio")
             fps = [(counts_after[k] - counts_before.get(k, 0)) / elapsed for k in counts_after]
+            audio_pps = [(audio_after[k] - audio_before.get(k, 0)) / elapsed for k in audio_after]
             return {
                 "participants": participants,
                 "seconds": seconds,
@@ -168,6 +181,8 @@ async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
                 "latency_p50_ms": round(1000 * _percentile(latencies, 0.5), 1) if latencies else None,
                 "latency_p95_ms": round(1000 * _percentile(latencies, 0.95), 1) if latencies else None,
                 "latency_samples": len(latencies),
+                "audio_streams": len(audio_pps),
+                "audio_packets_per_s_min": round(min(audio_pps), 1) if audio_pps else 0.0,
                 "server_cpu_percent": round(cpu, 1),
                 "server_rss_mb": round(rss, 1),
                 "cpu_count": os.cpu_count(),
@@ -183,12 +198,12 @@ async def run_sfu_bench(participants: int, seconds: float, warmup: float = 5.0,
                 await server.wait()
 
 
-def _video_counts(peers: list[TestPeer]) -> dict[tuple[str, str], int]:
+def _counts(peers: list[TestPeer], kind: str = "video") -> dict[tuple[str, str], int]:
     return {
         (peer.name, stream.participant_id or mid): stream.frames
         for peer in peers
         for mid, stream in peer.streams.items()
-        if stream.kind == "video" and stream.participant_id is not None
+        if stream.kind == kind and stream.participant_id is not None
     }
 
 
@@ -223,6 +238,6 @@ def main(args: argparse.Namespace) -> int:
     if args.participants < 2:
         print("error: --participants must be at least 2", file=sys.stderr)
         return 2
-    result = asyncio.run(run_sfu_bench(args.participants, args.seconds, args.warmup, args.profile))
+    result = run_sfu_bench(args.participants, args.seconds, args.warmup, args.profile)
     print_result(result, args.json)
     return 0

@@ -2,8 +2,10 @@
 
 The server is always the offerer. The first audio and video transceivers are the participant's publishing slots
 (``recvonly`` here); every other transceiver carries another participant's media (``sendonly``) and is reused when
-that subscription ends (aiortc cannot remove m-lines). ``negotiate()`` may be called at any time: changes made while a
-negotiation is in flight are batched into the next offer.
+that subscription ends (aiortc cannot remove m-lines). Each such transceiver keeps one ``ForwardedTrack`` for its whole
+life; a subscription attaches it to the publisher only once the client has accepted the offer that announces it (so
+the first frame the client's decoder sees is a keyframe, and aiortc's sender is enabled by then). ``negotiate()`` may be
+called at any time: changes made while a negotiation is in flight are batched into the next offer.
 """
 
 from __future__ import annotations
@@ -56,10 +58,13 @@ def _preferred_codecs(kind: str) -> list[RTCRtpCodecCapability]:
 
 @dataclass
 class Subscription:
-    publisher_id: str
+    """One ``sendonly`` m-line and, while it is in use, whose track it carries."""
+
     kind: str
     transceiver: RTCRtpTransceiver
-    track: ForwardedTrack | None
+    track: ForwardedTrack
+    publisher_id: str | None = None
+    source: PublishedTrack | None = None
 
 
 class Peer:
@@ -94,6 +99,7 @@ class Peer:
             transceiver.setCodecPreferences(_preferred_codecs(kind))
             self._publish_slots.append(transceiver)
         self._drains: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._answers: asyncio.Queue[str] = asyncio.Queue(maxsize=4)
         self._awaiting_answer = False
         self._dirty = False
@@ -130,44 +136,43 @@ class Peer:
         self.negotiate()
 
     def _apply_subscriptions(self) -> None:
+        """Make the m-lines match the desired subscriptions. New ones are attached after the answer (``_attach``)."""
         for key, sub in list(self.subscriptions.items()):
-            if key not in self._desired:
-                if sub.track is not None:
-                    sub.track.stop()
-                sub.transceiver.sender.replaceTrack(None)
+            if self._desired.get(key) is not sub.source:
+                sub.track.attach(None)
                 sub.transceiver.direction = "inactive"
-                sub.track = None
+                sub.publisher_id, sub.source = None, None
                 del self.subscriptions[key]
                 self._free.append(sub)
         for key, source in self._desired.items():
             if key in self.subscriptions:
                 continue
             publisher_id, kind = key
-            track = source.subscribe()
             free = next((s for s in self._free if s.kind == kind), None)
             if free is not None:
                 self._free.remove(free)
-                transceiver = free.transceiver
-                transceiver.sender.replaceTrack(track)
-                transceiver.direction = "sendonly"
+                free.transceiver.direction = "sendonly"
+                sub = free
             else:
+                track = ForwardedTrack(kind)
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_preferred_codecs(kind))
-            sub = Subscription(publisher_id, kind, transceiver, track)
-            forwarding.on_keyframe_request(transceiver.sender, self._keyframe_callback(sub))
+                forwarding.on_keyframe_request(transceiver.sender, track.request_keyframe)
+                sub = Subscription(kind, transceiver, track)
+            sub.publisher_id, sub.source = publisher_id, source
             self.subscriptions[key] = sub
 
-    @staticmethod
-    def _keyframe_callback(sub: Subscription) -> Callable[[], None]:
-        def request() -> None:
-            if sub.track is not None:
-                sub.track.request_keyframe()
-
-        return request
+    def _attach(self) -> None:
+        """The client accepted the offer: start forwarding on every m-line it now expects media on."""
+        for sub in self.subscriptions.values():
+            if sub.source is not None and sub.track.source is not sub.source and not sub.source.ended:
+                sub.track.attach(sub.source)
 
     # Negotiation -------------------------------------------------------------------------------------------------
     def negotiate(self) -> None:
         """Start a negotiation, or mark one in flight to be followed by another."""
+        if self._closed:
+            return
         if self._task is not None and not self._task.done():
             self._dirty = True
             return
@@ -179,6 +184,7 @@ class Peer:
                 self._dirty = False
                 self._apply_subscriptions()
                 await self._offer_and_wait()
+                self._attach()
                 if not self._dirty:
                     return
         except NegotiationFailed as exc:
@@ -195,7 +201,7 @@ class Peer:
         tracks = {
             sub.transceiver.mid: TrackInfo(participant_id=sub.publisher_id, kind=sub.kind)  # type: ignore[arg-type]
             for sub in self.subscriptions.values()
-            if sub.transceiver.mid is not None
+            if sub.transceiver.mid is not None and sub.publisher_id is not None
         }
         while not self._answers.empty():  # stale answers to an earlier offer
             self._answers.get_nowait()
@@ -229,20 +235,23 @@ class Peer:
         return True
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for sub in self.subscriptions.values():
-            if sub.track is not None:
+        try:
+            for sub in [*self.subscriptions.values(), *self._free]:
                 sub.track.stop()
-        for published in self.published.values():
-            await published.close()
-        await self.pc.close()
-        for task in self._drains:
-            task.cancel()
-        if self.audio_sink is not None:
-            await self.audio_sink.aclose()
+            for published in self.published.values():
+                await published.close()
+            await self.pc.close()
+            for task in self._drains:
+                task.cancel()
+            await asyncio.gather(*self._drains, return_exceptions=True)
+        finally:
+            if self.audio_sink is not None:  # finalises the speaker's last utterance
+                await self.audio_sink.aclose()
 
 
 async def _drain(track: MediaStreamTrack) -> None:

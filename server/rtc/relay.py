@@ -1,10 +1,13 @@
 """Fan-out of one published track's encoded frames to every subscriber, without decoding.
 
 A ``PublishedTrack`` reads ``av.Packet`` objects from the publisher's receiver track (see ``forwarding.py``) in one
-task and hands each to every ``ForwardedTrack`` (one per subscriber). A forwarded video track starts with the next
-keyframe and asks the publisher for one when it is created; when a subscriber falls behind, its queue drops frames, then
-waits for the next keyframe (a VP8 stream cannot be decoded past a gap) and asks for one. Keyframe requests are
-rate-limited per publisher.
+task and hands each to every ``ForwardedTrack`` attached to it. A ``ForwardedTrack`` is the track of one ``sendonly``
+m-line on a subscriber's peer connection and lives as long as that m-line: aiortc's ``RTCRtpSender`` stops reading
+for good once its track ends, and m-lines are reused when subscriptions change, so a forwarded track is re-attached to
+another publisher rather than replaced. On each attachment it drops video until the next VP8 keyframe, asks the
+publisher for one, and shifts the new publisher's timestamps so that the m-line's RTP timeline keeps running forward.
+When a subscriber falls behind, its queue drops frames, then waits for the next keyframe (a VP8 stream cannot be
+decoded past a gap) and asks for one. Keyframe requests are rate-limited per publisher.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL_S = 0.5
+DEFAULT_QUEUE = {"video": 60, "audio": 50}  # frames: about 2 s of 30 fps video, 1 s of 20 ms Opus
 
 
 def is_vp8_keyframe(packet: av.Packet) -> bool:
@@ -31,18 +35,43 @@ def is_vp8_keyframe(packet: av.Packet) -> bool:
 
 
 class ForwardedTrack(MediaStreamTrack):
-    """One subscriber's copy of a published track: a bounded queue of encoded frames for an ``RTCRtpSender``."""
+    """One subscriber m-line's track: a bounded queue of encoded frames from the publisher it is attached to."""
 
-    def __init__(self, source: PublishedTrack, max_queue: int) -> None:
+    def __init__(self, kind: str, max_queue: int | None = None) -> None:
         super().__init__()
-        self.kind = source.kind
-        self._source = source
+        self.kind = kind
+        self._source: PublishedTrack | None = None
         self._queue: deque[av.Packet] = deque()
-        self._max_queue = max_queue
+        self._max_queue = max_queue or DEFAULT_QUEUE[kind]
         self._ready = asyncio.Event()
-        self._waiting_for_keyframe = source.kind == "video"
+        self._waiting_for_keyframe = kind == "video"
+        self._offset = 0  # added to the source's pts so the RTP timeline continues across attachments
+        self._rebase = False
+        self._last_pts: int | None = None
+        self._last_at = 0.0
         self.dropped = 0
         self.forwarded = 0
+
+    @property
+    def source(self) -> PublishedTrack | None:
+        return self._source
+
+    def attach(self, source: PublishedTrack | None) -> None:
+        """Forward ``source`` from now on (``None``: nothing). Video resumes at the source's next keyframe."""
+        if source is self._source or self.readyState != "live":
+            return
+        if self._source is not None:
+            self._source.remove_subscriber(self)
+        self._source = source
+        self._queue.clear()
+        self._waiting_for_keyframe = self.kind == "video"
+        self._rebase = self._last_pts is not None
+        if source is not None:
+            source.add_subscriber(self)
+
+    def source_ended(self, source: PublishedTrack) -> None:
+        if self._source is source:
+            self.attach(None)
 
     def push(self, packet: av.Packet) -> None:
         if self.readyState != "live":
@@ -52,8 +81,8 @@ class ForwardedTrack(MediaStreamTrack):
                 return
             self._waiting_for_keyframe = False
         if len(self._queue) >= self._max_queue:
+            self.dropped += len(self._queue)
             self._queue.clear()
-            self.dropped += self._max_queue
             if self.kind == "video":  # a gap in a VP8 stream: resume at the next keyframe
                 self._waiting_for_keyframe = not is_vp8_keyframe(packet)
                 if self._waiting_for_keyframe:
@@ -64,7 +93,8 @@ class ForwardedTrack(MediaStreamTrack):
 
     def request_keyframe(self) -> None:
         """Called when the subscriber reports picture loss (PLI/FIR) or after a gap."""
-        self._source.request_keyframe()
+        if self._source is not None:
+            self._source.request_keyframe()
 
     async def recv(self) -> av.Packet:
         while not self._queue:
@@ -72,17 +102,34 @@ class ForwardedTrack(MediaStreamTrack):
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
+        packet = self._queue.popleft()
         self.forwarded += 1
-        return self._queue.popleft()
+        now = time.monotonic()
+        pts = int(packet.pts or 0)
+        if self._rebase and self._last_pts is not None and packet.time_base is not None:
+            # Another publisher now feeds this m-line: continue the m-line's timeline by the wall-clock time since
+            # its last frame.
+            step = max(1, round((now - self._last_at) / packet.time_base))
+            self._offset = self._last_pts + step - pts
+            self._rebase = False
+        if self._offset:
+            shifted = av.Packet(bytes(packet))  # the original is shared with the other subscribers: do not modify it
+            shifted.pts = pts + self._offset
+            shifted.time_base = packet.time_base
+            packet = shifted
+        self._last_pts, self._last_at = pts + self._offset, now
+        return packet
 
     def stop(self) -> None:
         super().stop()
         self._ready.set()
-        self._source.unsubscribe(self)
+        if self._source is not None:
+            self._source.remove_subscriber(self)
+            self._source = None
 
 
 class PublishedTrack:
-    """A participant's published audio or video track and its subscribers."""
+    """A participant's published audio or video track and the forwarded tracks attached to it."""
 
     def __init__(
         self,
@@ -95,30 +142,42 @@ class PublishedTrack:
         self._track = track
         self._request_keyframe = request_keyframe
         self._on_packet = on_packet
-        self._max_queue = max_queue or (60 if track.kind == "video" else 50)
+        self._max_queue = max_queue
         self._subscribers: list[ForwardedTrack] = []
         self._last_keyframe_request = 0.0
         self._pending_keyframe_request: asyncio.Task[None] | None = None
         self._task = asyncio.create_task(self._run(), name=f"relay-{track.kind}")
         self.packets = 0
+        self.tap_errors = 0
+
+    @property
+    def ended(self) -> bool:
+        return self._task.done()
 
     def subscribe(self) -> ForwardedTrack:
-        forwarded = ForwardedTrack(self, self._max_queue)
+        """A new forwarded track attached to this one (tests; peers attach their m-line tracks)."""
+        forwarded = ForwardedTrack(self.kind, self._max_queue)
+        forwarded.attach(self)
+        return forwarded
+
+    def add_subscriber(self, forwarded: ForwardedTrack) -> None:
+        if forwarded in self._subscribers:
+            return
         self._subscribers.append(forwarded)
         if self.kind == "video":
             self.request_keyframe()
-        return forwarded
 
-    def unsubscribe(self, forwarded: ForwardedTrack) -> None:
+    def remove_subscriber(self, forwarded: ForwardedTrack) -> None:
         if forwarded in self._subscribers:
             self._subscribers.remove(forwarded)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per ``KEYFRAME_REQUEST_INTERVAL_S``."""
-        if self.kind != "video" or self._pending_keyframe_request is not None:
+        if self.kind != "video" or self._pending_keyframe_request is not None or self.ended:
             return
         wait = self._last_keyframe_request + KEYFRAME_REQUEST_INTERVAL_S - time.monotonic()
-        self._pending_keyframe_request = asyncio.create_task(self._send_keyframe_request(max(0.0, wait)))
+        self._pending_keyframe_request = asyncio.create_task(self._send_keyframe_request(max(0.0, wait)),
+                                                             name="relay-keyframe-request")
 
     async def _send_keyframe_request(self, delay: float) -> None:
         try:
@@ -128,6 +187,8 @@ class PublishedTrack:
             await self._request_keyframe()
         except ConnectionError:
             pass
+        except Exception:  # the publisher's transport may already be closing
+            logger.debug("keyframe request failed", exc_info=True)
         finally:
             self._pending_keyframe_request = None
 
@@ -139,14 +200,23 @@ class PublishedTrack:
                     raise TypeError("PublishedTrack needs a receiver set up with forwarding.forward_encoded")
                 self.packets += 1
                 if self._on_packet is not None:
-                    self._on_packet(packet)
+                    try:
+                        self._on_packet(packet)
+                    except Exception:  # the audio tap must never stop the forwarding
+                        self.tap_errors += 1
+                        if self.tap_errors == 1:
+                            logger.exception("processing a published %s packet failed", self.kind)
                 for subscriber in self._subscribers:
                     subscriber.push(packet)
         except MediaStreamError:
             pass
         finally:
-            for subscriber in list(self._subscribers):
-                subscriber.stop()
+            self._detach_all()
+
+    def _detach_all(self) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber.source_ended(self)
+        self._subscribers.clear()
 
     async def close(self) -> None:
         for task in (self._task, self._pending_keyframe_request):
@@ -154,5 +224,4 @@ class PublishedTrack:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for subscriber in list(self._subscribers):
-            subscriber.stop()
+        self._detach_all()

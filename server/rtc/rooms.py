@@ -90,9 +90,14 @@ class RoomRegistry:
         record = await asyncio.to_thread(self._ctx.storage.get_room, room_id)
         if record is None:
             raise JoinRefused("unknown_room", "There is no room with this link.")
-        room = self._rooms.setdefault(room_id, Room(room_id, record.title, record.max_participants))
         name = " ".join(name.split())
-        async with room.lock:
+        while True:
+            room = self._rooms.setdefault(room_id, Room(room_id, record.title, record.max_participants))
+            await room.lock.acquire()
+            if self._rooms.get(room_id) is room:
+                break
+            room.lock.release()  # the last participant left meanwhile and the room was dropped: use the new one
+        try:
             if len(room.participants) >= room.max_participants:
                 raise JoinRefused("room_full", f"This room is full ({room.max_participants} people).")
             if any(p.name.casefold() == name.casefold() for p in room.participants.values()):
@@ -105,6 +110,10 @@ class RoomRegistry:
             participant = Participant(stored.id, name, room, send, peer, audio, video, on_removed)
             peer.on_failed = self._on_negotiation_failed
             room.participants[stored.id] = participant
+        finally:
+            if not room.participants and self._rooms.get(room_id) is room:
+                del self._rooms[room_id]  # refused or failed into an empty room: do not keep it
+            room.lock.release()
         await self._ctx.bus.publish(ParticipantJoined(room_id=room_id, participant=participant.info()))
         self._update_subscriptions(room, participant)
         logger.info("participant %s joined room %s (%d present)", participant.id, room_id, len(room.participants))
@@ -161,15 +170,19 @@ class RoomRegistry:
         async with room.lock:
             if room.participants.pop(participant.id, None) is None:
                 return
-        await participant.peer.close()
+        try:
+            await participant.peer.close()
+        except Exception:  # still announce the departure and renegotiate the others
+            logger.exception("closing the media of %s failed", participant.id)
         await asyncio.to_thread(self._ctx.storage.mark_left, participant.id)
         await self._ctx.bus.publish(
             ParticipantLeft(room_id=room.id, participant_id=participant.id, name=participant.name, reason=reason)
         )
-        for other in room.participants.values():
-            self._update_subscriptions(room, other)
-        if not room.participants and self._rooms.get(room.id) is room:
-            del self._rooms[room.id]
+        async with room.lock:  # a join holds the lock until its participant is in the room
+            for other in room.participants.values():
+                self._update_subscriptions(room, other)
+            if not room.participants and self._rooms.get(room.id) is room:
+                del self._rooms[room.id]
         logger.info("participant %s left room %s (%s)", participant.id, room.id, reason)
 
     async def close(self) -> None:

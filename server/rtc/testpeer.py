@@ -68,7 +68,8 @@ class TestPeer:
         self._decode = decode
         self._record = record
         self._on_frame = on_frame
-        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # No ICE servers: aiortc would otherwise look up its default public STUN server (no use on loopback).
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.pc.on("track", self._on_track)
         self.messages: list[ServerMessage] = []
         self._changed = asyncio.Condition()
@@ -115,10 +116,11 @@ class TestPeer:
 
     async def _answer(self, offer: Offer) -> None:
         self.offers += 1
-        for mid, info in offer.tracks.items():
-            self._mid_owner[mid] = info.participant_id
-            if mid in self.streams:
-                self.streams[mid].participant_id = info.participant_id
+        self._mid_owner = {mid: info.participant_id for mid, info in offer.tracks.items()}
+        for mid, stream in list(self.streams.items()):
+            owner = self._mid_owner.get(mid)
+            if owner != stream.participant_id:  # the server reused this m-line: count the new owner's media afresh
+                self.streams[mid] = ReceivedStream(kind=stream.kind, participant_id=owner)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         used: set[str] = set()
         for transceiver in self.pc.getTransceivers():
@@ -143,13 +145,14 @@ class TestPeer:
         self.streams[mid] = stream
         if not self._decode:
             forwarding.forward_encoded(transceiver.receiver, estimate_bandwidth=False)
-        self._tasks.append(asyncio.create_task(self._consume(track, stream), name=f"peer-{self.name}-{mid}"))
+        self._tasks.append(asyncio.create_task(self._consume(track, mid), name=f"peer-{self.name}-{mid}"))
 
-    async def _consume(self, track: MediaStreamTrack, stream: ReceivedStream) -> None:
+    async def _consume(self, track: MediaStreamTrack, mid: str) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 now = time.time()
+                stream = self.streams[mid]
                 stream.frames += 1
                 stream.first_at = stream.first_at or now
                 stream.last_at = now
