@@ -1,12 +1,20 @@
-"""Speech-recognition backends behind one small interface: faster-whisper, and a scripted fake for tests.
+"""Speech-recognition backends behind one small interface: faster-whisper, and fakes for tests.
 
 A backend transcribes one mono 16 kHz float32 buffer (an utterance so far) into words with times relative to the start
-of the buffer. Calls block (they run in worker threads); the Whisper model is loaded once per process.
+of the buffer. Calls block: they run in worker threads, never on the event loop (``WhisperBackend`` refuses to). The
+Whisper model is loaded once per process and shared by every backend instance with the same settings.
+
+Whisper invents text on audio that is not speech ("Thank you." on noise, "[Music]", repeated phrases). The voice
+activity detector only lets speech through, and segments are also dropped when Whisper itself thinks they are not
+speech (``no_speech_prob`` high and ``avg_logprob`` low), when they are repetition loops (``compression_ratio``), and
+when they are sound annotations in brackets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +27,12 @@ from server.asr.base import SAMPLE_RATE
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+NO_SPEECH_PROB = 0.6  # with AVG_LOGPROB: Whisper's own "this segment is silence" rule, a little stricter
+AVG_LOGPROB = -0.8
+VERY_UNSURE_LOGPROB = -1.2  # below this a segment is dropped whatever no_speech_prob says
+MAX_COMPRESSION_RATIO = 2.4  # above: "the the the the ..." loops
+_ANNOTATION = re.compile(r"^\s*[\[(♪*].*[\])♪*]\s*$|^[\s♪.,!?-]*$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,43 @@ class AsrUnavailable(RuntimeError):
     """The configured speech backend cannot run here; the message says what to install or change."""
 
 
+def _refuse_event_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError("Whisper must not run on the event loop: call it from a worker thread")
+
+
+_models: dict[tuple[str, str, str, int], Any] = {}
+_models_lock = threading.Lock()
+
+
+def _shared_model(path: str, device: str, compute_type: str, cpu_threads: int) -> Any:
+    """One ``WhisperModel`` per process and configuration (loading base takes seconds and ~150 MB)."""
+    key = (path, device, compute_type, cpu_threads)
+    with _models_lock:
+        model = _models.get(key)
+        if model is None:
+            try:
+                from faster_whisper import WhisperModel
+            except ImportError as exc:  # pragma: no cover - faster-whisper is a dependency
+                raise AsrUnavailable("live captions need faster-whisper: pip install 'faster-whisper==1.2.1' "
+                                     "(or run with --asr-backend none)") from exc
+            model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
+            _models[key] = model
+        return model
+
+
+def keep_segment(text: str, no_speech_prob: float, avg_logprob: float, compression_ratio: float) -> bool:
+    """Whether a decoded segment looks like real speech rather than Whisper's inventions on non-speech."""
+    if no_speech_prob > NO_SPEECH_PROB and avg_logprob < AVG_LOGPROB:
+        return False
+    if avg_logprob < VERY_UNSURE_LOGPROB or compression_ratio > MAX_COMPRESSION_RATIO:
+        return False
+    return not _ANNOTATION.match(text)
+
+
 class WhisperBackend:
     """faster-whisper with word timestamps; segments that look like non-speech are dropped."""
 
@@ -62,29 +113,25 @@ class WhisperBackend:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._model: Any = None
-        self._lock = threading.Lock()
         self.model_path: str | None = None
 
     def load(self) -> None:
-        with self._lock:
-            if self._model is not None:
-                return
-            try:
-                from faster_whisper import WhisperModel
-            except ImportError as exc:  # pragma: no cover - faster-whisper is a dependency
-                raise AsrUnavailable("live captions need faster-whisper: pip install 'faster-whisper==1.2.1'") from exc
-            from models.whisper import resolve_whisper_model
+        if self._model is not None:
+            return
+        from models.whisper import ModelNotAvailable, resolve_whisper_model
 
-            s = self._settings
+        s = self._settings
+        try:
             path = resolve_whisper_model(s.asr_model, s.resolved_model_cache_dir())
-            self.model_path = str(path)
-            self._model = WhisperModel(
-                str(path), device=s.asr_device, compute_type=s.asr_compute_type, cpu_threads=s.asr_cpu_threads
-            )
-            logger.info("Whisper model %s loaded (%s, %s)", s.asr_model, s.asr_device, s.asr_compute_type)
+        except ModelNotAvailable as exc:
+            raise AsrUnavailable(str(exc)) from exc
+        self.model_path = str(path)
+        self._model = _shared_model(self.model_path, s.asr_device, s.asr_compute_type, s.asr_cpu_threads)
+        logger.info("Whisper model %s ready (%s, %s)", s.asr_model, s.asr_device, s.asr_compute_type)
 
     def transcribe(self, audio: npt.NDArray[np.float32], language: str | None = None,
                    prompt: str | None = None) -> Transcription:
+        _refuse_event_loop()
         if self._model is None:
             self.load()
         s = self._settings
@@ -93,18 +140,18 @@ class WhisperBackend:
             language=language or s.asr_language,
             beam_size=s.asr_beam_size,
             word_timestamps=True,
-            vad_filter=False,
+            vad_filter=False,  # the caption service segments speech itself
             condition_on_previous_text=False,
             initial_prompt=prompt,
             temperature=0.0,
-            without_timestamps=False,
         )
         words: list[Word] = []
         for segment in segments:  # the generator does the work: iterated here, in the worker thread
-            if segment.no_speech_prob > 0.6 and segment.avg_logprob < -0.8:
-                continue  # Whisper's "thank you" on noise
-            for w in segment.words or []:
-                words.append(Word(w.word, float(w.start), float(w.end), float(w.probability)))
+            if not keep_segment(segment.text, segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio):
+                logger.debug("dropped segment %r (no_speech %.2f, logprob %.2f, compression %.2f)", segment.text,
+                             segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio)
+                continue
+            words.extend(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in segment.words or [])
         return Transcription(words=words, language=info.language, language_probability=info.language_probability)
 
 
@@ -141,9 +188,30 @@ class ScriptedBackend:
         return Transcription(words, self.language, 1.0)
 
 
+class PlaceholderBackend:
+    """``asr_backend="fake"``: no model. Each 0.4 s of the buffer with some sound becomes one numbered word
+    ("word1 word2 ..."), so the whole caption path (partials, commits, finals) runs without Whisper."""
+
+    name = "fake"
+    SLOT_S = 0.4
+
+    def load(self) -> None:
+        return None
+
+    def transcribe(self, audio: npt.NDArray[np.float32], language: str | None = None,
+                   prompt: str | None = None) -> Transcription:
+        slot = int(self.SLOT_S * SAMPLE_RATE)
+        words = []
+        for n, i in enumerate(range(0, audio.size - slot + 1, slot), 1):
+            if float(np.sqrt(np.mean(np.square(audio[i : i + slot])))) > 0.01:
+                start = i / SAMPLE_RATE
+                words.append(Word(f" word{n}", start, start + self.SLOT_S))
+        return Transcription(words, language or "en", 1.0)
+
+
 def create_backend(settings: Settings) -> AsrBackend:
     if settings.asr_backend == "whisper":
         return WhisperBackend(settings)
     if settings.asr_backend == "fake":
-        return ScriptedBackend()
+        return PlaceholderBackend()
     raise AsrUnavailable(f"no speech backend for asr_backend={settings.asr_backend!r}")

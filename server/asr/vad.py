@@ -1,9 +1,11 @@
 """Streaming voice-activity detection with the Silero VAD v6 model that ships with faster-whisper.
 
 ``StreamingVad`` takes audio in any chunk sizes and returns one speech probability per 32 ms window (512 samples at
-16 kHz), carrying the model's recurrent state between calls. ``Segmenter`` turns probabilities into speech start/end
-decisions with hysteresis: speech starts when a window reaches ``start_threshold`` and ends after ``min_silence_s`` of
-windows below ``end_threshold``.
+16 kHz, with the model's 64 samples of context), carrying the model's recurrent state between calls; every speaker has
+its own state and all share one ONNX session (single-threaded). One window costs about 0.15 ms of CPU (about 0.5% of a
+core per speaker in real time), so it runs inline on the event loop; the caller yields between chunks when catching up
+on a backlog. ``Segmenter`` turns probabilities into speech start/end decisions with hysteresis: speech starts when a
+window reaches ``start_threshold`` and ends after ``min_silence_s`` of windows below ``end_threshold``.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ def _load_session() -> Any:
                 import onnxruntime
                 from faster_whisper.utils import get_assets_path
             except ImportError as exc:
-                raise RuntimeError("voice-activity detection needs faster-whisper and onnxruntime: "
-                                   "pip install 'faster-whisper==1.2.1'") from exc
+                from server.asr.backends import AsrUnavailable
+
+                raise AsrUnavailable("voice-activity detection needs faster-whisper and onnxruntime: "
+                                     "pip install 'faster-whisper==1.2.1' (or run with --asr-backend none)") from exc
             options = onnxruntime.SessionOptions()
             options.inter_op_num_threads = 1
             options.intra_op_num_threads = 1

@@ -46,16 +46,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def normalise_text(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[^\w\s']", " ", text)
-    return text.split()
+    """Words for WER: case-folded, punctuation stripped (apostrophes too: "don't" = "dont")."""
+    text = unicodedata.normalize("NFKC", text).casefold().replace("'", "").replace("\u2019", "")
+    return re.sub(r"[^\w\s]", " ", text).split()
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over normalised words, divided by the reference length."""
+    """WER over normalised words: jiwer when installed (the test extras), else the same Levenshtein distance."""
     ref, hyp = normalise_text(reference), normalise_text(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
+    try:
+        import jiwer
+    except ImportError:
+        pass
+    else:
+        return float(jiwer.wer(" ".join(ref), " ".join(hyp))) if hyp else 1.0
     previous = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         current = [i] + [0] * len(hyp)
@@ -66,6 +72,7 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 def read_wav_16k(path: Path) -> npt.NDArray[np.float32]:
+    """A 16-bit PCM WAV as mono float32 at 16 kHz (channels averaged, resampled with FFmpeg's resampler if needed)."""
     with wave.open(str(path), "rb") as w:
         if w.getsampwidth() != 2:
             raise SystemExit(f"{path}: only 16-bit PCM WAV is supported")
@@ -75,13 +82,11 @@ def read_wav_16k(path: Path) -> npt.NDArray[np.float32]:
     if rate != SAMPLE_RATE:
         import av
 
-        from server.rtc.audio_tap import Resampler
-
-        frame = av.AudioFrame.from_ndarray((audio * 32767).astype(np.int16).reshape(1, -1), format="s16",
-                                           layout="mono")
+        frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate = rate
-        resample = Resampler()
-        audio = np.concatenate([resample(frame), resample(None)])
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        chunks = [out.to_ndarray().reshape(-1) for f in (frame, None) for out in resampler.resample(f)]
+        audio = np.concatenate(chunks).astype(np.float32)
     return audio
 
 
