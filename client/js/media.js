@@ -1,18 +1,19 @@
 // Camera and microphone: ask for both, fall back to whichever is available, and say plainly what is missing.
 
+// What went wrong with one device, in plain words; room.js adds what the person can still do.
 function describe(kind, error) {
   const device = kind === "audio" ? "microphone" : "camera";
-  if (!error) return "";
+  if (!error) return `No ${device} is available.`;
   if (error.name === "NotAllowedError" || error.name === "SecurityError") {
-    return `Your ${device} is blocked for this page. You can still join; to use it, allow it in your browser's site settings and try again.`;
+    return `Your ${device} is blocked for this page (to use it, allow it in your browser's site settings, then try again).`;
   }
   if (error.name === "NotFoundError" || error.name === "OverconstrainedError") {
-    return `No ${device} was found. You can still join without it.`;
+    return `No ${device} was found.`;
   }
-  if (error.name === "NotReadableError") {
-    return `Your ${device} is in use by another application. You can still join without it.`;
+  if (error.name === "NotReadableError" || error.name === "AbortError") {
+    return `Your ${device} is in use by another application or could not be started.`;
   }
-  return `Your ${device} could not be started (${error.name}). You can still join without it.`;
+  return `Your ${device} could not be started (${error.name}).`;
 }
 
 async function tryGet(constraints) {
@@ -32,7 +33,7 @@ export async function getLocalMedia({ testMode = false } = {}) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     return {
       stream: new MediaStream(), audio: null, video: null,
-      messages: ["This browser cannot use a camera or microphone here (a secure https:// address is needed). You can still join to watch and listen."],
+      messages: ["This browser cannot use a camera or microphone on this page (it needs a secure https:// address)."],
     };
   }
   const both = await tryGet({ audio: audioConstraints, video: videoConstraints });

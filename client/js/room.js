@@ -1,59 +1,93 @@
-// The room page: join form (name, consent, device check), then the call: video grid, controls, captions, transcript.
+// The room page: the join form (name, consent, device check), then the call (video grid, controls, captions,
+// transcript, facilitator, statements). Signaling protocol: docs/architecture.md; message shapes: server/events.py.
 import { CaptionsView } from "./captions.js";
 import { FacilitatorView } from "./facilitator.js";
+import { LevelMonitor } from "./levels.js";
 import { getLocalMedia } from "./media.js";
+import { RoomPeer } from "./peer.js";
 import { Signaling } from "./signaling.js";
 import { StatementsView } from "./statements.js";
+import { VideoGrid } from "./tiles.js";
 
 const roomId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+const roomApi = `/api/rooms/${encodeURIComponent(roomId)}`;
 const $ = (id) => document.getElementById(id);
-
-const ERROR_TEXT = {
-  unknown_room: "This room does not exist. Check the link you were given.",
-  room_full: null, // the server's message names the capacity
-  name_taken: null,
-  consent_required: null,
-  negotiation_timeout: "Your browser did not finish connecting to the room in time.",
-};
+const PREVIEW = "preview"; // level-monitor key of the join page's microphone meter
 
 const state = {
   config: { ice_servers: [], test_mode: false },
+  room: null, // GET /api/rooms/{id}
   media: { stream: new MediaStream(), audio: null, video: null, messages: [] },
   signaling: null,
-  pc: null,
+  peer: null,
   participantId: null,
-  participants: new Map(), // id -> {name, audio, video}
-  trackOwners: {}, // mid -> {participant_id, kind}
+  participants: new Map(), // id -> {participant_id, name, audio, video}
+  grid: new VideoGrid($("video-grid")),
   captions: null,
   facilitator: null,
   statements: null,
   joined: false,
   leaving: false,
+  alertTimer: null,
 };
+
+const levels = new LevelMonitor({
+  onSpeaking: (key, speaking) => {
+    if (key !== PREVIEW) state.grid.setSpeaking(key, "level", speaking);
+  },
+  onLevel: (key, rms) => {
+    // Square root: speech (RMS 0.02-0.2) fills a useful part of the bar.
+    if (key === PREVIEW) $("mic-meter").style.width = `${Math.min(100, Math.sqrt(rms) * 220)}%`;
+  },
+});
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+// What to tell people about an error from the server (codes: server/events.py ErrorCode).
+function errorText(message) {
+  switch (message.code) {
+    case "room_full": {
+      const capacity = state.room ? state.room.max_participants : null;
+      return capacity
+        ? `This room is full (${plural(capacity, "person", "people")}). Try again later, or ask the organiser for another room.`
+        : message.message;
+    }
+    case "unknown_room":
+      return "This room does not exist. Check the link you were given.";
+    case "negotiation_timeout":
+      return "Your browser did not finish connecting to the room in time. Join again to retry.";
+    case "media_failed":
+      return "Your audio and video cannot reach the server: a firewall may be blocking them (the organiser can set up a TURN server). Captions and the transcript still work.";
+    default:
+      return message.message;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Before joining
 
 async function init() {
   try {
-    const [configResponse, roomResponse] = await Promise.all([
-      fetch("/api/config"),
-      fetch(`/api/rooms/${encodeURIComponent(roomId)}`),
-    ]);
-    state.config = await configResponse.json();
+    const [configResponse, roomResponse] = await Promise.all([fetch("/api/config"), fetch(roomApi)]);
+    if (configResponse.ok) state.config = await configResponse.json();
     if (!roomResponse.ok) {
-      showRoomError(ERROR_TEXT.unknown_room);
+      showRoomError(roomResponse.status === 404
+        ? errorText({ code: "unknown_room" })
+        : `The room could not be loaded (error ${roomResponse.status}). Reload the page to try again.`);
       return;
     }
-    const room = await roomResponse.json();
-    $("room-title").textContent = room.title;
-    document.title = `${room.title} · Moot`;
+    state.room = await roomResponse.json();
   } catch {
     showRoomError("The server could not be reached. Check your connection and reload the page.");
     return;
   }
-  $("download-vtt").href = `/api/rooms/${encodeURIComponent(roomId)}/transcript.vtt`;
-  $("download-json").href = `/api/rooms/${encodeURIComponent(roomId)}/transcript.json`;
+  $("room-title").textContent = state.room.title;
+  document.title = `${state.room.title} · Moot`;
+  for (const [id, ext] of [["download-vtt", "vtt"], ["download-json", "json"], ["left-vtt", "vtt"], ["left-json", "json"]]) {
+    $(id).href = `${roomApi}/transcript.${ext}`;
+  }
   $("rejoin").href = location.pathname;
   const savedName = localStorage.getItem("moot:name");
   if (savedName) $("display-name").value = savedName;
@@ -62,37 +96,60 @@ async function init() {
 }
 
 function showRoomError(message) {
-  const box = $("room-error");
-  box.textContent = message;
-  box.hidden = false;
+  $("room-error").textContent = message;
+  $("room-error").hidden = false;
   $("join-form").hidden = true;
+  $("room-title").textContent = "Moot";
 }
 
 async function checkDevices() {
   $("device-status").textContent = "Checking your camera and microphone…";
+  $("retry-devices").hidden = true;
   for (const track of state.media.stream.getTracks()) track.stop();
   state.media = await getLocalMedia({ testMode: state.config.test_mode });
-  $("preview").srcObject = state.media.video ? state.media.stream : null;
-  const ok = [];
-  if (state.media.audio) ok.push("microphone");
-  if (state.media.video) ok.push("camera");
+  const { audio, video, messages } = state.media;
+  $("preview").srcObject = video ? new MediaStream([video]) : null;
+  $("preview").closest(".preview-box").classList.toggle("no-video", !video);
+  levels.watch(PREVIEW, audio);
+  const ready = [audio && "microphone", video && "camera"].filter(Boolean);
   const lines = [];
-  if (ok.length) lines.push(`Your ${ok.join(" and ")} ${ok.length > 1 ? "are" : "is"} ready.`);
-  lines.push(...state.media.messages);
-  if (!ok.length) lines.push("You can join without them: you will see and hear the others.");
+  if (ready.length) lines.push(`Your ${ready.join(" and ")} ${ready.length > 1 ? "are" : "is"} ready.`);
+  lines.push(...messages);
+  if (!audio && video) lines.push("You can still join with your camera only: others will see you but not hear you.");
+  if (audio && !video) lines.push("You can still join with your microphone only: others will hear you but not see you.");
+  if (!audio && !video) lines.push("You can still join without them: you will see and hear the others, and read the captions.");
   $("device-status").textContent = lines.join(" ");
-  $("device-status").classList.toggle("warning", state.media.messages.length > 0);
-  $("retry-devices").hidden = state.media.messages.length === 0;
+  $("device-status").classList.toggle("warning", messages.length > 0);
+  $("retry-devices").hidden = messages.length === 0;
+  $("start-with").hidden = !audio && !video;
+  $("start-mic").closest("label").hidden = !audio;
+  $("start-cam").closest("label").hidden = !video;
+  applyStartChoices();
+}
+
+// The "when I join" choices: a track that starts disabled sends silence or black until switched on.
+function applyStartChoices() {
+  if (state.media.audio) state.media.audio.enabled = $("start-mic").checked;
+  if (state.media.video) state.media.video.enabled = $("start-cam").checked;
+  $("preview").closest(".preview-box").classList.toggle("no-video", !camOn());
 }
 
 function updateJoinButton() {
-  const ready = $("display-name").value.trim().length > 0 && $("consent").checked;
-  $("join-button").disabled = !ready;
+  const hasName = $("display-name").value.trim().length > 0;
+  const agreed = $("consent").checked;
+  $("join-button").disabled = !(hasName && agreed);
+  $("join-hint").textContent = !hasName && !agreed ? "Enter your name and tick the box above to join."
+    : !hasName ? "Enter your name to join."
+      : !agreed ? "Tick the box above to agree before joining."
+        : "";
+  $("join-hint").hidden = hasName && agreed;
 }
 
 $("display-name").addEventListener("input", updateJoinButton);
 $("consent").addEventListener("change", updateJoinButton);
 $("retry-devices").addEventListener("click", checkDevices);
+$("start-mic").addEventListener("change", applyStartChoices);
+$("start-cam").addEventListener("change", applyStartChoices);
 $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
   join();
@@ -110,37 +167,38 @@ async function join() {
   setStatus("Connecting…");
   const signaling = new Signaling(roomId);
   state.signaling = signaling;
-  signaling.addEventListener("message", (event) => onMessage(event.detail));
-  signaling.addEventListener("close", () => onClosed());
+  // Ignore a previous attempt's socket (e.g. after "name taken" the person fixes the name and joins again).
+  signaling.addEventListener("message", (event) => state.signaling === signaling && onMessage(event.detail));
+  signaling.addEventListener("close", () => state.signaling === signaling && onClosed());
   try {
     await signaling.connect();
   } catch {
     joinFailed("The server could not be reached. Check your connection and try again.");
     return;
   }
-  signaling.send({ type: "join", name, consent: true, audio: !!state.media.audio, video: !!state.media.video });
+  signaling.send({ type: "join", name, consent: true, audio: micOn(), video: camOn() });
 }
 
 function joinFailed(message) {
-  const box = $("join-error");
-  box.textContent = message;
-  box.hidden = false;
-  $("join-button").disabled = false;
+  $("join-error").textContent = message;
+  $("join-error").hidden = false;
   setStatus("");
+  updateJoinButton();
 }
 
 function setStatus(text) {
   $("connection-status").textContent = text;
 }
 
-async function onMessage(message) {
+function onMessage(message) {
+  if (message.type === "welcome") return onWelcome(message);
+  if (message.type === "error") return onError(message);
+  if (!state.joined) return undefined;
   switch (message.type) {
-    case "welcome":
-      return onWelcome(message);
     case "offer":
-      return onOffer(message);
-    case "error":
-      return onError(message);
+      return state.peer.handleOffer(message).catch((error) => {
+        showAlert(`Audio and video could not be set up (${error.name || "error"}: ${error.message}).`);
+      });
     case "participant.joined":
       state.participants.set(message.participant.participant_id, message.participant);
       return renderTiles();
@@ -153,7 +211,7 @@ async function onMessage(message) {
       return renderTiles();
     }
     case "voice.activity":
-      return setSpeaking(message.participant_id, message.speaking);
+      return state.grid.setSpeaking(message.participant_id, "voice", message.speaking);
     case "caption.partial":
       return state.captions.partial(message);
     case "caption.final":
@@ -171,7 +229,7 @@ async function onMessage(message) {
     case "vote.tally":
       return state.statements.tally(message);
     default:
-      return undefined;
+      return undefined; // newer server events this client does not know yet
   }
 }
 
@@ -180,100 +238,77 @@ function onWelcome(message) {
   state.participantId = message.participant_id;
   for (const p of message.participants) state.participants.set(p.participant_id, p);
   const iceServers = message.ice_servers && message.ice_servers.length ? message.ice_servers : state.config.ice_servers;
-  state.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
-  state.pc.addEventListener("track", () => renderTiles());
-  state.pc.addEventListener("connectionstatechange", () => {
-    const s = state.pc.connectionState;
-    setStatus(s === "connected" ? "Connected" : s === "failed" ? "Connection lost" : s === "connecting" ? "Connecting…" : "");
+  state.peer = new RoomPeer({
+    iceServers,
+    sendAnswer: (sdp) => state.signaling.send({ type: "answer", sdp }),
+    localTrack: (kind) => (kind === "audio" ? state.media.audio : state.media.video),
   });
-  state.captions = new CaptionsView({ live: $("live-captions"), transcript: $("transcript"), announcer: $("captions-announcer") });
+  state.peer.addEventListener("tracks", renderTiles);
+  state.peer.addEventListener("state", (event) => {
+    const labels = { connecting: "Connecting…", connected: "Connected", disconnected: "Reconnecting…", failed: "Media connection lost" };
+    setStatus(labels[event.detail] || "");
+  });
+  state.captions = new CaptionsView({
+    live: $("live-captions"), transcript: $("transcript"), announcer: $("captions-announcer"), jump: $("transcript-jump"),
+  });
+  const send = (m) => state.signaling.send(m);
   state.facilitator = new FacilitatorView({
     panel: $("facilitator"), stageName: $("stage-name"), stageTime: $("stage-time"),
-    messages: $("ai-messages"), balance: $("balance"), send: (m) => state.signaling.send(m),
+    messages: $("ai-messages"), balance: $("balance"), send,
   });
   state.statements = new StatementsView({
-    list: $("statements"), form: $("statement-form"), input: $("statement-text"),
-    send: (m) => state.signaling.send(m), participantId: state.participantId,
+    list: $("statements"), form: $("statement-form"), input: $("statement-text"), send, participantId: state.participantId,
   });
+  levels.unwatch(PREVIEW);
   $("join-panel").hidden = true;
   $("room-view").hidden = false;
+  setStatus("Connecting…");
   updateControls();
   renderTiles();
-  loadTranscript();
+  $("toggle-mic").focus();
+  loadHistory();
 }
 
-async function loadTranscript() {
-  try {
-    const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/transcript`);
-    if (response.ok) state.captions.load((await response.json()).captions);
-    const ai = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/ai-messages`);
-    if (ai.ok) state.facilitator.load(await ai.json());
-    const statements = await fetch(`/api/rooms/${encodeURIComponent(roomId)}/statements`);
-    if (statements.ok) state.statements.load(await statements.json());
-  } catch {
-    /* the live events still arrive; the history is a convenience */
-  }
-}
-
-// The server is always the offerer. Our publishing slots are the first audio and video m-lines it does not list in
-// offer.tracks; every listed m-line carries someone else's media.
-async function onOffer(message) {
-  const pc = state.pc;
-  state.trackOwners = message.tracks || {};
-  await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
-  const used = new Set();
-  for (const transceiver of pc.getTransceivers()) {
-    const kind = transceiver.receiver.track.kind;
-    if (transceiver.mid in state.trackOwners) {
-      transceiver.direction = "recvonly";
-      continue;
+// What happened before we joined. Live events keep arriving meanwhile; the views ignore duplicates.
+async function loadHistory() {
+  const load = async (path, apply) => {
+    try {
+      const response = await fetch(`${roomApi}/${path}`);
+      if (response.ok) apply(await response.json());
+    } catch {
+      /* the history is a convenience: live events still arrive */
     }
-    if (used.has(kind)) {
-      transceiver.direction = "inactive";
-      continue;
-    }
-    used.add(kind);
-    const local = kind === "audio" ? state.media.audio : state.media.video;
-    if (local && transceiver.sender.track !== local) await transceiver.sender.replaceTrack(local);
-    transceiver.direction = local ? "sendonly" : "inactive";
-  }
-  const answer = await pc.createAnswer();
-  await pc.setLocalDescription(answer);
-  await iceGatheringComplete(pc);
-  state.signaling.send({ type: "answer", sdp: pc.localDescription.sdp });
-  renderTiles();
-}
-
-function iceGatheringComplete(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState === "complete") {
-        pc.removeEventListener("icegatheringstatechange", done);
-        resolve();
-      }
-    };
-    pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 5000); // answer with what we have rather than never
-  });
+  };
+  await Promise.all([
+    load("transcript", (body) => state.captions.load(body.captions)),
+    load("ai-messages", (messages) => state.facilitator.load(messages)),
+    load("statements", (statements) => state.statements.load(statements)),
+  ]);
 }
 
 function onError(message) {
-  const text = ERROR_TEXT[message.code] || message.message;
+  const text = errorText(message);
   if (!state.joined) {
     joinFailed(text);
+    if (message.code === "name_taken") $("display-name").focus();
     if (message.fatal) state.signaling.close();
     return;
   }
-  if (message.fatal) {
-    leave(text);
-  } else {
-    setStatus(text);
-  }
+  if (message.fatal) leave(text);
+  else showAlert(text, message.code !== "media_failed");
+}
+
+function showAlert(text, autoHide = true) {
+  clearTimeout(state.alertTimer);
+  $("room-alert").textContent = text;
+  $("room-alert").hidden = false;
+  if (autoHide) state.alertTimer = setTimeout(() => ($("room-alert").hidden = true), 15_000);
 }
 
 function onClosed() {
-  if (state.joined && !state.leaving) leave("The connection to the room was lost.");
+  if (state.leaving) return;
+  if (state.joined) leave("The connection to the room was lost.");
+  else if ($("join-error").hidden) joinFailed("The room closed the connection before you could join. Try again.");
 }
 
 function leave(reason) {
@@ -283,96 +318,44 @@ function leave(reason) {
     state.signaling.send({ type: "leave" });
     state.signaling.close();
   }
-  if (state.pc) state.pc.close();
+  if (state.peer) state.peer.close();
+  levels.close();
   for (const track of state.media.stream.getTracks()) track.stop();
   $("room-view").hidden = true;
   $("join-panel").hidden = true;
   $("left-panel").hidden = false;
   $("left-reason").textContent = reason || "";
+  $("left-heading").focus();
   setStatus("");
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Video grid
 
-function remoteTracksByParticipant() {
-  const byParticipant = new Map();
-  if (!state.pc) return byParticipant;
-  for (const transceiver of state.pc.getTransceivers()) {
-    const owner = state.trackOwners[transceiver.mid];
-    if (!owner || transceiver.currentDirection === "inactive") continue;
-    const entry = byParticipant.get(owner.participant_id) || {};
-    entry[owner.kind] = transceiver.receiver.track;
-    byParticipant.set(owner.participant_id, entry);
-  }
-  return byParticipant;
-}
-
-function tileFor(participantId, name, isSelf) {
-  const grid = $("video-grid");
-  let tile = grid.querySelector(`[data-participant="${CSS.escape(participantId)}"]`);
-  if (!tile) {
-    tile = document.createElement("li");
-    tile.className = "tile";
-    tile.dataset.participant = participantId;
-    const video = document.createElement("video");
-    video.autoplay = true;
-    video.playsInline = true;
-    video.muted = isSelf; // never play our own microphone back
-    if (isSelf) video.classList.add("mirror");
-    const label = document.createElement("span");
-    label.className = "name";
-    const muted = document.createElement("span");
-    muted.className = "muted-badge";
-    tile.append(video, label, muted);
-    grid.append(tile);
-  }
-  tile.querySelector(".name").textContent = isSelf ? `${name} (you)` : name;
-  return tile;
-}
-
-function attach(tile, tracks) {
-  const video = tile.querySelector("video");
-  const current = video.srcObject ? video.srcObject.getTracks() : [];
-  const wanted = tracks.filter(Boolean);
-  const same = current.length === wanted.length && wanted.every((t) => current.includes(t));
-  if (!same) video.srcObject = wanted.length ? new MediaStream(wanted) : null;
-  tile.classList.toggle("no-video", !wanted.some((t) => t.kind === "video"));
-}
-
 function renderTiles() {
-  if (!state.joined) return;
-  const grid = $("video-grid");
-  const me = state.participants.get(state.participantId);
-  const selfTile = tileFor(state.participantId, me ? me.name : $("display-name").value, true);
-  attach(selfTile, [state.media.video]);
-  updateMutedBadge(selfTile, { audio: micOn(), video: camOn() });
-  const remote = remoteTracksByParticipant();
-  const present = new Set([state.participantId]);
+  if (!state.joined || state.leaving) return;
+  const selfId = state.participantId;
+  const me = state.participants.get(selfId);
+  const people = [{
+    id: selfId, name: me ? me.name : $("display-name").value.trim(), isSelf: true,
+    audio: state.media.audio ? micOn() : undefined, video: state.media.video ? camOn() : undefined,
+    tracks: { video: state.media.video },
+  }];
+  const remote = state.peer ? state.peer.remoteTracks() : new Map();
   for (const [id, p] of state.participants) {
-    if (id === state.participantId) continue;
-    present.add(id);
-    const tile = tileFor(id, p.name, false);
-    const tracks = remote.get(id) || {};
-    attach(tile, [tracks.video, tracks.audio]);
-    updateMutedBadge(tile, p);
+    if (id !== selfId) people.push({ id, name: p.name, isSelf: false, audio: p.audio, video: p.video, tracks: remote.get(id) || {} });
   }
-  for (const tile of [...grid.children]) {
-    if (!present.has(tile.dataset.participant)) tile.remove();
+  state.grid.render(people);
+  // Audio levels for the speaking highlight: ours from the microphone, the others' from what we receive.
+  const watched = new Set();
+  for (const person of people) {
+    const track = person.isSelf ? state.media.audio : person.tracks.audio;
+    if (track) {
+      levels.watch(person.id, track);
+      watched.add(person.id);
+    }
   }
-  grid.dataset.count = String(grid.children.length);
-}
-
-function updateMutedBadge(tile, p) {
-  const parts = [];
-  if (p.audio === false) parts.push("microphone off");
-  if (p.video === false) parts.push("camera off");
-  tile.querySelector(".muted-badge").textContent = parts.join(", ");
-}
-
-function setSpeaking(participantId, speaking) {
-  const tile = $("video-grid").querySelector(`[data-participant="${CSS.escape(participantId)}"]`);
-  if (tile) tile.classList.toggle("speaking", speaking);
+  levels.keep(watched);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -381,15 +364,18 @@ function setSpeaking(participantId, speaking) {
 const micOn = () => !!(state.media.audio && state.media.audio.enabled);
 const camOn = () => !!(state.media.video && state.media.video.enabled);
 
+// Each toggle keeps its accessible name ("Microphone"); aria-pressed says whether it is on. The visible on/off word
+// is for sighted people and hidden from assistive technology to avoid saying the state twice.
+function updateControl(button, present, on, noDeviceText) {
+  button.disabled = !present;
+  button.setAttribute("aria-pressed", String(on));
+  button.querySelector(".state").textContent = present ? (on ? "on" : "off") : "";
+  button.querySelector(".label").textContent = present ? button.dataset.label : noDeviceText;
+}
+
 function updateControls() {
-  const mic = $("toggle-mic");
-  const cam = $("toggle-cam");
-  mic.disabled = !state.media.audio;
-  cam.disabled = !state.media.video;
-  mic.setAttribute("aria-pressed", String(micOn()));
-  cam.setAttribute("aria-pressed", String(camOn()));
-  mic.textContent = !state.media.audio ? "No microphone" : micOn() ? "Microphone on" : "Microphone off";
-  cam.textContent = !state.media.video ? "No camera" : camOn() ? "Camera on" : "Camera off";
+  updateControl($("toggle-mic"), !!state.media.audio, micOn(), "No microphone");
+  updateControl($("toggle-cam"), !!state.media.video, camOn(), "No camera");
 }
 
 function toggle(kind) {
@@ -401,11 +387,13 @@ function toggle(kind) {
   renderTiles();
 }
 
+$("toggle-mic").dataset.label = "Microphone";
+$("toggle-cam").dataset.label = "Camera";
 $("toggle-mic").addEventListener("click", () => toggle("audio"));
 $("toggle-cam").addEventListener("click", () => toggle("video"));
-$("leave").addEventListener("click", () => leave("You left the room. The transcript is kept."));
+$("leave").addEventListener("click", () => leave("You left the room."));
 window.addEventListener("pagehide", () => {
-  if (state.signaling) state.signaling.send({ type: "leave" });
+  if (state.signaling && state.joined && !state.leaving) state.signaling.send({ type: "leave" });
 });
 
 init();

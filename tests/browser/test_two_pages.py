@@ -1,0 +1,217 @@
+"""Two real Chromium pages in one room: each sees the other's video playing, and what Ada's microphone says reaches
+Bo's page as live captions and transcript lines attributed to Ada (real server: WebRTC forwarding, faster-whisper).
+
+The tests share one call (module fixture) and run in file order; each waits for what it checks, so none depends on
+another having run first, except that the last one ends the call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from tests.browser.conftest import create_room, join, tile_names, wait_devices_checked, wait_video_playing
+
+pytestmark = pytest.mark.slow
+
+# Words of conftest.SPEECH that Whisper must get right (the first words can be lost while the call connects).
+EXPECTED = ("library", "open", "families")
+
+# Record what the captions pane shows over time: did a provisional line ever show committed and tentative words?
+WATCH_CAPTIONS = """
+new MutationObserver(() => {
+    for (const line of document.querySelectorAll('#live-captions .caption.provisional')) {
+        const committed = line.querySelector('.committed').textContent;
+        const tentative = line.querySelector('.tentative').textContent;
+        if (committed || tentative) (window.__partials ||= []).push({committed, tentative});
+    }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+@dataclass
+class Call:
+    room: str
+    ada: Page
+    bo: Page
+
+
+@pytest.fixture(scope="module")
+def call(base_url: str, speaking_browser: Browser, quiet_browser: Browser) -> Iterator[Call]:
+    """Ada (her microphone speaks) and Bo (silent) in a room with the AI facilitator's 20-minute consultation."""
+    room = create_room(base_url, "Library hours", template="quick-20", question="When should the library open?")
+    contexts: list[BrowserContext] = []
+    pages = []
+    for browser in (speaking_browser, quiet_browser):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_init_script(WATCH_CAPTIONS)
+        contexts.append(context)
+        pages.append(context.new_page())
+    ada, bo = pages
+    join(ada, base_url, room, "Ada")
+    join(bo, base_url, room, "Bo")
+    yield Call(room, ada, bo)
+    for context in contexts:
+        context.close()
+
+
+def test_each_sees_the_others_video_playing(call: Call) -> None:
+    wait_video_playing(call.bo, "Ada")
+    wait_video_playing(call.ada, "Bo")
+    for page, me, other in ((call.ada, "Ada", "Bo"), (call.bo, "Bo", "Ada")):
+        assert tile_names(page) == [f"{me} (you)", other]
+        own = page.locator(".tile >> nth=0")
+        assert own.evaluate("t => t.querySelector('video').muted"), "own tile never plays our microphone back"
+        assert "mirror" in (own.locator("video").get_attribute("class") or "")
+        # The other's sound plays from its own <audio> element, carrying a live remote track.
+        audio = page.locator(".tile >> nth=1").locator("audio")
+        assert audio.evaluate("a => a.srcObject.getAudioTracks()[0].readyState") == "live"
+    call.bo.wait_for_function("document.getElementById('connection-status').textContent === 'Connected'",
+                              timeout=20_000)
+
+
+def test_speech_becomes_captions_attributed_to_the_speaker(call: Call) -> None:
+    bo = call.bo
+    bo.wait_for_function(
+        """(words) => [...document.querySelectorAll('#transcript li')].some(li =>
+            li.querySelector('.speaker').textContent === 'Ada' &&
+            words.every(w => li.querySelector('.text').textContent.toLowerCase().includes(w)))""",
+        arg=list(EXPECTED), timeout=60_000)
+    line = bo.locator("#transcript li", has_text="families").first
+    assert line.locator(".speaker").inner_text() == "Ada"
+    assert line.locator("time").get_attribute("datetime")
+    # The final also shows in the live pane (with the name) and goes to screen readers once, politely.
+    final = bo.locator("#live-captions .caption.final", has_text="families").first
+    assert final.locator(".speaker").inner_text().startswith("Ada")
+    assert bo.get_attribute("#captions-announcer", "aria-live") == "polite"
+    assert bo.inner_text("#captions-announcer").startswith("Ada: ")
+    assert bo.get_attribute("#live-captions", "aria-live") is None, "partial captions are not announced"
+    # Before the final, the line was provisional: committed and tentative words, styled differently.
+    # (Bo may have joined after Ada's first sentence began: the speech file loops, so wait for a later one.)
+    bo.wait_for_function("(window.__partials || []).length > 0", timeout=30_000)
+    style = bo.evaluate("""() => {
+        const line = document.createElement('p');
+        line.className = 'caption provisional';
+        line.innerHTML = '<span class="committed">a</span><span class="tentative">b</span>';
+        document.getElementById('live-captions').append(line);
+        const c = getComputedStyle(line.querySelector('.committed'));
+        const t = getComputedStyle(line.querySelector('.tentative'));
+        const result = {committed: [c.fontStyle, c.color], tentative: [t.fontStyle, t.color]};
+        line.remove();
+        return result;
+    }""")
+    assert style["tentative"][0] == "italic" and style["committed"][0] == "normal"
+    assert style["tentative"][1] != style["committed"][1]
+    # Ada's own page shows her words too.
+    call.ada.wait_for_selector("#transcript li:has-text('families')", timeout=30_000)
+
+
+def test_active_speaker_is_highlighted(call: Call) -> None:
+    script = "(name) => [...document.querySelectorAll('.tile.speaking .name')].some(n => n.textContent === name)"
+    call.bo.wait_for_function(script, arg="Ada", timeout=30_000)
+    call.ada.wait_for_function(script, arg="Ada (you)", timeout=30_000)
+
+
+def test_facilitator_and_statements(call: Call) -> None:
+    ada, bo = call.ada, call.bo
+    # The AI facilitator: current stage with time left, messages labelled as AI, speaking-time balance.
+    bo.wait_for_selector("#facilitator:not([hidden]) #ai-messages li", timeout=30_000)
+    assert bo.inner_text("#stage-name") == "Welcome"
+    assert bo.inner_text("#stage-time").endswith("left")
+    assert "AI assistant" in bo.inner_text("#ai-messages li >> nth=0")
+    badges = bo.eval_on_selector_all("#ai-messages li",
+                                     "items => items.map(i => i.querySelector('.ai-badge')?.textContent)")
+    assert badges and set(badges) == {"AI"}, "every AI message is labelled"
+    bo.wait_for_function("document.getElementById('balance').textContent.includes('Ada')", timeout=30_000)
+    assert "Bo" in bo.inner_text("#balance")
+
+    # Statements: Bo proposes one, Ada agrees, both see the tally.
+    bo.fill("#statement-text", "The council should open the library on Sundays")
+    bo.press("#statement-text", "Enter")
+    agree = "#statements li button[data-choice=agree]"
+    ada.wait_for_selector(agree, timeout=30_000)
+    ada.click(agree)
+    assert ada.get_attribute(agree, "aria-pressed") == "true"
+    bo.wait_for_function("document.querySelector('#statements li .tally')?.textContent.startsWith('1 agree')",
+                         timeout=30_000)
+    assert "Proposed by Bo" in bo.inner_text("#statements li")
+
+
+def test_keyboard_mute_is_announced_to_others(call: Call) -> None:
+    bo, ada = call.bo, call.ada
+    bo.focus("#toggle-mic")
+    bo.keyboard.press("Space")
+    assert bo.get_attribute("#toggle-mic", "aria-pressed") == "false"
+    assert bo.inner_text("#toggle-mic") == "Microphone off"
+    badge = ("[...document.querySelectorAll('.tile')].some(t => t.textContent.includes('Bo') && "
+             "t.textContent.includes('microphone off'))")
+    ada.wait_for_function(badge, timeout=20_000)
+    bo.keyboard.press("Enter")
+    assert bo.get_attribute("#toggle-mic", "aria-pressed") == "true"
+    ada.wait_for_function(f"!({badge})", timeout=20_000)
+
+    # The camera the same way: Ada's page shows Bo's initials instead of a black picture.
+    bo.focus("#toggle-cam")
+    bo.keyboard.press("Enter")
+    assert bo.get_attribute("#toggle-cam", "aria-pressed") == "false"
+    ada.wait_for_selector(".tile.no-video:has-text('Bo')", timeout=20_000)
+    bo.keyboard.press("Enter")
+    ada.wait_for_selector(".tile:not(.no-video):has-text('Bo')", timeout=20_000)
+
+
+def test_room_view_screenshot(call: Call, tmp_path: Path) -> None:
+    """A picture of the room view for people to look at (MOOT_SCREENSHOT_DIR keeps it)."""
+    call.bo.wait_for_selector("#transcript li", timeout=60_000)
+    directory = Path(os.environ.get("MOOT_SCREENSHOT_DIR") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, page in (("room-bo.png", call.bo), ("room-ada.png", call.ada)):
+        page.screenshot(path=str(directory / name))
+        assert (directory / name).stat().st_size > 10_000
+    # A phone-sized window: one column, nothing wider than the screen.
+    call.bo.set_viewport_size({"width": 390, "height": 844})
+    try:
+        call.bo.screenshot(path=str(directory / "room-narrow.png"), full_page=True)
+        assert call.bo.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "no sideways scrolling"
+    finally:
+        call.bo.set_viewport_size({"width": 1280, "height": 800})
+    join_page = call.bo.context.new_page()
+    join_page.set_viewport_size({"width": 390, "height": 844})
+    join_page.goto(call.bo.url)
+    wait_devices_checked(join_page)
+    join_page.screenshot(path=str(directory / "join-narrow.png"), full_page=True)
+    assert join_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    join_page.close()
+
+
+def test_late_joiner_gets_the_history_and_leaving_renegotiates(call: Call, base_url: str, quiet_browser: Browser,
+                                                               new_page: Callable[..., Page]) -> None:
+    ada, bo = call.ada, call.bo
+    ada.wait_for_selector("#transcript li:has-text('families')", timeout=60_000)
+    cy = new_page(quiet_browser)
+    join(cy, base_url, call.room, "Cy")
+    # Captions spoken before Cy came are loaded from the API on joining.
+    cy.wait_for_selector("#transcript li:has-text('families')", timeout=10_000)
+    wait_video_playing(cy, "Ada")
+    wait_video_playing(cy, "Bo")
+    wait_video_playing(ada, "Cy")
+
+    cy.click("#leave")
+    cy.wait_for_selector("#left-panel:not([hidden])", timeout=10_000)
+    assert cy.get_attribute("#left-vtt", "href") == f"/api/rooms/{call.room}/transcript.vtt"
+    ada.wait_for_function("![...document.querySelectorAll('.tile .name')].some(n => n.textContent === 'Cy')",
+                          timeout=20_000)
+    # After the renegotiation that removed Cy, Ada and Bo still see each other.
+    wait_video_playing(ada, "Bo")
+    wait_video_playing(bo, "Ada")
+    assert tile_names(ada) == ["Ada (you)", "Bo"]
+    # The transcript downloads the page links to.
+    for fmt, kind in (("vtt", "text/vtt"), ("json", "application/json")):
+        response = bo.request.get(f"{base_url}/api/rooms/{call.room}/transcript.{fmt}")
+        assert response.ok and response.headers["content-type"].startswith(kind)
+        assert "families" in response.text()
+        assert bo.get_attribute(f"#download-{fmt}", "href") == f"/api/rooms/{call.room}/transcript.{fmt}"
