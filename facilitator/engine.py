@@ -40,6 +40,7 @@ class EngineSettings:
     balance_publish_s: float = 10.0
     greet_late_joiners: bool = True
     late_after_s: float = 60.0  # people joining within this of the start are welcomed by the opening itself
+    safety_cooldown_s: float = 120.0  # at most one calm reminder per kind of problem in this time
 
 
 def _minutes(m: float) -> str:
@@ -74,6 +75,7 @@ class RoomFacilitator:
     _last_summary_at: float = float("-inf")
     statements: dict[str, str] = field(default_factory=dict)  # statement id -> text, in order of proposal
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # statement id -> participant id -> choice
+    _last_safety_reply: dict[str, float] = field(default_factory=dict)  # category -> when the group was reminded
 
     # State ------------------------------------------------------------------------------------------------------
     @property
@@ -144,6 +146,25 @@ class RoomFacilitator:
             self.stage_started_at += now - self.paused_at  # paused time does not count against the stage
             self._last_voice_at = max(self._last_voice_at, now)
             self.paused_at = None
+
+    def current_stage(self, now: float) -> list[BusEvent]:
+        """The current stage and its end time (e.g. for the room after a pause moved the end)."""
+        return [self._stage_changed(now)] if self.stage is not None and not self.finished else []
+
+    def respond_to_flag(self, category: str, now: float) -> list[BusEvent]:
+        """A calm reminder to the whole group after an utterance was flagged (never naming the speaker), at most once
+        per ``safety_cooldown_s`` per kind of problem; nothing while paused or outside the session."""
+        if self.finished or self.started_at is None or self.paused_at is not None:
+            return []
+        if now - self._last_safety_reply.get(category, float("-inf")) < self.settings.safety_cooldown_s:
+            return []
+        self._last_safety_reply[category] = now
+        if category == "abuse":
+            text = ("Let's keep this conversation respectful, so that everyone feels able to speak. Disagreement is "
+                    "welcome; personal attacks are not. I have let the moderator know.")
+        else:
+            text = f"Let's bring the conversation back to our question: {self.template.question}"
+        return [self._message("safety", text, now)]
 
     # Time -------------------------------------------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
@@ -293,10 +314,11 @@ class RoomFacilitator:
             self.statement_requests.append(stage.id)
         out: list[BusEvent] = [
             self._stage_changed(now),
-            self._message("stage_intro", f"{stage.title} ({_minutes(stage.minutes)}). {stage.intro}", now),
+            self._message("stage_intro", f"{stage.title} ({_minutes(stage.minutes)}). {self.template.say(stage.intro)}",
+                          now),
         ]
         if stage.questions:
-            out.append(self._message("question", stage.questions[0], now))
+            out.append(self._message("question", self.template.say(stage.questions[0]), now))
             self._questions_asked = 1
         return out
 
@@ -309,7 +331,7 @@ class RoomFacilitator:
     def _silence_prompt(self, stage: Stage, now: float) -> AIMessage:
         self._last_prompt_at = now
         if self._questions_asked < len(stage.questions):
-            question = stage.questions[self._questions_asked]
+            question = self.template.say(stage.questions[self._questions_asked])
             self._questions_asked += 1
             return self._message("question", question, now)
         return self._message("silence", "It has gone quiet. Would anyone like to add something, or respond to what "

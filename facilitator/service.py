@@ -18,15 +18,26 @@ from typing import Any, Protocol
 from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.llm import LLMBackend, LLMCallRecord
 from facilitator.proposals import propose_statements
+from facilitator.safety import review_lines, screen_utterance
 from facilitator.summaries import write_summary
 from facilitator.template import Template
 from server.bus import Bus, Subscription
-from server.events import AIMessage, BusEvent, CaptionFinal, SpeakingBalance, StageChanged
+from server.events import (
+    AIMessage,
+    AIMessageProposed,
+    BusEvent,
+    CaptionFinal,
+    FacilitatorControl,
+    SafetyFlagged,
+    SpeakingBalance,
+    StageChanged,
+)
 
 logger = logging.getLogger(__name__)
 
 TemplateLookup = Callable[[str], Awaitable[Template | None]]
-OWN_EVENTS = (AIMessage, StageChanged, SpeakingBalance)
+OWN_EVENTS = (AIMessage, AIMessageProposed, StageChanged, SpeakingBalance, SafetyFlagged)
+SAFETY_REVIEW_EVERY = 8  # final captions between two language-model safety reviews of a room
 
 
 class Clock(Protocol):
@@ -70,9 +81,13 @@ class ManualClock:
 class FacilitatorService:
     def __init__(self, bus: Bus, templates: TemplateLookup, clock: Clock | None = None,
                  settings: EngineSettings | None = None, llm: LLMBackend | None = None,
-                 record_llm_call: Callable[[str, LLMCallRecord], Awaitable[None]] | None = None) -> None:
+                 record_llm_call: Callable[[str, LLMCallRecord], Awaitable[None]] | None = None,
+                 llm_safety_review: bool = True) -> None:
         self._bus = bus
         self._llm = llm
+        self._llm_safety_review = llm_safety_review and llm is not None
+        self._unreviewed: dict[str, list[CaptionFinal]] = {}
+        self._reviewing: set[str] = set()
         self._record_llm_call = record_llm_call
         self._captions: dict[str, list[CaptionFinal]] = {}
         self._llm_tasks: set[asyncio.Task[None]] = set()
@@ -108,12 +123,51 @@ class FacilitatorService:
         engine = self._engines[room_id]
         if engine is None:
             return
-        if isinstance(event, CaptionFinal):
+        if isinstance(event, FacilitatorControl):
+            await (self.pause(room_id) if event.action == "pause" else self.resume(room_id))
+            return
+        await self._publish(engine, engine.handle(event, self._clock.now()))
+        if isinstance(event, CaptionFinal) and event.text:
             buffer = self._captions.setdefault(room_id, [])
             buffer.append(event)
             del buffer[:-500]  # bounded: summaries look at recent talk only
-        await self._publish(engine.handle(event, self._clock.now()))
+            await self._screen(room_id, engine, event)
         self._after(room_id, engine)
+
+    async def _screen(self, room_id: str, engine: RoomFacilitator, caption: CaptionFinal) -> None:
+        """Rules on every caption at once; a language-model review every few captions (in the background)."""
+        flag = screen_utterance(caption)
+        if flag is not None:
+            await self._flagged(engine, [flag])
+        if not self._llm_safety_review:
+            return
+        pending = self._unreviewed.setdefault(room_id, [])
+        pending.append(caption)
+        if len(pending) >= SAFETY_REVIEW_EVERY and room_id not in self._reviewing:
+            self._unreviewed[room_id] = []
+            self._reviewing.add(room_id)
+            self._spawn(self._review(room_id, engine, pending), f"safety-{room_id}")
+
+    async def _review(self, room_id: str, engine: RoomFacilitator, lines: list[CaptionFinal]) -> None:
+        assert self._llm is not None
+        calls: list[LLMCallRecord] = []
+        try:
+            flags = await review_lines(self._llm, engine.template.question, lines, calls.append)
+        except Exception:
+            logger.exception("safety review failed in room %s", room_id)
+            return
+        finally:
+            self._reviewing.discard(room_id)
+        await self._record(room_id, calls)
+        await self._flagged(engine, flags)
+
+    async def _flagged(self, engine: RoomFacilitator, flags: list[SafetyFlagged]) -> None:
+        for flag in flags:
+            logger.info("utterance %s in room %s flagged (%s, by %s)", flag.utterance_id, flag.room_id, flag.category,
+                        flag.detected_by)
+            await self._bus.publish(flag)
+        for category in dict.fromkeys(f.category for f in flags):
+            await self._publish(engine, engine.respond_to_flag(category, self._clock.now()))
 
     def _after(self, room_id: str, engine: RoomFacilitator) -> None:
         """Start the LLM work the engine asked for (never awaited here: a slow model delays nothing), then
@@ -151,7 +205,7 @@ class FacilitatorService:
         for statement in statements:
             await self._bus.publish(statement)
         if statements:
-            await self._bus.publish(AIMessage(
+            await self._post(room_id, AIMessage(
                 room_id=room_id, ts=self._clock.now(), message_id=f"{room_id}-proposals-{statements[0].statement_id}",
                 kind="statements", stage_id=stage_id, generated_by=f"llm:{calls[0].model}" if calls else "llm",
                 sources=list(dict.fromkeys(s for st in statements for s in st.sources)),
@@ -169,11 +223,22 @@ class FacilitatorService:
             return
         await self._record(room_id, calls)
         if message is not None:
+            await self._post(room_id, message)
+
+    async def _post(self, room_id: str, message: AIMessage) -> None:
+        """Publish an AI message, or propose it to the moderators when the deliberation wants approval first."""
+        engine = self._engines.get(room_id)
+        if engine is not None and engine.template.ai_messages == "approve":
+            await self._bus.publish(AIMessageProposed(room_id=room_id, ts=message.ts, message=message))
+        else:
             await self._bus.publish(message)
 
-    async def _publish(self, events: list[BusEvent]) -> None:
+    async def _publish(self, engine: RoomFacilitator, events: list[BusEvent]) -> None:
         for event in events:
-            await self._bus.publish(event)
+            if isinstance(event, AIMessage):
+                await self._post(engine.room_id, event)
+            else:
+                await self._bus.publish(event)
 
     def _schedule(self, room_id: str, engine: RoomFacilitator) -> None:
         timer = self._timers.get(room_id)
@@ -188,7 +253,7 @@ class FacilitatorService:
     async def _wake(self, room_id: str, engine: RoomFacilitator, when: float) -> None:
         await self._clock.sleep_until(when)
         self._timers.pop(room_id, None)  # from here on nothing cancels this wake-up half-way through publishing
-        await self._publish(engine.tick(self._clock.now()))
+        await self._publish(engine, engine.tick(self._clock.now()))
         self._after(room_id, engine)
 
     async def llm_idle(self) -> None:
@@ -209,7 +274,7 @@ class FacilitatorService:
         if engine is None:
             return False
         engine.resume(self._clock.now())
-        await self._publish(engine.tick(self._clock.now()))
+        await self._publish(engine, engine.current_stage(self._clock.now()) + engine.tick(self._clock.now()))
         self._schedule(room_id, engine)
         return True
 

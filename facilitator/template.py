@@ -7,13 +7,17 @@ Templates are YAML files validated into typed models; every problem is reported 
 from __future__ import annotations
 
 import functools
+import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
+
+
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class TemplateError(ValueError):
@@ -62,6 +66,14 @@ class Stage(BaseModel):
         object.__setattr__(self, "time_warnings", sorted(self.time_warnings, reverse=True))
         return self
 
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> Stage:
+        unknown = sorted({name for text in (self.intro, *self.questions) for name in PLACEHOLDER.findall(text)}
+                         - {"question"})
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}} (only {{question}} is replaced)")
+        return self
+
     @property
     def warnings(self) -> list[float]:
         return list(self.time_warnings or [])
@@ -76,6 +88,10 @@ class Template(BaseModel):
     question: str = Field(min_length=1, max_length=1000)
     background: str = Field(default="", max_length=8000)
     stages: list[Stage] = Field(min_length=1, max_length=20)
+    ai_messages: Literal["direct", "approve"] = Field(
+        default="direct",
+        description="'approve': every AI message waits for a moderator to approve, edit or reject it.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Template:
@@ -89,6 +105,10 @@ class Template(BaseModel):
             if StageKind.DRAFTING not in kinds[:first_vote]:
                 raise ValueError("a voting stage needs a drafting stage before it (there is nothing to vote on)")
         return self
+
+    def say(self, text: str) -> str:
+        """A template text with ``{question}`` replaced by this deliberation's question (a room may override it)."""
+        return text.replace("{question}", self.question)
 
     @property
     def total_minutes(self) -> float:

@@ -15,8 +15,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from server import __version__
+from server.api.moderation import router as moderation_router
 from server.api.rooms import router as rooms_router
 from server.asr.base import CaptionService
+from server.auth import resolve_moderator_token
 from server.bus import Bus, create_bus
 from server.context import ServerContext
 from server.settings import Settings
@@ -47,12 +49,14 @@ def _template_lookup(storage: Storage) -> Callable[[str], Awaitable[Template | N
         deliberation = await asyncio.to_thread(storage.deliberation, room_id)
         if deliberation is None:
             return None
-        template_id, question = deliberation
-        template = builtin_templates().get(template_id)
+        template = builtin_templates().get(deliberation.template_id)
         if template is None:
-            logger.warning("room %s names unknown template %s: no facilitator", room_id, template_id)
+            logger.warning("room %s names unknown template %s: no facilitator", room_id, deliberation.template_id)
             return None
-        return template.model_copy(update={"question": question}) if question else template
+        update: dict[str, str] = {"ai_messages": deliberation.ai_messages}
+        if deliberation.question:
+            update["question"] = deliberation.question
+        return template.model_copy(update=update)
 
     return lookup
 
@@ -71,6 +75,7 @@ def create_app(
         bus = create_bus(settings.bus, settings.redis_url)
         await bus.start()
         ctx = ServerContext(settings=settings, bus=bus, storage=storage)
+        ctx.moderator_token = await asyncio.to_thread(resolve_moderator_token, settings)
         recorder = TranscriptRecorder(bus, storage)
         await recorder.start()
         make_captions = caption_service or (lambda b: build_caption_service(settings, b))
@@ -90,8 +95,10 @@ def create_app(
                 await asyncio.to_thread(storage.add_llm_call, room_id, call.at, call.purpose, call.model,
                                         call.messages, call.output, call.latency_s, call.outcome, call.error)
 
+            review = settings.safety_llm_review == "on" or (
+                settings.safety_llm_review == "auto" and settings.llm_backend == "openai")
             facilitator = FacilitatorService(bus, _template_lookup(storage), llm=llm,
-                                             record_llm_call=record_llm_call)
+                                             record_llm_call=record_llm_call, llm_safety_review=review)
             await facilitator.start()
         app.state.facilitator = facilitator
         app.state.ctx = ctx
@@ -115,6 +122,7 @@ def create_app(
     app.state.ready = False
     app.state.settings = settings
     app.include_router(rooms_router)
+    app.include_router(moderation_router)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

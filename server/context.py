@@ -21,3 +21,4 @@ class ServerContext:
     storage: Storage
     captions: CaptionService | None = None
     rooms: RoomRegistry | None = field(default=None)
+    moderator_token: str = ""  # see server/auth.py; empty: nobody is a moderator

@@ -146,6 +146,8 @@ class AIMessage(_RoomEvent):
     points: list[AIMessagePoint] = Field(default_factory=list)
     generated_by: str = "rules"
     ai_generated: Literal[True] = True
+    # How it reached the room: posted directly, or approved (possibly edited) by a moderator first.
+    review: Literal["direct", "approved", "edited"] = "direct"
 
 
 class SpeakerTime(_Message):
@@ -210,6 +212,37 @@ class SummaryFlagged(_RoomEvent):
     note: str = ""
 
 
+class AIMessageProposed(_RoomEvent):
+    """An AI message waiting for a moderator (the deliberation's ``ai_messages: approve`` setting); not sent to the
+    room until a moderator approves it, possibly edited, as an ``ai.message``."""
+
+    type: Literal["ai.proposed"] = "ai.proposed"
+    message: AIMessage
+
+
+class FacilitatorControl(_RoomEvent):
+    """A moderator paused or resumed the AI facilitator in a room (the facilitator obeys it; the room is told)."""
+
+    type: Literal["facilitator.control"] = "facilitator.control"
+    action: Literal["pause", "resume"]
+    by: str = "moderator"
+
+
+SafetyCategory = Literal["abuse", "off_topic"]
+
+
+class SafetyFlagged(_RoomEvent):
+    """An utterance flagged as abusive or far off-topic, for moderators (not sent to the room)."""
+
+    type: Literal["safety.flagged"] = "safety.flagged"
+    utterance_id: str
+    participant_id: str
+    speaker_name: str
+    category: SafetyCategory
+    reason: str = Field(max_length=500)
+    detected_by: str  # "rules" or "llm:<model>"
+
+
 # Bus events that every browser in the room receives; the rest stay between server components.
 RoomVisibleEvent = (
     ParticipantJoined
@@ -224,9 +257,12 @@ RoomVisibleEvent = (
     | StatementAdded
     | StatementEdited
     | VoteTally
+    | FacilitatorControl
 )
 
-BusEvent = Annotated[RoomVisibleEvent | VoteCast | SummaryFlagged, Field(discriminator="type")]
+BusEvent = Annotated[
+    RoomVisibleEvent | VoteCast | SummaryFlagged | AIMessageProposed | SafetyFlagged, Field(discriminator="type")
+]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Signaling: browser -> server

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<data_dir>/moot.db. PostgreSQL: postgresql://..."
+    )
+
+    # Moderation
+    moderator_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for the moderator and organiser APIs (set the same one on every node). Default: "
+        "generated once and kept in <data_dir>/moderator-token.",
+    )
+    safety_llm_review: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Have the language model review recent lines for abuse and off-topic talk (rules always screen "
+        "for abuse). 'auto': on with an OpenAI-compatible endpoint, off with the small bundled local model.",
     )
 
     # Event bus

@@ -1,4 +1,5 @@
-"""Background task that stores every final caption and every AI facilitator message published on the bus."""
+"""Background task that stores what the bus carries for the record: final captions, AI facilitator messages (posted
+or waiting for a moderator), AI-proposed statements and safety flags."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 import logging
 
 from server.bus import Bus, Subscription
-from server.events import AIMessage, CaptionFinal, StatementAdded
+from server.events import AIMessage, AIMessageProposed, CaptionFinal, SafetyFlagged, StatementAdded
 from server.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ class TranscriptRecorder:
                         self.stored += 1
                 elif isinstance(event, AIMessage):
                     await asyncio.to_thread(self._storage.add_ai_message, event)
+                elif isinstance(event, AIMessageProposed):
+                    await asyncio.to_thread(self._storage.add_ai_message, event.message, "pending")
+                elif isinstance(event, SafetyFlagged):
+                    await asyncio.to_thread(self._storage.add_safety_flag, event)
                 elif isinstance(event, StatementAdded) and event.ai_generated:  # participants' are stored at once
                     await asyncio.to_thread(self._storage.add_statement, event)
                 else:

@@ -79,3 +79,25 @@ def test_yaml_errors_say_where(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
     with pytest.raises(TemplateError, match="mapping"):
         load_template(tmp_path / "list.yaml")
+
+
+def test_question_placeholder_follows_a_rooms_override() -> None:
+    from facilitator.engine import RoomFacilitator
+    from server.events import AIMessage, ParticipantInfo, ParticipantJoined
+
+    template = builtin_templates()["quick-20"]
+    assert "{question}" in template.stages[1].intro
+    room = template.model_copy(update={"question": "Should the park get a café?"})
+    engine = RoomFacilitator("r", room)
+    engine.handle(ParticipantJoined(room_id="r", participant=ParticipantInfo(participant_id="a", name="Ada")), 0.0)
+    intros = [e for e in engine.tick(room.stages[0].minutes * 60) if isinstance(e, AIMessage)]
+    assert intros and "The question is: Should the park get a café?" in intros[0].text
+    assert "{" not in intros[0].text and "public services" not in intros[0].text
+
+
+def test_unknown_placeholder_is_refused() -> None:
+    stages = minimal()["stages"]
+    assert isinstance(stages, list)
+    stages[0] = {**stages[0], "intro": "Let's talk about {topic}."}
+    with pytest.raises(TemplateError, match=r"stages\.0: unknown placeholder \{topic\}"):
+        parse_template(minimal(stages=stages))

@@ -21,6 +21,8 @@ export class FacilitatorView {
 
   stage(event) {
     this._sync(event);
+    this.paused = false;
+    this.panel.classList.remove("paused");
     this.panel.hidden = false;
     this.stageName.textContent = event.title;
     this.endsAt = event.ends_at;
@@ -29,6 +31,10 @@ export class FacilitatorView {
 
   renderTime() {
     if (this.endsAt === null) return;
+    if (this.paused) {
+      this.stageTime.textContent = "paused";
+      return;
+    }
     this.stageTime.textContent = formatLeft(this.endsAt - (Date.now() / 1000 + this.clockOffset));
   }
 
@@ -90,6 +96,12 @@ export class FacilitatorView {
     } else {
       text.textContent = event.text;
     }
+    if (event.review === "approved" || event.review === "edited") {
+      const review = document.createElement("span");
+      review.className = "ai-review";
+      review.textContent = event.review === "edited" ? "edited by a moderator" : "approved by a moderator";
+      item.append(" ", review);
+    }
     this.messages.append(item);
     this.messages.scrollTop = this.messages.scrollHeight;
   }
@@ -103,6 +115,20 @@ export class FacilitatorView {
     line.tabIndex = -1;
     line.focus();
     setTimeout(() => line.classList.remove("highlight"), 3000);
+  }
+
+  // A moderator paused or resumed the facilitator: say so where its messages appear.
+  control(event) {
+    this.panel.hidden = false;
+    this.paused = event.action === "pause";
+    this.panel.classList.toggle("paused", this.paused);
+    const item = document.createElement("li");
+    item.className = "control";
+    item.textContent = this.paused
+      ? "A moderator has paused the AI facilitator. The stage clock is stopped."
+      : "A moderator has resumed the AI facilitator.";
+    this.messages.append(item);
+    this.messages.scrollTop = this.messages.scrollHeight;
   }
 
   speaking(event) {

@@ -222,6 +222,8 @@ function onMessage(message) {
       return state.facilitator.message(message);
     case "balance.update":
       return state.facilitator.speaking(message);
+    case "facilitator.control":
+      return state.facilitator.control(message);
     case "statement.added":
       return state.statements.added(message);
     case "statement.edited":

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the process context and room lookup."""
+"""FastAPI dependencies: the process context, room lookup and the moderator check."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from server.auth import moderator_token_path, token_matches
 from server.context import ServerContext
 from server.storage import RoomRecord
 
@@ -32,3 +33,14 @@ async def get_room(ctx: Context, room_id: str) -> RoomRecord:
 
 
 Room = Annotated[RoomRecord, Depends(get_room)]
+
+
+def require_moderator(request: Request, ctx: Context) -> None:
+    """Moderator and organiser routes need ``Authorization: Bearer <moderator token>``."""
+    if not ctx.moderator_token or not token_matches(ctx.moderator_token, request.headers.get("authorization")):
+        where = "MOOT_MODERATOR_TOKEN" if ctx.settings.moderator_token else str(moderator_token_path(ctx.settings))
+        raise HTTPException(status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                            detail=f"moderators only: send Authorization: Bearer <token> (the token is in {where})")
+
+
+Moderator = Depends(require_moderator)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -21,6 +21,8 @@ class RoomCreate(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     template: str | None = Field(default=None, description="Deliberation template id; none: no AI facilitator.")
     question: str | None = Field(default=None, max_length=1000, description="Replaces the template's question.")
+    ai_messages: Literal["direct", "approve"] | None = Field(
+        default=None, description="'approve': AI messages wait for a moderator; default: the template's setting.")
 
     @field_validator("title")
     @classmethod
@@ -39,17 +41,19 @@ class RoomOut(BaseModel):
     url: str
     template: str | None = None
     question: str | None = None
+    ai_messages: str | None = None
 
 
 async def _room_out(request: Request, ctx: Context, room: RoomRecord) -> RoomOut:
     base = (ctx.settings.public_url or str(request.base_url)).rstrip("/")
     deliberation = await asyncio.to_thread(ctx.storage.deliberation, room.id)
-    template = question = None
+    template = question = ai_messages = None
     if deliberation is not None:
-        template, override = deliberation
+        template, ai_messages = deliberation.template_id, deliberation.ai_messages
         known = builtin_templates().get(template)
-        question = override or (known.question if known else None)
-    return RoomOut(**room_dict(room), url=f"{base}/r/{room.id}", template=template, question=question)
+        question = deliberation.question or (known.question if known else None)
+    return RoomOut(**room_dict(room), url=f"{base}/r/{room.id}", template=template, question=question,
+                   ai_messages=ai_messages)
 
 
 @router.post("/rooms", status_code=201)
@@ -60,7 +64,8 @@ async def create_room(body: RoomCreate, request: Request, ctx: Context) -> RoomO
     room = await asyncio.to_thread(ctx.storage.create_room, body.title, ctx.settings.max_participants)
     if body.template is not None:
         question = " ".join(body.question.split()) if body.question and body.question.strip() else None
-        await asyncio.to_thread(ctx.storage.set_deliberation, room.id, body.template, question)
+        ai_messages = body.ai_messages or builtin_templates()[body.template].ai_messages
+        await asyncio.to_thread(ctx.storage.set_deliberation, room.id, body.template, question, ai_messages)
     return await _room_out(request, ctx, room)
 
 
@@ -85,18 +90,6 @@ async def read_statements(room: Room, ctx: Context) -> list[dict[str, Any]]:
                 for s in ctx.storage.statements(room.id)]
 
     return await asyncio.to_thread(load)
-
-
-@router.get("/rooms/{room_id}/llm-calls")
-async def read_llm_calls(room: Room, ctx: Context) -> list[dict[str, Any]]:
-    """Every language-model call made for the room: purpose, model, prompt, output, latency and outcome."""
-    return await asyncio.to_thread(ctx.storage.llm_calls, room.id)
-
-
-@router.get("/rooms/{room_id}/summary-flags")
-async def read_summary_flags(room: Room, ctx: Context) -> list[dict[str, Any]]:
-    """Summary points participants marked "that's not what we said" (for moderators)."""
-    return await asyncio.to_thread(ctx.storage.summary_flags, room.id)
 
 
 @router.get("/templates")

@@ -8,12 +8,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.events import AIMessage, CaptionFinal, CaptionWord, StatementAdded
+from server.events import AIMessage, CaptionFinal, CaptionWord, SafetyFlagged, StatementAdded
 from server.storage.tables import (
     AIMessageRow,
     Base,
@@ -22,6 +22,7 @@ from server.storage.tables import (
     LLMCallRow,
     ParticipantRow,
     RoomRow,
+    SafetyFlagRow,
     StatementRow,
     SummaryFlagRow,
     VoteRow,
@@ -35,6 +36,13 @@ _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 def new_id(length: int = 12) -> str:
     """An unguessable, URL-safe, unambiguous id (about 59 bits for 12 characters)."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+@dataclass(frozen=True)
+class Deliberation:
+    template_id: str
+    question: str | None  # replaces the template's question
+    ai_messages: str  # "direct" or "approve"
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,18 @@ class Storage:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
+        """Create missing tables, and add nullable columns that a database made by an earlier version lacks (the
+        only kind of schema change so far; existing rows keep their data)."""
         Base.metadata.create_all(self.engine)
+        inspector = inspect(self.engine)
+        with self.engine.begin() as connection:
+            for table in Base.metadata.sorted_tables:
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name not in present and column.nullable:
+                        kind = column.type.compile(dialect=self.engine.dialect)
+                        logger.info("adding column %s.%s to the database", table.name, column.name)
+                        connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -103,15 +122,17 @@ class Storage:
             s.add(row)
         return _room(row)
 
-    def set_deliberation(self, room_id: str, template_id: str, question: str | None = None) -> None:
+    def set_deliberation(self, room_id: str, template_id: str, question: str | None = None,
+                         ai_messages: str = "direct") -> None:
         with self._s() as s, s.begin():
-            s.merge(DeliberationRow(room_id=room_id, template_id=template_id, question=question))
+            s.merge(DeliberationRow(room_id=room_id, template_id=template_id, question=question,
+                                    ai_messages=ai_messages))
 
-    def deliberation(self, room_id: str) -> tuple[str, str | None] | None:
-        """(template id, question override) of the room's deliberation, or None when it has no facilitator."""
+    def deliberation(self, room_id: str) -> Deliberation | None:
+        """The room's deliberation settings, or None when it has no facilitator."""
         with self._s() as s:
             row = s.get(DeliberationRow, room_id)
-            return (row.template_id, row.question) if row else None
+            return Deliberation(row.template_id, row.question, row.ai_messages or "direct") if row else None
 
     def get_room(self, room_id: str) -> RoomRecord | None:
         with self._s() as s:
@@ -154,9 +175,35 @@ class Storage:
         )
         return self._insert_once(row)
 
-    def add_ai_message(self, message: AIMessage) -> bool:
-        return self._insert_once(AIMessageRow(message_id=message.message_id, room_id=message.room_id, ts=message.ts,
-                                              event=message.model_dump(mode="json")))
+    def add_ai_message(self, message: AIMessage, status: str = "posted") -> bool:
+        """Store an AI message; a message that was pending becomes posted (a moderator approved it). Returns False
+        if nothing changed (idempotent delivery)."""
+        if self._insert_once(AIMessageRow(message_id=message.message_id, room_id=message.room_id, ts=message.ts,
+                                          event=message.model_dump(mode="json"), status=status)):
+            return True
+        if status != "posted":
+            return False
+        with self._s() as s, s.begin():
+            row = s.get(AIMessageRow, message.message_id)
+            if row is None or row.room_id != message.room_id or (row.status or "posted") != "pending":
+                return False
+            row.event, row.status, row.reviewed_at = message.model_dump(mode="json"), "posted", time.time()
+            return True
+
+    def ai_message_status(self, message_id: str) -> tuple[AIMessage, str] | None:
+        """An AI message and its status (posted, pending or rejected)."""
+        with self._s() as s:
+            row = s.get(AIMessageRow, message_id)
+            return (AIMessage.model_validate(row.event), row.status or "posted") if row else None
+
+    def reject_ai_message(self, message_id: str) -> bool:
+        """Mark a pending AI message rejected (kept for the organisers' review); False if it was not pending."""
+        with self._s() as s, s.begin():
+            row = s.get(AIMessageRow, message_id)
+            if row is None or (row.status or "posted") != "pending":
+                return False
+            row.status, row.reviewed_at = "rejected", time.time()
+            return True
 
     def add_llm_call(self, room_id: str, at: float, purpose: str, model: str, messages: list[dict[str, str]],
                      output: str, latency_s: float, outcome: str, error: str | None) -> None:
@@ -187,10 +234,25 @@ class Storage:
             return [{"message_id": r.message_id, "point": r.point, "participant_id": r.participant_id,
                      "note": r.note, "ts": r.ts} for r in rows]
 
-    def ai_messages(self, room_id: str) -> list[AIMessage]:
+    def ai_messages(self, room_id: str, status: str = "posted") -> list[AIMessage]:
+        """The room's AI messages with ``status`` (posted: what the room saw), oldest first."""
         with self._s() as s:
             rows = s.scalars(select(AIMessageRow).where(AIMessageRow.room_id == room_id).order_by(AIMessageRow.ts))
-            return [AIMessage.model_validate(r.event) for r in rows]
+            return [AIMessage.model_validate(r.event) for r in rows if (r.status or "posted") == status]
+
+    # Safety -------------------------------------------------------------------------------------------------------
+    def add_safety_flag(self, flag: SafetyFlagged) -> bool:
+        return self._insert_once(SafetyFlagRow(
+            flag_id=f"{flag.utterance_id}:{flag.category}"[:120], room_id=flag.room_id, utterance_id=flag.utterance_id,
+            participant_id=flag.participant_id, speaker_name=flag.speaker_name, category=flag.category,
+            reason=flag.reason, detected_by=flag.detected_by, ts=flag.ts))
+
+    def safety_flags(self, room_id: str) -> list[dict[str, object]]:
+        with self._s() as s:
+            rows = s.scalars(select(SafetyFlagRow).where(SafetyFlagRow.room_id == room_id).order_by(SafetyFlagRow.ts))
+            return [{"utterance_id": r.utterance_id, "participant_id": r.participant_id,
+                     "speaker_name": r.speaker_name, "category": r.category, "reason": r.reason,
+                     "detected_by": r.detected_by, "ts": r.ts} for r in rows]
 
     # Statements and votes ---------------------------------------------------------------------------------------
     def add_statement(self, statement: StatementAdded) -> bool:

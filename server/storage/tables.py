@@ -27,6 +27,8 @@ class DeliberationRow(Base):
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
     template_id: Mapped[str] = mapped_column(String(40))
     question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "direct": AI messages post at once; "approve": they wait for a moderator. NULL (older rows): direct.
+    ai_messages: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AIMessageRow(Base):
@@ -39,6 +41,9 @@ class AIMessageRow(Base):
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
     ts: Mapped[float] = mapped_column(Float)
     event: Mapped[dict[str, object]] = mapped_column(JSON)
+    # "posted" (in the room), "pending" (waiting for a moderator) or "rejected". NULL (older rows): posted.
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reviewed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class StatementRow(Base):
@@ -120,3 +125,19 @@ class CaptionRow(Base):
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     words: Mapped[list[dict[str, float | str]]] = mapped_column(JSON, default=list)
+
+
+class SafetyFlagRow(Base):
+    """An utterance flagged as abusive or far off-topic, for moderators."""
+
+    __tablename__ = "safety_flags"
+
+    flag_id: Mapped[str] = mapped_column(String(120), primary_key=True)  # utterance id + category: stored once
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    utterance_id: Mapped[str] = mapped_column(String(64))
+    participant_id: Mapped[str] = mapped_column(String(32))
+    speaker_name: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    detected_by: Mapped[str] = mapped_column(String(200))
+    ts: Mapped[float] = mapped_column(Float)

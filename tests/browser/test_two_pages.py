@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.browser.conftest import create_room, join, tile_names, wait_devices_checked, wait_video_playing
+from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
 
@@ -140,6 +142,19 @@ def test_facilitator_and_statements(call: Call) -> None:
     bo.wait_for_function("document.querySelector('#statements li .tally')?.textContent.startsWith('1 agree')",
                          timeout=30_000)
     assert "Proposed by Bo" in bo.inner_text("#statements li")
+
+
+def test_moderator_pauses_and_resumes_the_facilitator(call: Call, server: RunningServer) -> None:
+    ada = call.ada
+    ada.wait_for_selector("#facilitator:not([hidden])", timeout=30_000)
+    headers = {"authorization": f"Bearer {server.ctx.moderator_token}"}
+    url = f"{server.http}/api/rooms/{call.room}/facilitator"
+    httpx.post(f"{url}/pause", headers=headers, timeout=10).raise_for_status()
+    ada.wait_for_function("document.getElementById('stage-time').textContent === 'paused'", timeout=10_000)
+    assert "A moderator has paused the AI facilitator" in ada.inner_text("#ai-messages li.control >> nth=-1")
+    httpx.post(f"{url}/resume", headers=headers, timeout=10).raise_for_status()
+    ada.wait_for_function("document.getElementById('stage-time').textContent.endsWith('left')", timeout=10_000)
+    assert "resumed" in ada.inner_text("#ai-messages li.control >> nth=-1")
 
 
 def test_keyboard_mute_is_announced_to_others(call: Call) -> None:

@@ -1,0 +1,192 @@
+"""Moderator routes through the real app and in-process bus: the token, approving/editing/rejecting AI messages,
+pausing and resuming the facilitator, the audit log and flags; schema upgrade of an older database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.auth import moderator_token_path
+from server.events import CaptionFinal, ParticipantInfo, ParticipantJoined
+from server.settings import Settings
+from server.storage import Storage
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def auth(client: TestClient) -> dict[str, str]:
+    return {"authorization": f"Bearer {client.app.state.ctx.moderator_token}"}  # type: ignore[attr-defined]
+
+
+def publish(client: TestClient, event: Any) -> None:
+    client.portal.call(client.app.state.ctx.bus.publish, event)  # type: ignore[union-attr,attr-defined]
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``check`` until it returns something truthy (events cross the bus and storage asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def make_room(client: TestClient, **body: Any) -> str:
+    response = client.post("/api/rooms", json={"title": "T", **body})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_moderator_routes_need_the_token(app_client: TestClient, settings: Settings) -> None:
+    room = make_room(app_client, template="quick-20")
+    paths = [f"/api/rooms/{room}/llm-calls", f"/api/rooms/{room}/summary-flags", f"/api/rooms/{room}/safety-flags",
+             f"/api/rooms/{room}/ai-messages/pending"]
+    for path in paths:
+        for headers in ({}, {"authorization": "Bearer wrong-token-wrong-token"}, {"authorization": "Basic abc"}):
+            response = app_client.get(path, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert "moderator-token" in response.json()["detail"]
+        assert app_client.get(path, headers=auth(app_client)).status_code == 200
+    assert app_client.post(f"/api/rooms/{room}/facilitator/pause").status_code == 401
+    # The token was generated into the data directory, owner-only, and is kept across restarts.
+    path = moderator_token_path(settings)
+    assert path.read_text().strip() == app_client.app.state.ctx.moderator_token  # type: ignore[attr-defined]
+    assert os.stat(path).st_mode & 0o077 == 0
+    with TestClient(create_app(settings)) as again:
+        assert again.app.state.ctx.moderator_token == path.read_text().strip()  # type: ignore[attr-defined]
+
+
+def test_configured_token(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, asr_backend="none", moderator_token="s3cret-token-for-all-nodes")
+    with TestClient(create_app(settings)) as client:
+        room = make_room(client)
+        good = {"authorization": "Bearer s3cret-token-for-all-nodes"}
+        ok = client.get(f"/api/rooms/{room}/safety-flags", headers=good)
+        assert ok.status_code == 200
+        denied = client.get(f"/api/rooms/{room}/safety-flags", headers={"authorization": "Bearer nope"})
+        assert denied.status_code == 401 and "MOOT_MODERATOR_TOKEN" in denied.json()["detail"]
+    assert not moderator_token_path(settings).exists()
+    with pytest.raises(ValueError, match="at least 16"), \
+            TestClient(create_app(Settings(data_dir=tmp_path, asr_backend="none", moderator_token="short"))):
+        pass
+
+
+def test_ai_messages_wait_for_a_moderator(app_client: TestClient) -> None:
+    room = make_room(app_client, template="quick-20", ai_messages="approve")
+    other = make_room(app_client, template="quick-20")  # posts directly
+    assert app_client.get(f"/api/rooms/{room}").json()["ai_messages"] == "approve"
+    assert app_client.get(f"/api/rooms/{other}").json()["ai_messages"] == "direct"
+    for room_id in (room, other):
+        publish(app_client, ParticipantJoined(room_id=room_id, participant=ParticipantInfo(participant_id="p",
+                                                                                          name="Ada")))
+    publish(app_client, CaptionFinal(room_id=room, utterance_id="u1", participant_id="p", speaker_name="Ada",
+                                     text="Shut up, you idiot.", start=1.0, end=2.0))  # the calm reply waits too
+    pending_url = f"/api/rooms/{room}/ai-messages/pending"
+    pending = eventually(lambda: (lambda m: len(m) >= 2 and m)(app_client.get(pending_url, headers=auth(app_client))
+                                                              .json()))
+    eventually(lambda: app_client.get(f"/api/rooms/{other}/ai-messages").json())
+    assert app_client.get(f"/api/rooms/{room}/ai-messages").json() == [], "nothing reaches the room unapproved"
+    assert all(m["room_id"] == room for m in pending)
+    first = pending[0]
+    assert first["kind"] == "stage_intro" and first["ai_generated"] is True
+
+    url = f"/api/rooms/{room}/ai-messages"
+    edited = app_client.post(f"{url}/{first['message_id']}/approve", headers=auth(app_client),
+                             json={"text": "  Welcome!   I am the AI assistant.  "})
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["review"] == "edited" and edited.json()["text"] == "Welcome! I am the AI assistant."
+    posted = eventually(lambda: app_client.get(url).json())
+    assert [(m["message_id"], m["review"], m["text"]) for m in posted] == \
+        [(first["message_id"], "edited", "Welcome! I am the AI assistant.")]
+
+    again = app_client.post(f"{url}/{first['message_id']}/approve", headers=auth(app_client))
+    assert again.status_code == 409 and "already posted" in again.json()["detail"]
+    second = pending[1]
+    assert second["kind"] == "safety"
+    rejected = app_client.post(f"{url}/{second['message_id']}/reject", headers=auth(app_client))
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+    assert app_client.post(f"{url}/{second['message_id']}/approve", headers=auth(app_client)).status_code == 409
+    assert app_client.post(f"{url}/{second['message_id']}/reject", headers=auth(app_client)).status_code == 409
+    assert [m["message_id"] for m in app_client.get(url).json()] == [first["message_id"]]
+    assert app_client.get(pending_url, headers=auth(app_client)).json() == []
+    assert app_client.post(f"{url}/nope/approve", headers=auth(app_client)).status_code == 404
+    other_message = app_client.get(f"/api/rooms/{other}/ai-messages").json()[0]["message_id"]
+    cross = app_client.post(f"{url}/{other_message}/approve", headers=auth(app_client))
+    assert cross.status_code == 404, "a message of another room is not found through this room"
+    bad = app_client.post(f"{url}/{first['message_id']}/approve", headers=auth(app_client), json={"text": ""})
+    assert bad.status_code == 422
+    extra = app_client.post(f"{url}/{first['message_id']}/approve", headers=auth(app_client), json={"x": 1})
+    assert extra.status_code == 422
+
+
+def test_pause_and_resume_the_facilitator(app_client: TestClient) -> None:
+    room = make_room(app_client, template="quick-20")
+    plain = make_room(app_client)
+    publish(app_client, ParticipantJoined(room_id=room, participant=ParticipantInfo(participant_id="p", name="Ada")))
+    facilitator = app_client.app.state.facilitator  # type: ignore[attr-defined]
+    engine = eventually(lambda: facilitator.engine(room))
+    paused = app_client.post(f"/api/rooms/{room}/facilitator/pause", headers=auth(app_client))
+    assert paused.status_code == 200 and paused.json()["facilitator"] == "paused"
+    eventually(lambda: engine.paused_at is not None)
+    resumed = app_client.post(f"/api/rooms/{room}/facilitator/resume", headers=auth(app_client))
+    assert resumed.status_code == 200 and resumed.json()["facilitator"] == "running"
+    eventually(lambda: engine.paused_at is None)
+    assert app_client.post(f"/api/rooms/{plain}/facilitator/pause", headers=auth(app_client)).status_code == 409
+    assert app_client.post(f"/api/rooms/{room}/facilitator/stop", headers=auth(app_client)).status_code == 422
+    assert app_client.post("/api/rooms/unknown1/facilitator/pause", headers=auth(app_client)).status_code == 404
+
+
+def test_abuse_is_flagged_to_moderators_only(app_client: TestClient) -> None:
+    room = make_room(app_client, template="quick-20")
+    other = make_room(app_client, template="quick-20")
+    publish(app_client, ParticipantJoined(room_id=room, participant=ParticipantInfo(participant_id="bo", name="Bo")))
+    publish(app_client, CaptionFinal(room_id=room, utterance_id="u1", participant_id="bo", speaker_name="Bo",
+                                     text="Shut up, you idiot.", start=1.0, end=2.0))
+    flags = eventually(lambda: app_client.get(f"/api/rooms/{room}/safety-flags", headers=auth(app_client)).json())
+    assert [(f["utterance_id"], f["category"], f["speaker_name"], f["detected_by"]) for f in flags] == \
+        [("u1", "abuse", "Bo", "rules")]
+    assert app_client.get(f"/api/rooms/{other}/safety-flags", headers=auth(app_client)).json() == []
+    reply = eventually(lambda: [m for m in app_client.get(f"/api/rooms/{room}/ai-messages").json()
+                                if m["kind"] == "safety"])
+    assert "respectful" in reply[0]["text"]
+
+
+def test_older_database_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE rooms (id VARCHAR(32) PRIMARY KEY, title VARCHAR(200), created_at FLOAT,
+                                max_participants INTEGER);
+            CREATE TABLE deliberations (room_id VARCHAR(32) PRIMARY KEY REFERENCES rooms(id), template_id VARCHAR(40),
+                                        question TEXT);
+            CREATE TABLE ai_messages (message_id VARCHAR(80) PRIMARY KEY, room_id VARCHAR(32) REFERENCES rooms(id),
+                                      ts FLOAT, event JSON);
+            INSERT INTO rooms VALUES ('abcd2345', 'Old room', 1.0, 8);
+            INSERT INTO deliberations VALUES ('abcd2345', 'quick-20', NULL);
+            INSERT INTO ai_messages VALUES ('m1', 'abcd2345', 2.0,
+              '{"room_id":"abcd2345","ts":2.0,"type":"ai.message","message_id":"m1","kind":"question","text":"Hi?"}');
+        """)
+    storage = Storage(f"sqlite:///{path}")
+    storage.create_schema()
+    storage.create_schema()  # idempotent
+    deliberation = storage.deliberation("abcd2345")
+    assert deliberation is not None and deliberation.ai_messages == "direct"
+    assert [m.text for m in storage.ai_messages("abcd2345")] == ["Hi?"]
+    room = storage.get_room("abcd2345")
+    assert room is not None and room.title == "Old room"
+    storage.close()
