@@ -68,8 +68,17 @@ def _serve(args: argparse.Namespace) -> int:
         except ModelNotAvailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    from server.auth import moderator_token_path, resolve_moderator_token
+
+    try:
+        resolve_moderator_token(settings)  # created now so that its place can be printed
+    except (ValueError, OSError) as exc:
+        print(f"error: moderator token: {exc}", file=sys.stderr)
+        return 2
+    where = "MOOT_MODERATOR_TOKEN" if settings.moderator_token else moderator_token_path(settings)
     scheme = "https" if settings.tls_cert else "http"
     print(f"Moot {__version__}: open {scheme}://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
+    print(f"Moderator API token: {where}", flush=True)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -87,11 +87,16 @@ def test_serve_over_tls(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
+        seen = []
         for line in proc.stdout:  # wait for uvicorn's startup line rather than sleeping
+            seen.append(line)
             if "Uvicorn running" in line:  # logged once the socket listens
                 break
         else:
             pytest.fail("server exited before starting")
+        token_file = tmp_path / "data" / "moderator-token"
+        assert f"Moderator API token: {token_file}\n" in seen, "where the moderator token is, not the token itself"
+        assert token_file.read_text().strip() not in "".join(seen)
         context = ssl.create_default_context(cafile=str(cert))
         with urllib.request.urlopen(f"https://localhost:{port}/healthz", context=context, timeout=10) as response:
             assert response.status == 200
