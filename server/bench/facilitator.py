@@ -35,32 +35,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Runs a four-person session in virtual time through the facilitator service.",
     )
     p.add_argument("--template", default="quick-20", help="deliberation template (default quick-20)")
-    p.add_argument("--llm", choices=["fake", "openai"], default="fake",
-                   help="'fake' (scripted answers) or 'openai' (an OpenAI-compatible endpoint: --llm-url)")
+    p.add_argument("--llm", choices=["fake", "local", "openai"], default="fake",
+                   help="'fake' (scripted answers), 'local' (transformers: --llm-model-path, default the shipped "
+                        "SmolLM2 GGUF) or 'openai' (an OpenAI-compatible endpoint: --llm-url)")
     p.add_argument("--llm-url", default=None, help="e.g. http://localhost:11434/v1")
     p.add_argument("--llm-model", default="default")
+    p.add_argument("--llm-model-path", default=None, help="a .gguf file or a Hugging Face model directory")
+    p.add_argument("--safety-review", choices=["on", "off"], default="on",
+                   help="also run the model's safety review every few lines (default on)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=main)
 
 
 def _scripted_answer(purpose: str, messages: Any) -> str:
-    """A well-formed summary citing the first lines of the data, as a good model would."""
+    """Well-formed answers citing the first lines of the data, as a good model would."""
     data = messages[1]["content"]
-    numbers = [int(line[1 : line.index("]")]) for line in data.splitlines() if line.startswith("[")]
-    points = [{"kind": "point", "text": "People want human review of AI decisions.", "lines": numbers[:2] or [1]}]
+    numbers = [int(line[1 : line.index("]")]) for line in data.splitlines() if line.startswith("[")] or [1]
+    if purpose == "statements":
+        return json.dumps({"statements": [{"text": "Public services should register every AI system they use so "
+                                                   "that people can check them.", "lines": numbers[:2]}]})
+    if purpose == "safety_review":
+        return json.dumps({"flags": []})
+    points = [{"kind": "point", "text": "People want human review of AI decisions.", "lines": numbers[:2]}]
     return json.dumps({"points": points})
 
 
-async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | None,
-                                llm_model: str) -> dict[str, Any]:
-    from facilitator.llm import LLMCallRecord, OpenAICompatibleLLM, ScriptedLLM
+async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | None, llm_model: str,
+                                llm_model_path: str | None = None, safety_review: bool = True) -> dict[str, Any]:
+    from facilitator.llm import LLMBackend, LLMCallRecord, ScriptedLLM, create_llm
     from facilitator.service import FacilitatorService, ManualClock
     from facilitator.template import Template, builtin_templates
     from server.bus import InProcessBus
     from server.events import AIMessage, CaptionFinal, ParticipantInfo, ParticipantJoined, VoiceActivity
 
     template = builtin_templates()[template_id]
-    llm = ScriptedLLM(_scripted_answer) if llm_kind == "fake" else OpenAICompatibleLLM(llm_url or "", llm_model)
+    llm: LLMBackend | None = (ScriptedLLM(_scripted_answer) if llm_kind == "fake"
+                              else create_llm(llm_kind, llm_url, llm_model, None, 120.0, llm_model_path))
+    assert llm is not None
+    await llm.start()
     calls: list[LLMCallRecord] = []
 
     async def record(room_id: str, call: LLMCallRecord) -> None:
@@ -71,7 +83,7 @@ async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | 
 
     bus = InProcessBus()
     clock = ManualClock(start=0.0)
-    service = FacilitatorService(bus, lookup, clock, llm=llm, record_llm_call=record)
+    service = FacilitatorService(bus, lookup, clock, llm=llm, record_llm_call=record, llm_safety_review=safety_review)
     await service.start()
     sub = await bus.subscribe("room:*", maxsize=100_000)
     arrivals: list[tuple[float, AIMessage]] = []
@@ -106,6 +118,7 @@ async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | 
     await sub.close()
     await collector
     await service.close()
+    await llm.aclose()
 
     prompt_latencies = [wall - step_wall[max(1, min(int(m.ts + 0.999), total))] for wall, m in arrivals
                         if m.kind != "summary" and m.ts > 0]
@@ -122,10 +135,20 @@ async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | 
         "summary_latency_p50_s": round(statistics.median(summary_latencies), 3) if summary_latencies else None,
         "llm_calls": len(calls),
         "schema_valid_rate": round(sum(c.outcome == "ok" for c in calls) / len(calls), 3) if calls else None,
+        "schema_valid_by_purpose": {
+            purpose: f"{sum(c.outcome == 'ok' for c in calls if c.purpose == purpose)}/"
+                     f"{sum(c.purpose == purpose for c in calls)}"
+            for purpose in sorted({c.purpose for c in calls})
+        },
+        "llm_latency_p50_s_by_purpose": {
+            purpose: round(statistics.median(c.latency_s for c in calls if c.purpose == purpose), 3)
+            for purpose in sorted({c.purpose for c in calls})
+        },
     }
 
 
 def main(args: argparse.Namespace) -> int:
-    result = asyncio.run(run_facilitator_bench(args.template, args.llm, args.llm_url, args.llm_model))
+    result = asyncio.run(run_facilitator_bench(args.template, args.llm, args.llm_url, args.llm_model,
+                                               args.llm_model_path, args.safety_review == "on"))
     print_result(result, args.json)
     return 0
