@@ -57,6 +57,15 @@ def resolve_model_path(path: str | Path | None) -> Path:
                    "(with config.json)")
 
 
+def _lower_this_threads_priority() -> None:
+    """Run the model's worker thread at a lower CPU priority than media and captions (Linux: per-thread nice), so a
+    busy model takes spare CPU rather than delaying captions. Torch's own extra threads, if any, inherit it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError, PermissionError):
+        logger.debug("could not lower the local LLM thread's priority")
+
+
 class TransformersLLM:
     """``LLMBackend`` for a local model through transformers."""
 
@@ -99,6 +108,7 @@ class TransformersLLM:
 
         transformers_logging.disable_progress_bar()  # no progress bars in a server's log
         started = time.perf_counter()
+        _lower_this_threads_priority()
         torch.set_num_threads(self._threads)
         if self.path.is_file():
             where, extra = str(self.path.parent), {"gguf_file": self.path.name}

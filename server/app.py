@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -25,10 +24,6 @@ from server.settings import Settings
 from server.storage import Storage
 from server.transcripts import TranscriptRecorder
 
-if TYPE_CHECKING:
-    from facilitator.llm import LLMBackend
-    from facilitator.template import Template
-
 logger = logging.getLogger(__name__)
 
 
@@ -39,27 +34,6 @@ def build_caption_service(settings: Settings, bus: Bus) -> CaptionService | None
     from server.asr.service import create_caption_service
 
     return create_caption_service(settings, bus)
-
-
-def _template_lookup(storage: Storage) -> Callable[[str], Awaitable[Template | None]]:
-    """The deliberation template a room runs (with its question override), or None for no facilitator."""
-
-    async def lookup(room_id: str) -> Template | None:
-        from facilitator.template import builtin_templates
-
-        deliberation = await asyncio.to_thread(storage.deliberation, room_id)
-        if deliberation is None:
-            return None
-        template = builtin_templates().get(deliberation.template_id)
-        if template is None:
-            logger.warning("room %s names unknown template %s: no facilitator", room_id, deliberation.template_id)
-            return None
-        update: dict[str, str] = {"ai_messages": deliberation.ai_messages}
-        if deliberation.question:
-            update["question"] = deliberation.question
-        return template.model_copy(update=update)
-
-    return lookup
 
 
 def create_app(
@@ -85,26 +59,11 @@ def create_app(
             await ctx.captions.start()
         ctx.rooms = RoomRegistry(ctx)
         facilitator = None
-        llm: LLMBackend | None = None
         if settings.facilitator_enabled:
-            from facilitator.llm import LLMCallRecord, create_llm
-            from facilitator.service import FacilitatorService
+            from facilitator.worker import start_facilitator
 
-            llm = create_llm(settings.llm_backend, settings.llm_url, settings.llm_model, settings.llm_api_key,
-                             settings.llm_timeout_s, settings.llm_model_path, settings.llm_device)
-            if llm is not None:
-                await llm.start()  # a local model loads in the background: the server is up meanwhile
-
-            async def record_llm_call(room_id: str, call: LLMCallRecord) -> None:
-                await asyncio.to_thread(storage.add_llm_call, room_id, call.at, call.purpose, call.model,
-                                        call.messages, call.output, call.latency_s, call.outcome, call.error)
-
-            review = settings.safety_llm_review == "on" or (
-                settings.safety_llm_review == "auto" and settings.llm_backend == "openai")
-            facilitator = FacilitatorService(bus, _template_lookup(storage), llm=llm,
-                                             record_llm_call=record_llm_call, llm_safety_review=review)
-            await facilitator.start()
-        app.state.facilitator = facilitator
+            facilitator = await start_facilitator(settings, bus, storage)
+        app.state.facilitator = facilitator.service if facilitator is not None else None
         app.state.ctx = ctx
         app.state.loop = asyncio.get_running_loop()
         app.state.ready = True
@@ -115,8 +74,6 @@ def create_app(
             app.state.ready = False
             if facilitator is not None:
                 await facilitator.close()
-            if llm is not None:
-                await llm.aclose()
             await ctx.rooms.close()
             if ctx.captions is not None:
                 await ctx.captions.close()

@@ -1,4 +1,5 @@
-"""The ``moot`` command: ``serve`` runs the embedded server; ``bench`` runs benchmarks; ``models`` prepares weights."""
+"""The ``moot`` command: ``serve`` runs the embedded server; ``facilitator`` runs the AI facilitator as its own worker
+process; ``bench`` runs benchmarks; ``models`` prepares weights."""
 
 from __future__ import annotations
 
@@ -92,6 +93,57 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_facilitator(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "facilitator",
+        help="run the AI facilitator as its own worker process (scaled deployment: Redis bus, shared database)",
+        description="Run only the AI facilitator, on the Redis bus and the database the server nodes use. Exactly one "
+        "process per deployment may run it: start the server nodes with MOOT_FACILITATOR_ENABLED=false. Options can "
+        "also be set as MOOT_<NAME> environment variables (e.g. MOOT_LLM_URL).",
+    )
+    p.add_argument("--bus", choices=["redis", "memory"], default="redis", help="event bus (default redis)")
+    p.add_argument("--redis-url", help="default redis://127.0.0.1:6379/0")
+    p.add_argument("--database-url", help="the server nodes' database, e.g. postgresql://user@host/moot")
+    p.add_argument("--data-dir", type=Path, help="data directory (default ./data; SQLite lives here by default)")
+    p.add_argument("--llm-backend", choices=["local", "openai", "none"], help="language model backend")
+    p.add_argument("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
+    p.add_argument("--llm-model", help="model name at the endpoint")
+    p.add_argument("--llm-model-path", type=Path, help="local model: a .gguf file or a Hugging Face directory")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING...")
+    p.set_defaults(func=_facilitator)
+
+
+def _facilitator(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from facilitator.llm import LLMError
+    from facilitator.worker import run_worker
+
+    settings = _settings_from_args(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        worker = asyncio.create_task(run_worker(settings, stop, ready))
+        await asyncio.wait({worker, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            print(f"Moot {__version__} facilitator: listening on the {settings.bus} bus (Ctrl+C to stop)", flush=True)
+        await worker
+
+    from redis.exceptions import RedisError
+
+    try:
+        asyncio.run(main())
+    except (LLMError, RedisError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _add_models(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "models",
@@ -135,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="moot", description="Moot: AI-facilitated deliberation in small video groups."
     )
     parser.add_argument("--version", action="version", version=f"moot {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{serve,bench,models}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{serve,facilitator,bench,models}")
     _add_serve(subparsers)
+    _add_facilitator(subparsers)
     _add_bench(subparsers)
     _add_models(subparsers)
     return parser

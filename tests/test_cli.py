@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("argv", [[], ["serve"], ["bench"], ["bench", "sfu"], ["bench", "asr"],
-                                  ["bench", "facilitator"], ["models"]])
+                                  ["bench", "facilitator"], ["models"], ["facilitator"]])
 def test_help_for_every_command(argv: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "server", *argv, "--help"], capture_output=True, text=True,
                             timeout=60, check=False)

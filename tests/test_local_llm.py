@@ -25,10 +25,10 @@ def test_default_backend_is_the_shipped_local_model(monkeypatch: pytest.MonkeyPa
 
 
 def test_bad_model_paths_say_what_is_expected(tmp_path: Path) -> None:
-    with pytest.raises(LLMError, match="expected a .gguf file or a Hugging Face model directory"):
+    with pytest.raises(LLMError, match=r"expected a \.gguf file or a Hugging Face model directory"):
         TransformersLLM(tmp_path / "missing.gguf")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LLMError, match="with config.json"):
+    with pytest.raises(LLMError, match=r"with config\.json"):
         TransformersLLM(tmp_path / "empty")
     with pytest.raises(LLMError, match="use 'local', 'openai' or 'none'"):
         create_llm("llama", None, "m", None, 10.0)
