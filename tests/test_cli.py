@@ -42,10 +42,17 @@ def test_ice_servers_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().ice_servers[0].credential == "c"
 
 
-def test_compose_file_runs_server_and_turn() -> None:
+def test_compose_file_is_the_scaled_deployment() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    assert {"moot", "coturn"} <= set(compose["services"])
-    assert compose["services"]["moot"]["build"] == "."
+    services = compose["services"]
+    assert {"moot", "facilitator", "redis", "postgres", "coturn"} <= set(services)
+    server, worker = services["moot"], services["facilitator"]
+    assert server["build"] == worker["build"] == "."
+    assert worker["command"] == ["moot", "facilitator"]
+    assert server["environment"]["MOOT_FACILITATOR_ENABLED"] == "false", "exactly one process runs the facilitator"
+    for env in (server["environment"], worker["environment"]):  # the anchor merged into both
+        assert env["MOOT_BUS"] == "redis" and env["MOOT_DATABASE_URL"].startswith("postgresql://")
+    assert "MOOT_MODERATOR_TOKEN" in server["environment"]
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:

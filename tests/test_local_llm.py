@@ -96,3 +96,25 @@ async def test_real_default_model_summarises_without_blocking_the_loop() -> None
     assert quick.strip()
     assert time.perf_counter() - started < 30, "the abandoned generation did not hold the worker"
     await llm.aclose()
+
+
+async def test_hugging_face_directory(tmp_path: Path) -> None:
+    """A model directory (config.json, weights, tokenizer) loads through the same path: here a tiny random Llama with
+    the default model's tokenizer, saved with save_pretrained (the weights are random, so only the mechanics count)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    gguf = default_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048)
+    directory = tmp_path / "tiny-llama"
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    llm = TransformersLLM(directory, threads=1)
+    assert llm.model == "tiny-llama"
+    reply = await llm.complete([{"role": "user", "content": "Hello"}], max_tokens=5, temperature=0.0)
+    assert isinstance(reply, str)
+    assert llm.load_seconds is not None
+    with pytest.raises(LLMError, match="prompt too long"):
+        await llm.complete([{"role": "user", "content": "word " * 3000}], max_tokens=5, temperature=0.0)
+    await llm.aclose()

@@ -1,10 +1,9 @@
 """Moderator routes through the real app and in-process bus: the token, approving/editing/rejecting AI messages,
-pausing and resuming the facilitator, the audit log and flags; schema upgrade of an older database."""
+pausing and resuming the facilitator, the audit log and flags."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from server.app import create_app
 from server.auth import moderator_token_path
 from server.events import CaptionFinal, ParticipantInfo, ParticipantJoined
 from server.settings import Settings
-from server.storage import Storage
 
 
 @pytest.fixture
@@ -164,29 +162,3 @@ def test_abuse_is_flagged_to_moderators_only(app_client: TestClient) -> None:
     reply = eventually(lambda: [m for m in app_client.get(f"/api/rooms/{room}/ai-messages").json()
                                 if m["kind"] == "safety"])
     assert "respectful" in reply[0]["text"]
-
-
-def test_older_database_gains_the_new_columns_and_keeps_its_rows(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:
-        db.executescript("""
-            CREATE TABLE rooms (id VARCHAR(32) PRIMARY KEY, title VARCHAR(200), created_at FLOAT,
-                                max_participants INTEGER);
-            CREATE TABLE deliberations (room_id VARCHAR(32) PRIMARY KEY REFERENCES rooms(id), template_id VARCHAR(40),
-                                        question TEXT);
-            CREATE TABLE ai_messages (message_id VARCHAR(80) PRIMARY KEY, room_id VARCHAR(32) REFERENCES rooms(id),
-                                      ts FLOAT, event JSON);
-            INSERT INTO rooms VALUES ('abcd2345', 'Old room', 1.0, 8);
-            INSERT INTO deliberations VALUES ('abcd2345', 'quick-20', NULL);
-            INSERT INTO ai_messages VALUES ('m1', 'abcd2345', 2.0,
-              '{"room_id":"abcd2345","ts":2.0,"type":"ai.message","message_id":"m1","kind":"question","text":"Hi?"}');
-        """)
-    storage = Storage(f"sqlite:///{path}")
-    storage.create_schema()
-    storage.create_schema()  # idempotent
-    deliberation = storage.deliberation("abcd2345")
-    assert deliberation is not None and deliberation.ai_messages == "direct"
-    assert [m.text for m in storage.ai_messages("abcd2345")] == ["Hi?"]
-    room = storage.get_room("abcd2345")
-    assert room is not None and room.title == "Old room"
-    storage.close()

@@ -71,3 +71,32 @@ def test_participants(storage_url: str) -> None:
     (listed,) = store.list_participants(room.id)
     assert listed.name == "Ada" and listed.left_at is not None
     store.close()
+
+
+def test_older_database_gains_the_new_columns_and_keeps_its_rows(storage_url: str) -> None:
+    """A database made before AI-message approval existed (no status, no ai_messages setting) is upgraded in place."""
+    engine = create_engine(storage_url)
+    with engine.begin() as conn:
+        for statement in [
+            "CREATE TABLE rooms (id VARCHAR(32) PRIMARY KEY, title VARCHAR(200), created_at FLOAT, "
+            "max_participants INTEGER)",
+            "CREATE TABLE deliberations (room_id VARCHAR(32) PRIMARY KEY REFERENCES rooms(id), "
+            "template_id VARCHAR(40), question TEXT)",
+            "CREATE TABLE ai_messages (message_id VARCHAR(80) PRIMARY KEY, room_id VARCHAR(32) REFERENCES rooms(id), "
+            "ts FLOAT, event JSON)",
+            "INSERT INTO rooms VALUES ('abcd2345', 'Old room', 1.0, 8)",
+            "INSERT INTO deliberations VALUES ('abcd2345', 'quick-20', NULL)",
+            "INSERT INTO ai_messages VALUES ('m1', 'abcd2345', 2.0, '{\"room_id\": \"abcd2345\", \"ts\": 2.0, "
+            "\"type\": \"ai.message\", \"message_id\": \"m1\", \"kind\": \"question\", \"text\": \"Hi?\"}')",
+        ]:
+            conn.execute(text(statement))
+    engine.dispose()
+    store = Storage(storage_url)
+    store.create_schema()
+    store.create_schema()  # idempotent
+    deliberation = store.deliberation("abcd2345")
+    assert deliberation is not None and deliberation.ai_messages == "direct"
+    assert [m.text for m in store.ai_messages("abcd2345")] == ["Hi?"]
+    room = store.get_room("abcd2345")
+    assert room is not None and room.title == "Old room"
+    store.close()
