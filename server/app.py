@@ -117,6 +117,11 @@ def create_app(
         # The page itself reports unknown rooms (it asks the API), so any id gets the page.
         return FileResponse(client_dir / "room.html")
 
+    @app.get("/moderate/{room_id}", include_in_schema=False)
+    async def moderate_page(room_id: str) -> FileResponse:
+        # The page asks for the moderator token itself; every action goes through the moderator API.
+        return FileResponse(client_dir / "moderate.html")
+
     if client_dir.is_dir():
         app.mount("/static", StaticFiles(directory=client_dir), name="static")
     else:

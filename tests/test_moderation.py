@@ -158,6 +158,9 @@ def test_abuse_is_flagged_to_moderators_only(app_client: TestClient) -> None:
     flags = eventually(lambda: app_client.get(f"/api/rooms/{room}/safety-flags", headers=auth(app_client)).json())
     assert [(f["utterance_id"], f["category"], f["speaker_name"], f["detected_by"]) for f in flags] == \
         [("u1", "abuse", "Bo", "rules")]
+    text = eventually(lambda: app_client.get(f"/api/rooms/{room}/safety-flags", headers=auth(app_client)).json()[0]
+                      ["text"])  # joined from the transcript once the caption is stored
+    assert text == "Shut up, you idiot."
     assert app_client.get(f"/api/rooms/{other}/safety-flags", headers=auth(app_client)).json() == []
     reply = eventually(lambda: [m for m in app_client.get(f"/api/rooms/{room}/ai-messages").json()
                                 if m["kind"] == "safety"])

@@ -46,6 +46,7 @@ form.addEventListener("submit", async (event) => {
         title,
         template: templateSelect.value || null,
         question: document.getElementById("room-question").value.trim() || null,
+        ai_messages: templateSelect.value && document.getElementById("room-approval").checked ? "approve" : null,
       }),
     });
     const body = await response.json().catch(() => ({}));
@@ -56,6 +57,7 @@ form.addEventListener("submit", async (event) => {
     linkInput.value = body.url;
     document.getElementById("room-capacity").textContent = String(body.max_participants);
     document.getElementById("join-link").href = `/r/${encodeURIComponent(body.id)}`;
+    document.getElementById("moderate-link").href = `/moderate/${encodeURIComponent(body.id)}`;
     created.hidden = false;
     linkInput.focus();
     linkInput.select();

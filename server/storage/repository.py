@@ -248,11 +248,17 @@ class Storage:
             reason=flag.reason, detected_by=flag.detected_by, ts=flag.ts))
 
     def safety_flags(self, room_id: str) -> list[dict[str, object]]:
+        """The room's safety flags, each with the flagged utterance's text from the transcript (the flag itself does
+        not copy it, so deleting the transcript leaves no text behind)."""
         with self._s() as s:
-            rows = s.scalars(select(SafetyFlagRow).where(SafetyFlagRow.room_id == room_id).order_by(SafetyFlagRow.ts))
+            rows = s.execute(
+                select(SafetyFlagRow, CaptionRow.text)
+                .outerjoin(CaptionRow, (CaptionRow.utterance_id == SafetyFlagRow.utterance_id)
+                           & (CaptionRow.room_id == SafetyFlagRow.room_id))
+                .where(SafetyFlagRow.room_id == room_id).order_by(SafetyFlagRow.ts))
             return [{"utterance_id": r.utterance_id, "participant_id": r.participant_id,
                      "speaker_name": r.speaker_name, "category": r.category, "reason": r.reason,
-                     "detected_by": r.detected_by, "ts": r.ts} for r in rows]
+                     "detected_by": r.detected_by, "ts": r.ts, "text": text} for r, text in rows]
 
     # Statements and votes ---------------------------------------------------------------------------------------
     def add_statement(self, statement: StatementAdded) -> bool:

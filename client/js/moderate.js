@@ -1,0 +1,176 @@
+// A moderator's controls for one room (/moderate/<room id>): pause or resume the AI facilitator, approve, edit or
+// reject AI messages waiting for approval, and see safety and summary flags. Polls the moderator API every two
+// seconds; the token stays in this tab (sessionStorage).
+
+const roomId = decodeURIComponent(location.pathname.split("/").pop() || "");
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "moot-moderator-token";
+let token = sessionStorage.getItem(TOKEN_KEY) || "";
+let timer = null;
+const drafts = new Map(); // message id -> text being edited (survives re-rendering)
+
+async function api(path, options = {}) {
+  const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}${path}`, {
+    ...options,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(options.headers || {}) },
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(body.detail || `request failed (${response.status})`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function status(text) {
+  $("mod-status").textContent = text;
+}
+
+function when(ts) {
+  return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function renderPending(messages) {
+  const list = $("pending");
+  const ids = new Set(messages.map((m) => m.message_id));
+  for (const item of [...list.children]) if (!ids.has(item.dataset.id)) item.remove();
+  for (const message of messages) {
+    if (list.querySelector(`li[data-id="${CSS.escape(message.message_id)}"]`)) continue;
+    const item = document.createElement("li");
+    item.dataset.id = message.message_id;
+    const meta = document.createElement("p");
+    meta.className = "hint";
+    meta.textContent = `${when(message.ts)} · ${message.kind.replace("_", " ")} · ${message.generated_by}`;
+    const label = document.createElement("label");
+    const fieldId = `text-${message.message_id}`;
+    label.htmlFor = fieldId;
+    label.textContent = "Message (edit before approving if needed)";
+    const text = document.createElement("textarea");
+    text.id = fieldId;
+    text.rows = 3;
+    text.maxLength = 4000;
+    text.value = drafts.get(message.message_id) ?? message.text;
+    text.addEventListener("input", () => drafts.set(message.message_id, text.value));
+    const row = document.createElement("div");
+    row.className = "button-row";
+    const approve = document.createElement("button");
+    approve.type = "button";
+    approve.className = "primary";
+    approve.textContent = "Approve";
+    approve.dataset.action = "approve";
+    const reject = document.createElement("button");
+    reject.type = "button";
+    reject.textContent = "Reject";
+    reject.dataset.action = "reject";
+    approve.addEventListener("click", () => review(message, "approve", text.value));
+    reject.addEventListener("click", () => review(message, "reject"));
+    row.append(approve, reject);
+    item.append(meta, label, text, row);
+    list.append(item);
+  }
+  $("pending-empty").hidden = messages.length > 0;
+  $("pending-count").textContent = messages.length ? `(${messages.length})` : "";
+}
+
+async function review(message, action, text) {
+  try {
+    const edited = action === "approve" && text.trim() !== message.text.trim();
+    await api(`/ai-messages/${encodeURIComponent(message.message_id)}/${action}`, {
+      method: "POST",
+      body: edited ? JSON.stringify({ text }) : undefined,
+    });
+    drafts.delete(message.message_id);
+    status(action === "approve" ? (edited ? "Edited message posted." : "Message posted.") : "Message rejected.");
+    await refresh();
+  } catch (err) {
+    status(`Could not ${action}: ${err.message}`);
+    await refresh();
+  }
+}
+
+function renderFlags(listId, flags, describe) {
+  const list = $(listId);
+  list.replaceChildren();
+  for (const flag of flags) {
+    const item = document.createElement("li");
+    item.textContent = describe(flag);
+    list.append(item);
+  }
+  if (!flags.length) {
+    const item = document.createElement("li");
+    item.className = "hint";
+    item.textContent = "None.";
+    list.append(item);
+  }
+}
+
+async function refresh() {
+  try {
+    const [pending, safety, summary] = await Promise.all([
+      api("/ai-messages/pending"), api("/safety-flags"), api("/summary-flags"),
+    ]);
+    renderPending(pending);
+    renderFlags("safety-flags", safety, (f) =>
+      `${when(f.ts)} · ${f.speaker_name}${f.text ? `: “${f.text}”` : ""} · ${f.category.replace("_", "-")}: ` +
+      `${f.reason} (flagged by ${f.detected_by})`);
+    renderFlags("summary-flags", summary, (f) =>
+      `${when(f.ts)} · point ${f.point + 1} of summary ${f.message_id}${f.note ? `: ${f.note}` : ""}`);
+  } catch (err) {
+    if (err.status === 401) return signOut(err.message);
+    status(`Not updated: ${err.message}`);
+  }
+}
+
+async function control(action) {
+  try {
+    const result = await api(`/facilitator/${action}`, { method: "POST" });
+    $("facilitator-state").textContent = result.facilitator === "paused"
+      ? "Paused: the AI facilitator is silent and its stage clock is stopped."
+      : "Running.";
+    status(result.facilitator === "paused" ? "AI facilitator paused." : "AI facilitator resumed.");
+  } catch (err) {
+    status(`Could not ${action}: ${err.message}`);
+  }
+}
+
+function signOut(message) {
+  clearInterval(timer);
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("controls").hidden = true;
+  $("token-form").hidden = false;
+  $("token-error").textContent = message;
+  $("token-error").hidden = false;
+  $("token").focus();
+}
+
+async function start() {
+  try {
+    const room = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`).then((r) => (r.ok ? r.json() : null));
+    if (!room) {
+      $("token-error").textContent = "There is no room with this link.";
+      $("token-error").hidden = false;
+      return;
+    }
+    $("room-title").textContent = `Moderate: ${room.title}`;
+    document.title = `Moot: moderate ${room.title}`;
+    await api("/ai-messages/pending");
+  } catch (err) {
+    return signOut(err.status === 401 ? "That token was not accepted." : err.message);
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("token-form").hidden = true;
+  $("token-error").hidden = true;
+  $("controls").hidden = false;
+  await refresh();
+  timer = setInterval(refresh, 2000);
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  token = $("token").value.trim();
+  if (token) start();
+});
+$("pause").addEventListener("click", () => control("pause"));
+$("resume").addEventListener("click", () => control("resume"));
+if (token) start();

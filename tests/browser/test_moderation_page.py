@@ -1,0 +1,85 @@
+"""The moderator's page for a room, end to end with a participant: approval mode chosen on the landing page, the
+token asked for and checked, an AI message edited and approved (the participant sees it labelled as AI and as edited
+by a moderator), a rejected one never shown, and pause/resume."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page
+
+from server.events import CaptionFinal
+from tests.browser.conftest import join
+from tests.servers import RunningServer
+
+pytestmark = pytest.mark.slow
+
+
+def test_moderator_approves_edits_and_pauses(server: RunningServer, base_url: str, quiet_browser: Browser,
+                                             new_page: Callable[..., Page], tmp_path: Path) -> None:
+    organiser = new_page(quiet_browser)
+    organiser.goto(base_url + "/")
+    organiser.wait_for_selector("#room-template option[value=quick-20]", state="attached", timeout=10_000)
+    organiser.fill("#room-title", "Library hours")
+    organiser.select_option("#room-template", "quick-20")
+    organiser.check("#room-approval")
+    organiser.click("#create-room button[type=submit]")
+    organiser.wait_for_selector("#room-created:not([hidden])", timeout=10_000)
+    room = organiser.input_value("#room-link").rstrip("/").split("/")[-1]
+    assert httpx.get(f"{base_url}/api/rooms/{room}", timeout=10).json()["ai_messages"] == "approve"
+    moderate_url = organiser.get_attribute("#moderate-link", "href")
+    assert moderate_url == f"/moderate/{room}"
+
+    ada = new_page(quiet_browser)
+    join(ada, base_url, room, "Ada")
+
+    moderator = new_page(quiet_browser)
+    moderator.goto(base_url + moderate_url)
+    moderator.fill("#token", "not-the-token")
+    moderator.press("#token", "Enter")
+    moderator.wait_for_selector("#token-error:not([hidden])", timeout=10_000)
+    assert "not accepted" in moderator.inner_text("#token-error")
+    moderator.fill("#token", server.ctx.moderator_token)
+    moderator.press("#token", "Enter")
+    moderator.wait_for_selector("#controls:not([hidden])", timeout=10_000)
+    assert "Library hours" in moderator.inner_text("#room-title")
+
+    # The stage introduction waits for the moderator; the participant sees no AI message meanwhile.
+    first = "#pending li >> nth=0"
+    moderator.wait_for_selector(first, timeout=30_000)
+    assert "AI assistant" in moderator.input_value(f"{first} >> textarea")
+    assert ada.locator("#ai-messages li:not(.control)").count() == 0
+    moderator.fill(f"{first} >> textarea", "Welcome, Ada! I am the AI assistant; a moderator checks what I say.")
+    moderator.click(f"{first} >> button[data-action=approve]")
+    ada.wait_for_selector("#ai-messages li .ai-review", timeout=15_000)
+    shown = ada.inner_text("#ai-messages li >> nth=0")
+    assert "Welcome, Ada! I am the AI assistant; a moderator checks what I say." in shown
+    assert "edited by a moderator" in shown
+    assert ada.inner_text("#ai-messages li >> nth=0 >> .ai-badge") == "AI"
+
+    # A calm reply to an abusive remark also waits; rejected, it never reaches the room. The flag is listed. (The
+    # caption is published on the server's bus as its caption service would; the participant's audio is silence.)
+    caption = CaptionFinal(room_id=room, utterance_id=f"{room}-abuse", participant_id="someone", speaker_name="Ada",
+                           text="Shut up, you idiot.", start=1.0, end=2.0)
+    asyncio.run_coroutine_threadsafe(server.ctx.bus.publish(caption), server.app.state.loop).result(timeout=10)
+    moderator.wait_for_function("document.getElementById('safety-flags').textContent.includes('abuse')",
+                                timeout=15_000)
+    moderator.wait_for_selector("#pending li >> nth=0", timeout=15_000)
+    assert "respectful" in moderator.input_value("#pending li >> nth=0 >> textarea")
+    directory = Path(os.environ.get("MOOT_SCREENSHOT_DIR") or tmp_path)  # MOOT_SCREENSHOT_DIR keeps a picture
+    directory.mkdir(parents=True, exist_ok=True)
+    moderator.screenshot(path=str(directory / "moderate.png"), full_page=True)
+    moderator.click("#pending li >> nth=0 >> button[data-action=reject]")
+    moderator.wait_for_function("document.querySelectorAll('#pending li').length === 0", timeout=15_000)
+    assert "respectful" not in ada.inner_text("#ai-messages")
+
+    moderator.click("#pause")
+    ada.wait_for_function("document.getElementById('stage-time').textContent === 'paused'", timeout=10_000)
+    assert "Paused" in moderator.inner_text("#facilitator-state")
+    moderator.click("#resume")
+    ada.wait_for_function("document.getElementById('stage-time').textContent.endsWith('left')", timeout=10_000)
