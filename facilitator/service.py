@@ -31,6 +31,7 @@ from server.events import (
     SafetyFlagged,
     SpeakingBalance,
     StageChanged,
+    StatementAdded,
 )
 
 logger = logging.getLogger(__name__)
@@ -202,15 +203,15 @@ class FacilitatorService:
             logger.exception("statement proposals failed in room %s", room_id)
             return
         await self._record(room_id, calls)
-        for statement in statements:
-            await self._bus.publish(statement)
-        if statements:
-            await self._post(room_id, AIMessage(
-                room_id=room_id, ts=self._clock.now(), message_id=f"{room_id}-proposals-{statements[0].statement_id}",
-                kind="statements", stage_id=stage_id, generated_by=f"llm:{calls[0].model}" if calls else "llm",
-                sources=list(dict.fromkeys(s for st in statements for s in st.sources)),
-                text=f"I have proposed {len(statements)} statements based on what you said. Please edit them, "
-                     "add your own, or say what is missing."))
+        if not statements:
+            return
+        message = AIMessage(
+            room_id=room_id, ts=self._clock.now(), message_id=f"{room_id}-proposals-{statements[0].statement_id}",
+            kind="statements", stage_id=stage_id, generated_by=f"llm:{calls[0].model}" if calls else "llm",
+            sources=list(dict.fromkeys(s for st in statements for s in st.sources)),
+            text=f"I have proposed {len(statements)} statements based on what you said. Please edit them, add your "
+                 "own, or say what is missing.")
+        await self._post(room_id, message, statements)
 
     async def _summarise(self, room_id: str, stage_id: str, lines: list[CaptionFinal]) -> None:
         assert self._llm is not None
@@ -225,13 +226,17 @@ class FacilitatorService:
         if message is not None:
             await self._post(room_id, message)
 
-    async def _post(self, room_id: str, message: AIMessage) -> None:
-        """Publish an AI message, or propose it to the moderators when the deliberation wants approval first."""
+    async def _post(self, room_id: str, message: AIMessage, statements: list[StatementAdded] | None = None) -> None:
+        """Publish an AI message (after the statements it announces), or propose both to the moderators when the
+        deliberation wants approval first."""
         engine = self._engines.get(room_id)
         if engine is not None and engine.template.ai_messages == "approve":
-            await self._bus.publish(AIMessageProposed(room_id=room_id, ts=message.ts, message=message))
-        else:
-            await self._bus.publish(message)
+            await self._bus.publish(AIMessageProposed(room_id=room_id, ts=message.ts, message=message,
+                                                      statements=statements or []))
+            return
+        for statement in statements or []:
+            await self._bus.publish(statement)
+        await self._bus.publish(message)
 
     async def _publish(self, engine: RoomFacilitator, events: list[BusEvent]) -> None:
         for event in events:

@@ -218,6 +218,7 @@ class AIMessageProposed(_RoomEvent):
 
     type: Literal["ai.proposed"] = "ai.proposed"
     message: AIMessage
+    statements: list[StatementAdded] = Field(default_factory=list)  # AI-proposed statements it announces: they wait too
 
 
 class FacilitatorControl(_RoomEvent):

@@ -38,7 +38,7 @@ class TranscriptRecorder:
                 elif isinstance(event, AIMessage):
                     await asyncio.to_thread(self._storage.add_ai_message, event)
                 elif isinstance(event, AIMessageProposed):
-                    await asyncio.to_thread(self._storage.add_ai_message, event.message, "pending")
+                    await asyncio.to_thread(self._storage.add_ai_message, event.message, "pending", event.statements)
                 elif isinstance(event, SafetyFlagged):
                     await asyncio.to_thread(self._storage.add_safety_flag, event)
                 elif isinstance(event, StatementAdded) and event.ai_generated:  # participants' are stored at once

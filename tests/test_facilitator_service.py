@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from facilitator.llm import LLMCallRecord, ScriptedLLM
 from facilitator.service import FacilitatorService, ManualClock
 from facilitator.template import Template, builtin_templates
 from server.bus import InProcessBus
 from server.events import (
     AIMessage,
+    AIMessageProposed,
     BusEvent,
     CaptionFinal,
     ParticipantInfo,
@@ -135,10 +138,13 @@ async def test_summaries_cite_the_transcript_lines_they_draw_on() -> None:
     await bus.close()
 
 
-async def test_drafting_stage_gets_grounded_ai_statements() -> None:
+@pytest.mark.parametrize("approval", [False, True])
+async def test_drafting_stage_gets_grounded_ai_statements(approval: bool) -> None:
     bus = InProcessBus()
     clock = ManualClock(start=0.0)
     template = builtin_templates()["quick-20"]  # drafting starts at 11 minutes
+    if approval:
+        template = template.model_copy(update={"ai_messages": "approve"})
     reply = json.dumps({"statements": [
         {"text": "Councils should publish every AI system they use so that people can challenge decisions",
          "lines": [1, 2]},
@@ -167,10 +173,17 @@ async def test_drafting_stage_gets_grounded_ai_statements() -> None:
             events.append(await seen.get(timeout=0.2))
         except TimeoutError:
             break
-    proposals = [e for e in events if isinstance(e, StatementAdded)]
+    if approval:  # nothing reaches the room: the announcement and its statements wait for a moderator together
+        assert not [e for e in events if isinstance(e, (StatementAdded, AIMessage))]
+        waiting = [e for e in events if isinstance(e, AIMessageProposed) and e.message.kind == "statements"]
+        assert len(waiting) == 1
+        proposals, note = waiting[0].statements, [waiting[0].message]
+    else:
+        proposals = [e for e in events if isinstance(e, StatementAdded)]
+        note = [e for e in events if isinstance(e, AIMessage) and e.kind == "statements"]
+        assert events.index(proposals[0]) < events.index(note[0]), "statements first, then the message about them"
     assert len(proposals) == 1, "a proposal citing no real line is dropped"
     assert proposals[0].ai_generated and proposals[0].author_id is None and proposals[0].sources == ["u1", "u2"]
-    note = [e for e in events if isinstance(e, AIMessage) and e.kind == "statements"]
     assert note and "proposed 1 statements" in note[0].text and note[0].generated_by == "llm:fake:scripted"
     await service.close()
     await bus.close()

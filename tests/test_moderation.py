@@ -14,7 +14,14 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.auth import moderator_token_path
-from server.events import CaptionFinal, ParticipantInfo, ParticipantJoined
+from server.events import (
+    AIMessage,
+    AIMessageProposed,
+    CaptionFinal,
+    ParticipantInfo,
+    ParticipantJoined,
+    StatementAdded,
+)
 from server.settings import Settings
 
 
@@ -165,3 +172,20 @@ def test_abuse_is_flagged_to_moderators_only(app_client: TestClient) -> None:
     reply = eventually(lambda: [m for m in app_client.get(f"/api/rooms/{room}/ai-messages").json()
                                 if m["kind"] == "safety"])
     assert "respectful" in reply[0]["text"]
+
+
+def test_approving_an_announcement_posts_the_statements_it_announces(app_client: TestClient) -> None:
+    room = make_room(app_client, template="quick-20", ai_messages="approve")
+    statement = StatementAdded(room_id=room, statement_id="s-ai-1", text="The library should open on Sundays",
+                               author_name="AI facilitator", ai_generated=True, sources=["u1"])
+    message = AIMessage(room_id=room, message_id=f"{room}-proposals-s-ai-1", kind="statements",
+                        text="I have proposed 1 statements based on what you said.", generated_by="llm:x")
+    publish(app_client, AIMessageProposed(room_id=room, message=message, statements=[statement]))
+    pending_url = f"/api/rooms/{room}/ai-messages/pending"
+    (pending,) = eventually(lambda: app_client.get(pending_url, headers=auth(app_client)).json())
+    assert [s["text"] for s in pending["statements"]] == ["The library should open on Sundays"]
+    assert app_client.get(f"/api/rooms/{room}/statements").json() == [], "statements wait with their message"
+    approved = app_client.post(f"/api/rooms/{room}/ai-messages/{message.message_id}/approve", headers=auth(app_client))
+    assert approved.status_code == 200 and approved.json()["review"] == "approved"
+    statements = eventually(lambda: app_client.get(f"/api/rooms/{room}/statements").json())
+    assert [(s["statement_id"], s["ai_generated"]) for s in statements] == [("s-ai-1", True)]

@@ -66,7 +66,21 @@ function renderPending(messages) {
     approve.addEventListener("click", () => review(message, "approve", text.value));
     reject.addEventListener("click", () => review(message, "reject"));
     row.append(approve, reject);
-    item.append(meta, label, text, row);
+    item.append(meta, label, text);
+    if (message.statements && message.statements.length) {
+      const intro = document.createElement("p");
+      intro.className = "hint";
+      intro.textContent = "With these AI-proposed statements (posted with the message, dropped if you reject it):";
+      const statements = document.createElement("ul");
+      statements.className = "proposed-statements";
+      for (const statement of message.statements) {
+        const li = document.createElement("li");
+        li.textContent = statement.text;
+        statements.append(li);
+      }
+      item.append(intro, statements);
+    }
+    item.append(row);
     list.append(item);
   }
   $("pending-empty").hidden = messages.length > 0;

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import Context, Moderator, Room
-from server.events import FacilitatorControl
+from server.events import AIMessage, FacilitatorControl, StatementAdded
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +44,11 @@ async def read_safety_flags(room: Room, ctx: Context) -> list[dict[str, Any]]:
 
 @router.get("/ai-messages/pending")
 async def read_pending_ai_messages(room: Room, ctx: Context) -> list[dict[str, Any]]:
-    """AI messages waiting for a moderator (rooms whose deliberation has ``ai_messages: approve``), oldest first."""
-    messages = await asyncio.to_thread(ctx.storage.ai_messages, room.id, "pending")
-    return [m.model_dump(mode="json") for m in messages]
+    """AI messages waiting for a moderator (rooms whose deliberation has ``ai_messages: approve``), oldest first,
+    each with the AI-proposed statements it announces (they are posted with it, or dropped with it)."""
+    pending = await asyncio.to_thread(ctx.storage.pending_ai_messages, room.id)
+    return [{**m.model_dump(mode="json"), "statements": [st.model_dump(mode="json") for st in statements]}
+            for m, statements in pending]
 
 
 class Review(BaseModel):
@@ -55,20 +57,21 @@ class Review(BaseModel):
                              description="Replacement text (approve only); omitted: post the AI's text as it is.")
 
 
-async def _pending(ctx: Context, room_id: str, message_id: str) -> Any:
+async def _pending(ctx: Context, room_id: str, message_id: str) -> tuple[AIMessage, list[StatementAdded]]:
     found = await asyncio.to_thread(ctx.storage.ai_message_status, message_id)
     if found is None or found[0].room_id != room_id:
         raise HTTPException(status_code=404, detail="unknown AI message in this room")
-    message, status = found
+    message, status, statements = found
     if status != "pending":
         raise HTTPException(status_code=409, detail=f"this AI message is already {status}")
-    return message
+    return message, statements
 
 
 @router.post("/ai-messages/{message_id}/approve")
 async def approve_ai_message(room: Room, message_id: str, ctx: Context, body: Review | None = None) -> dict[str, Any]:
-    """Post a pending AI message to the room, edited if ``text`` is given (then labelled as edited by a moderator)."""
-    message = await _pending(ctx, room.id, message_id)
+    """Post a pending AI message to the room, edited if ``text`` is given (then labelled as edited by a moderator),
+    after the AI-proposed statements it announces."""
+    message, statements = await _pending(ctx, room.id, message_id)
     text = " ".join(body.text.split()) if body is not None and body.text else None
     edited = text is not None and text != message.text
     posted = message.model_copy(update={"text": text if edited else message.text, "ts": time.time(),
@@ -76,6 +79,8 @@ async def approve_ai_message(room: Room, message_id: str, ctx: Context, body: Re
                                         "points": [] if edited else message.points})
     if not await asyncio.to_thread(ctx.storage.add_ai_message, posted):
         raise HTTPException(status_code=409, detail="this AI message was reviewed meanwhile")
+    for statement in statements:
+        await ctx.bus.publish(statement.model_copy(update={"ts": posted.ts}))
     await ctx.bus.publish(posted)
     logger.info("AI message %s in room %s %s by a moderator", message_id, room.id, posted.review)
     return posted.model_dump(mode="json")

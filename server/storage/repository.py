@@ -175,11 +175,14 @@ class Storage:
         )
         return self._insert_once(row)
 
-    def add_ai_message(self, message: AIMessage, status: str = "posted") -> bool:
-        """Store an AI message; a message that was pending becomes posted (a moderator approved it). Returns False
-        if nothing changed (idempotent delivery)."""
+    def add_ai_message(self, message: AIMessage, status: str = "posted",
+                       statements: list[StatementAdded] | None = None) -> bool:
+        """Store an AI message (with the AI statements it announces, when it waits for approval); a message that
+        was pending becomes posted (a moderator approved it). Returns False if nothing changed (idempotent)."""
+        attached = [st.model_dump(mode="json") for st in statements] if statements else None
         if self._insert_once(AIMessageRow(message_id=message.message_id, room_id=message.room_id, ts=message.ts,
-                                          event=message.model_dump(mode="json"), status=status)):
+                                          event=message.model_dump(mode="json"), status=status,
+                                          statements=attached)):
             return True
         if status != "posted":
             return False
@@ -190,11 +193,22 @@ class Storage:
             row.event, row.status, row.reviewed_at = message.model_dump(mode="json"), "posted", time.time()
             return True
 
-    def ai_message_status(self, message_id: str) -> tuple[AIMessage, str] | None:
-        """An AI message and its status (posted, pending or rejected)."""
+    def ai_message_status(self, message_id: str) -> tuple[AIMessage, str, list[StatementAdded]] | None:
+        """An AI message, its status (posted, pending or rejected) and the statements it announces."""
         with self._s() as s:
             row = s.get(AIMessageRow, message_id)
-            return (AIMessage.model_validate(row.event), row.status or "posted") if row else None
+            if row is None:
+                return None
+            statements = [StatementAdded.model_validate(st) for st in row.statements or []]
+            return AIMessage.model_validate(row.event), row.status or "posted", statements
+
+    def pending_ai_messages(self, room_id: str) -> list[tuple[AIMessage, list[StatementAdded]]]:
+        """AI messages waiting for a moderator, oldest first, with the statements each announces."""
+        with self._s() as s:
+            rows = s.scalars(select(AIMessageRow).where(AIMessageRow.room_id == room_id,
+                                                        AIMessageRow.status == "pending").order_by(AIMessageRow.ts))
+            return [(AIMessage.model_validate(r.event),
+                     [StatementAdded.model_validate(st) for st in r.statements or []]) for r in rows]
 
     def reject_ai_message(self, message_id: str) -> bool:
         """Mark a pending AI message rejected (kept for the organisers' review); False if it was not pending."""

@@ -44,6 +44,8 @@ class AIMessageRow(Base):
     # "posted" (in the room), "pending" (waiting for a moderator) or "rejected". NULL (older rows): posted.
     status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reviewed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # AI-proposed statements a pending message announces (they wait with it): statement.added events as JSON.
+    statements: Mapped[list[dict[str, object]] | None] = mapped_column(JSON, nullable=True)
 
 
 class StatementRow(Base):
