@@ -119,11 +119,40 @@ function renderFlags(listId, flags, describe) {
   }
 }
 
+function renderCalls(calls) {
+  const list = $("llm-calls");
+  $("calls-count").textContent = calls.length ? `(${calls.length})` : "";
+  if (list.dataset.rendered === String(calls.length)) return; // unchanged: keep open <details> open
+  list.dataset.rendered = String(calls.length);
+  list.replaceChildren();
+  for (const call of calls) {
+    const item = document.createElement("li");
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = `${when(call.at)} · ${call.purpose} · ${call.model} · ${call.latency_s.toFixed(1)} s · ` +
+      (call.outcome === "ok" ? "valid answer" : `${call.outcome}: fallback used`);
+    const prompt = document.createElement("pre");
+    prompt.textContent = call.messages.map((m) => `[${m.role}]\n${m.content}`).join("\n\n");
+    const output = document.createElement("pre");
+    output.textContent = `[answer]\n${call.output}${call.error ? `\n\n[error] ${call.error}` : ""}`;
+    details.append(summary, prompt, output);
+    item.append(details);
+    list.append(item);
+  }
+  if (!calls.length) {
+    const item = document.createElement("li");
+    item.className = "hint";
+    item.textContent = "None yet.";
+    list.append(item);
+  }
+}
+
 async function refresh() {
   try {
-    const [pending, safety, summary] = await Promise.all([
-      api("/ai-messages/pending"), api("/safety-flags"), api("/summary-flags"),
+    const [pending, safety, summary, calls] = await Promise.all([
+      api("/ai-messages/pending"), api("/safety-flags"), api("/summary-flags"), api("/llm-calls"),
     ]);
+    renderCalls(calls);
     renderPending(pending);
     renderFlags("safety-flags", safety, (f) =>
       `${when(f.ts)} · ${f.speaker_name}${f.text ? `: “${f.text}”` : ""} · ${f.category.replace("_", "-")}: ` +

@@ -78,6 +78,14 @@ def test_moderator_approves_edits_and_pauses(server: RunningServer, base_url: st
     moderator.wait_for_function("document.querySelectorAll('#pending li').length === 0", timeout=15_000)
     assert "respectful" not in ada.inner_text("#ai-messages")
 
+    # The model-call log (recorded by the facilitator for every call; here one is stored as it would be).
+    server.ctx.storage.add_llm_call(room, 5.0, "summary", "local:SmolLM2", [{"role": "system", "content": "Sum up"}],
+                                    "not json", 12.5, "invalid", "invalid output: no JSON object in the reply")
+    moderator.wait_for_selector("#llm-calls details summary", timeout=10_000)
+    assert "summary · local:SmolLM2 · 12.5 s · invalid: fallback used" in moderator.inner_text("#llm-calls summary")
+    moderator.click("#llm-calls summary")
+    assert "Sum up" in moderator.inner_text("#llm-calls details")
+
     moderator.click("#pause")
     ada.wait_for_function("document.getElementById('stage-time').textContent === 'paused'", timeout=10_000)
     assert "Paused" in moderator.inner_text("#facilitator-state")
