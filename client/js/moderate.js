@@ -111,12 +111,14 @@ function renderFlags(listId, flags, describe) {
     item.textContent = describe(flag);
     list.append(item);
   }
-  if (!flags.length) {
-    const item = document.createElement("li");
-    item.className = "hint";
-    item.textContent = "None.";
-    list.append(item);
-  }
+  if (!flags.length) list.append(noneItem("None."));
+}
+
+function noneItem(text) {
+  const item = document.createElement("li");
+  item.className = "hint";
+  item.textContent = text;
+  return item;
 }
 
 function renderCalls(calls) {
@@ -139,12 +141,7 @@ function renderCalls(calls) {
     item.append(details);
     list.append(item);
   }
-  if (!calls.length) {
-    const item = document.createElement("li");
-    item.className = "hint";
-    item.textContent = "None yet.";
-    list.append(item);
-  }
+  if (!calls.length) list.append(noneItem("None yet."));
 }
 
 async function refresh() {
