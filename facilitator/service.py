@@ -87,6 +87,7 @@ class FacilitatorService:
         self._bus = bus
         self._llm = llm
         self._llm_safety_review = llm_safety_review and llm is not None
+        self._llm_started = False
         self._unreviewed: dict[str, list[CaptionFinal]] = {}
         self._reviewing: set[str] = set()
         self._record_llm_call = record_llm_call
@@ -121,6 +122,9 @@ class FacilitatorService:
         if room_id not in self._engines:
             template = await self._templates(room_id)
             self._engines[room_id] = RoomFacilitator(room_id, template, self._settings) if template else None
+            if template is not None and self._llm is not None and not self._llm_started:
+                self._llm_started = True  # the first facilitated room: a local model starts loading (background)
+                await self._llm.start()
         engine = self._engines[room_id]
         if engine is None:
             return

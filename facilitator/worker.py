@@ -55,11 +55,11 @@ class RunningFacilitator:
 
 
 async def start_facilitator(settings: Settings, bus: Bus, storage: Storage) -> RunningFacilitator:
-    """The facilitator service on ``bus``, with the configured model (a local one begins loading in the background)."""
+    """The facilitator service on ``bus``, with the configured model. A local model is loaded when the first room
+    with a deliberation becomes active (in the background), so a server whose rooms have no facilitator never pays
+    its memory and start-up CPU."""
     llm = create_llm(settings.llm_backend, settings.llm_url, settings.llm_model, settings.llm_api_key,
                      settings.llm_timeout_s, settings.llm_model_path, settings.llm_device)
-    if llm is not None:
-        await llm.start()
 
     async def record_llm_call(room_id: str, call: LLMCallRecord) -> None:
         await asyncio.to_thread(storage.add_llm_call, room_id, call.at, call.purpose, call.model, call.messages,

@@ -187,3 +187,35 @@ async def test_drafting_stage_gets_grounded_ai_statements(approval: bool) -> Non
     assert note and "proposed 1 statements" in note[0].text and note[0].generated_by == "llm:fake:scripted"
     await service.close()
     await bus.close()
+
+
+async def test_model_starts_only_when_a_facilitated_room_is_active() -> None:
+    """A local model costs ~1 GB and ~20 s of CPU to load: only a room with a deliberation triggers it, once."""
+
+    class CountingLLM(ScriptedLLM):
+        starts = 0
+
+        async def start(self) -> None:
+            CountingLLM.starts += 1
+
+    bus = InProcessBus()
+    template = builtin_templates()["quick-20"]
+
+    async def lookup(room_id: str) -> Template | None:
+        return template if room_id.startswith("with") else None
+
+    service = FacilitatorService(bus, lookup, ManualClock(), llm=CountingLLM())
+    await service.start()
+    seen = await bus.subscribe("room:*")
+    await bus.publish(ParticipantJoined(room_id="plain", participant=ParticipantInfo(participant_id="p", name="A")))
+    await bus.publish(ParticipantJoined(room_id="plain", participant=ParticipantInfo(participant_id="q", name="B")))
+    await bus.publish(ParticipantJoined(room_id="with1", participant=ParticipantInfo(participant_id="r", name="C")))
+    while not isinstance(await seen.get(timeout=5), StageChanged):  # with1's session started: events were handled
+        pass
+    assert service.engine("plain") is None and CountingLLM.starts == 1
+    await bus.publish(ParticipantJoined(room_id="with2", participant=ParticipantInfo(participant_id="s", name="D")))
+    while not isinstance(event := await seen.get(timeout=5), StageChanged) or event.room_id != "with2":
+        pass
+    assert CountingLLM.starts == 1, "loaded once per process"
+    await service.close()
+    await bus.close()

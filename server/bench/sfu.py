@@ -120,7 +120,9 @@ async def measure_sfu(participants: int, seconds: float, warmup: float = 5.0, pr
     opus = encode_opus_tone()
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "MOOT_RTC_LOOPBACK_CANDIDATES": "true", "MOOT_LOG_LEVEL": "WARNING"}
+        # Media only: no captions, no AI facilitator (nor its language model) in the measured process.
+        env = {**os.environ, "MOOT_RTC_LOOPBACK_CANDIDATES": "true", "MOOT_LOG_LEVEL": "WARNING",
+               "MOOT_FACILITATOR_ENABLED": "false"}
         wrapper = ["py-spy", "record", "--format", "raw", "--rate", "200", "-o", str(profile), "--"] if profile else []
         server = await asyncio.create_subprocess_exec(
             *wrapper, sys.executable, "-m", "server", "serve", "--port", str(port), "--data-dir", tmp,
