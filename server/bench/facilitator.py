@@ -94,6 +94,15 @@ async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | 
                 arrivals.append((time.perf_counter(), event))
 
     collector = asyncio.create_task(collect())
+    lags: list[float] = []
+
+    async def watch_loop() -> None:  # how late the event loop wakes: what media and captions would suffer
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - before - 0.005)
+
+    watcher = asyncio.create_task(watch_loop())
     rng = random.Random(3)
     people = [("a", "Ada"), ("b", "Bo"), ("c", "Cy"), ("d", "Dee")]
     for pid, name in people:
@@ -115,6 +124,7 @@ async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | 
         step_wall[second + 1] = time.perf_counter()
         await clock.advance(1.0)
         await service.llm_idle()  # let summaries finish in (wall) time before virtual time moves on
+    watcher.cancel()
     await sub.close()
     await collector
     await service.close()
@@ -133,6 +143,8 @@ async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | 
         "messages": kinds,
         "prompt_latency_p50_s": round(statistics.median(prompt_latencies), 5) if prompt_latencies else None,
         "summary_latency_p50_s": round(statistics.median(summary_latencies), 3) if summary_latencies else None,
+        "event_loop_lag_p99_ms": round(sorted(lags)[int(len(lags) * 0.99)] * 1000, 2) if lags else None,
+        "event_loop_lag_max_ms": round(max(lags) * 1000, 1) if lags else None,
         "llm_calls": len(calls),
         "schema_valid_rate": round(sum(c.outcome == "ok" for c in calls) / len(calls), 3) if calls else None,
         "schema_valid_by_purpose": {
