@@ -60,7 +60,8 @@ class RoomFacilitator:
     stage_index: int = -1
     stage_started_at: float = 0.0
     finished: bool = False
-    paused_at: float | None = None
+    paused_at: float | None = None  # a moderator paused the facilitator
+    halted_at: float | None = None  # the stage clock stopped: paused, or nobody present
     _warnings_given: set[float] = field(default_factory=set)
     _questions_asked: int = 0
     _speaking: set[str] = field(default_factory=set)
@@ -92,6 +93,31 @@ class RoomFacilitator:
     def _present(self) -> list[str]:
         return [s.participant_id for s in self.balance.speakers.values() if s.present]
 
+    @property
+    def empty_since(self) -> float | None:
+        """When the last participant left a running session (None: someone is present, or no session runs)."""
+        if self.started_at is None or self.finished or self._present():
+            return None
+        return self.halted_at
+
+    def _sync_clock(self, now: float) -> None:
+        """Stop the stage clock while a moderator has paused the facilitator or nobody is present; restart it when
+        neither holds, shifting every stage timer by the stopped time so that it does not count against the stage.
+        A stopped engine has no wake-ups at all: an empty room costs nothing."""
+        if self.started_at is None or self.finished:
+            return
+        runs = self.paused_at is None and bool(self._present())
+        if not runs and self.halted_at is None:
+            self.halted_at = now
+        elif runs and self.halted_at is not None:
+            stopped = max(0.0, now - self.halted_at)
+            self.halted_at = None
+            self.stage_started_at += stopped
+            self._last_prompt_at += stopped
+            self._last_balance_check += stopped
+            self._last_summary_at += stopped
+            self._last_voice_at = max(self._last_voice_at, now)  # quiet while stopped is not silence to break
+
     def _message(self, kind: AIMessageKind, text: str, now: float, addressed_to: list[str] | None = None) -> AIMessage:
         return AIMessage(room_id=self.room_id, ts=now, message_id=f"{self.room_id}-ai-{next(self._ids)}", kind=kind,
                          text=text, stage_id=self.stage.id if self.stage else None, addressed_to=addressed_to or [])
@@ -104,6 +130,7 @@ class RoomFacilitator:
             known = p.participant_id in self.balance.speakers
             self.balance.join(p.participant_id, p.name, now)
             self._balance_dirty = True
+            self._sync_clock(now)
             if self.started_at is None and not self.finished:
                 out += self._start(now)
             elif self.stage is not None and not self.finished:
@@ -119,6 +146,7 @@ class RoomFacilitator:
             self.balance.leave(event.participant_id, now)
             self._speaking.discard(event.participant_id)
             self._balance_dirty = True
+            self._sync_clock(now)
         elif isinstance(event, StatementAdded):
             self.statements[event.statement_id] = event.text
         elif isinstance(event, StatementEdited):
@@ -128,6 +156,8 @@ class RoomFacilitator:
             self.votes.setdefault(event.statement_id, {})[event.participant_id] = event.choice
             out += self._maybe_end_voting(now)
         elif isinstance(event, VoiceActivity):
+            if event.speaking and event.participant_id not in self._present():
+                return out + self.tick(now)  # a late event for someone who has left: they are not speaking now
             self.balance.voice(event.participant_id, event.speaking, event.t)
             if event.speaking:
                 self._speaking.add(event.participant_id)
@@ -140,12 +170,12 @@ class RoomFacilitator:
     def pause(self, now: float) -> None:
         if self.paused_at is None:
             self.paused_at = now
+            self._sync_clock(now)
 
     def resume(self, now: float) -> None:
         if self.paused_at is not None:
-            self.stage_started_at += now - self.paused_at  # paused time does not count against the stage
-            self._last_voice_at = max(self._last_voice_at, now)
             self.paused_at = None
+            self._sync_clock(now)  # paused time does not count against the stage
 
     def current_stage(self, now: float) -> list[BusEvent]:
         """The current stage and its end time (e.g. for the room after a pause moved the end)."""
@@ -169,7 +199,7 @@ class RoomFacilitator:
     # Time -------------------------------------------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
         """The next time ``tick`` has something to do (None: only an event can change anything)."""
-        if self.finished or self.started_at is None or self.paused_at is not None or self.stage is None:
+        if self.finished or self.started_at is None or self.halted_at is not None or self.stage is None:
             return None
         stage = self.stage
         times = [self.stage_ends_at]
@@ -200,7 +230,7 @@ class RoomFacilitator:
         return requests
 
     def tick(self, now: float) -> list[BusEvent]:
-        if self.finished or self.started_at is None or self.paused_at is not None or self.stage is None:
+        if self.finished or self.started_at is None or self.halted_at is not None or self.stage is None:
             return []
         out: list[BusEvent] = []
         while self.stage is not None and now >= self.stage_ends_at:
@@ -235,8 +265,9 @@ class RoomFacilitator:
                     text = (f"Thank you, {speaker.name}, that's helpful. Let's make room for others too: "
                             "who sees this differently?")
                     out.append(self._message("balance", text, now, [speaker.participant_id]))
-        if stage.summarise_every_minutes and now >= self._summary_due_at(stage) and now < self.stage_ends_at - 60:
-            self.summary_requests.append((stage.id, max(self.stage_started_at, self._last_summary_at)))
+        if stage.summarise_every_minutes and now >= self._summary_due_at(stage):
+            if now < self.stage_ends_at - 60:  # in the stage's last minute, its closing summary comes soon anyway
+                self.summary_requests.append((stage.id, max(self.stage_started_at, self._last_summary_at)))
             self._last_summary_at = now
         if self._balance_dirty and now - self._last_balance_publish >= self.settings.balance_publish_s:
             self._balance_dirty = False
@@ -250,7 +281,9 @@ class RoomFacilitator:
     def _start(self, now: float) -> list[BusEvent]:
         self.started_at = now
         self.stage_started_at = now
-        return self._enter(0, now)
+        out = self._enter(0, now)
+        self._sync_clock(now)  # paused before anyone came: the clock waits for the moderator
+        return out
 
     def _maybe_end_voting(self, now: float) -> list[BusEvent]:
         """The group is done when everyone present has voted on every statement: move on without waiting."""
@@ -326,7 +359,8 @@ class RoomFacilitator:
         stage = self.template.stages[self.stage_index]
         return StageChanged(room_id=self.room_id, ts=now, template_id=self.template.id, stage_id=stage.id,
                             index=self.stage_index, title=stage.title, kind=stage.kind.value,
-                            started_at=self.stage_started_at, ends_at=self.stage_ends_at)
+                            started_at=self.stage_started_at, ends_at=self.stage_ends_at,
+                            paused=self.paused_at is not None)
 
     def _silence_prompt(self, stage: Stage, now: float) -> AIMessage:
         self._last_prompt_at = now

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Container, Coroutine
 from typing import Any, Protocol
 
 from facilitator.engine import EngineSettings, RoomFacilitator
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 TemplateLookup = Callable[[str], Awaitable[Template | None]]
 OWN_EVENTS = (AIMessage, AIMessageProposed, StageChanged, SpeakingBalance, SafetyFlagged)
+INACTIVE_ROOMS_REMEMBERED = 10_000  # ended rooms and rooms without a template, most recently seen kept
 SAFETY_REVIEW_EVERY = 8  # final captions between two language-model safety reviews of a room
 
 
@@ -56,34 +58,50 @@ class SystemClock:
 
 
 class ManualClock:
-    """Virtual time for tests: ``await advance(seconds)`` wakes every sleeper whose time has come, in order."""
+    """Virtual time for tests and benchmarks: ``await advance(seconds, step)`` moves time forward one step at a time;
+    after each step it waits until everything driven by this clock has settled (each ``settles_with`` callback: e.g.
+    a facilitator service has handled every event and run every wake-up that is due), so no test counts yields."""
 
     def __init__(self, start: float = 1_000_000.0) -> None:
         self._now = start
         self._changed = asyncio.Condition()
+        self._settlers: list[Callable[[], Awaitable[None]]] = []
 
     def now(self) -> float:
         return self._now
+
+    def settles_with(self, settled: Callable[[], Awaitable[None]]) -> None:
+        self._settlers.append(settled)
 
     async def sleep_until(self, when: float) -> None:
         async with self._changed:
             await self._changed.wait_for(lambda: self._now >= when)
 
+    async def settle(self) -> None:
+        for settled in self._settlers:
+            await settled()
+
     async def advance(self, seconds: float, step: float = 1.0) -> None:
         end = self._now + seconds
+        await self.settle()
         while self._now < end:
             async with self._changed:
                 self._now = min(end, self._now + step)
                 self._changed.notify_all()
-            for _ in range(5):  # let woken tasks run and publish before time moves on
-                await asyncio.sleep(0)
+            await self.settle()
 
 
 class FacilitatorService:
+    """Facilitates every room with a template. Per-room state (engine, caption buffers, timers) lives while the
+    session runs and is released when it ends: when the template is over, or when the room has stayed empty for
+    ``empty_room_end_s`` (while a room is empty its stage clock is stopped and it has no wake-ups at all; someone
+    coming back within that time resumes the stage where it was). Ended rooms and rooms without a template are
+    remembered in a bounded cache so their later events cost one dictionary lookup."""
+
     def __init__(self, bus: Bus, templates: TemplateLookup, clock: Clock | None = None,
                  settings: EngineSettings | None = None, llm: LLMBackend | None = None,
                  record_llm_call: Callable[[str, LLMCallRecord], Awaitable[None]] | None = None,
-                 llm_safety_review: bool = True) -> None:
+                 llm_safety_review: bool = True, empty_room_end_s: float = 600.0) -> None:
         self._bus = bus
         self._llm = llm
         self._llm_safety_review = llm_safety_review and llm is not None
@@ -96,13 +114,39 @@ class FacilitatorService:
         self._templates = templates
         self._clock = clock or SystemClock()
         self._settings = settings or EngineSettings()
-        self._engines: dict[str, RoomFacilitator | None] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._empty_room_end_s = empty_room_end_s
+        self._engines: dict[str, RoomFacilitator] = {}
+        self._inactive: OrderedDict[str, str] = OrderedDict()  # room id -> "ended" or "no template" (bounded)
+        self._timers: dict[str, tuple[float, asyncio.Task[None]]] = {}  # room id -> (when, wake-up task)
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
+        self._handling = False
+        self._changed = asyncio.Event()  # set whenever handling or a wake-up finishes (see settled)
+        self.wakeups = 0  # timer wake-ups run so far (an idle service does not wake)
+        if isinstance(self._clock, ManualClock):
+            self._clock.settles_with(self.settled)
 
     def engine(self, room_id: str) -> RoomFacilitator | None:
         return self._engines.get(room_id)
+
+    def held(self, room_id: str) -> list[str]:
+        """Which per-room structures still hold state for ``room_id`` (empty once its session has ended)."""
+        holders: dict[str, Container[str]] = {"engine": self._engines, "timer": self._timers,
+                                              "captions": self._captions, "unreviewed": self._unreviewed,
+                                              "reviewing": self._reviewing}
+        return [name for name, store in holders.items() if room_id in store]
+
+    async def settled(self) -> None:
+        """Wait until every event delivered so far is handled and no wake-up is due at the clock's current time
+        (virtual-time tests: the clock calls this after each step)."""
+        while True:
+            self._changed.clear()
+            now = self._clock.now()
+            sub = self._sub
+            if (not self._handling and (sub is None or sub.pending == 0)
+                    and all(when > now for when, _ in self._timers.values())):
+                return
+            await self._changed.wait()
 
     async def start(self) -> None:
         self._sub = await self._bus.subscribe("room:*", maxsize=10_000)
@@ -112,20 +156,52 @@ class FacilitatorService:
         async for event in sub:
             if isinstance(event, OWN_EVENTS):
                 continue
+            self._handling = True
             try:
                 await self._handle(event)
             except Exception:  # one room's failure must not stop the facilitator for the others
                 logger.exception("facilitator failed on %s in room %s", event.type, event.room_id)
+            finally:
+                self._handling = False
+                self._changed.set()
+
+    async def _engine_for(self, room_id: str) -> RoomFacilitator | None:
+        engine = self._engines.get(room_id)
+        if engine is not None:
+            return engine
+        if room_id in self._inactive:
+            self._inactive.move_to_end(room_id)
+            return None
+        template = await self._templates(room_id)
+        if template is None:
+            self._remember_inactive(room_id, "no template")
+            return None
+        engine = self._engines[room_id] = RoomFacilitator(room_id, template, self._settings)
+        if self._llm is not None and not self._llm_started:
+            self._llm_started = True  # the first facilitated room: a local model starts loading (background)
+            await self._llm.start()
+        return engine
+
+    def _remember_inactive(self, room_id: str, why: str) -> None:
+        self._inactive[room_id] = why
+        self._inactive.move_to_end(room_id)
+        while len(self._inactive) > INACTIVE_ROOMS_REMEMBERED:
+            self._inactive.popitem(last=False)
+
+    def _end(self, room_id: str, why: str) -> None:
+        """The room's session is over: release everything held for it."""
+        logger.info("facilitation of room %s ended (%s)", room_id, why)
+        self._engines.pop(room_id, None)
+        self._captions.pop(room_id, None)
+        self._unreviewed.pop(room_id, None)
+        timer = self._timers.pop(room_id, None)
+        if timer is not None and timer[1] is not asyncio.current_task():
+            timer[1].cancel()
+        self._remember_inactive(room_id, "ended")
 
     async def _handle(self, event: BusEvent) -> None:
         room_id = event.room_id
-        if room_id not in self._engines:
-            template = await self._templates(room_id)
-            self._engines[room_id] = RoomFacilitator(room_id, template, self._settings) if template else None
-            if template is not None and self._llm is not None and not self._llm_started:
-                self._llm_started = True  # the first facilitated room: a local model starts loading (background)
-                await self._llm.start()
-        engine = self._engines[room_id]
+        engine = await self._engine_for(room_id)
         if engine is None:
             return
         if isinstance(event, FacilitatorControl):
@@ -181,10 +257,10 @@ class FacilitatorService:
             if self._llm is None:
                 continue
             lines = [c for c in self._captions.get(room_id, []) if c.end >= since]
-            self._spawn(self._summarise(room_id, stage_id, lines), f"summary-{room_id}")
+            self._spawn(self._summarise(engine, stage_id, lines), f"summary-{room_id}")
         for stage_id in engine.take_statement_requests():
             if self._llm is not None:
-                self._spawn(self._propose(room_id, stage_id, list(self._captions.get(room_id, []))),
+                self._spawn(self._propose(engine, stage_id, list(self._captions.get(room_id, []))),
                             f"statements-{room_id}")
         self._schedule(room_id, engine)
 
@@ -198,8 +274,9 @@ class FacilitatorService:
             for call in calls:
                 await self._record_llm_call(room_id, call)
 
-    async def _propose(self, room_id: str, stage_id: str, lines: list[CaptionFinal]) -> None:
+    async def _propose(self, engine: RoomFacilitator, stage_id: str, lines: list[CaptionFinal]) -> None:
         assert self._llm is not None
+        room_id = engine.room_id
         calls: list[LLMCallRecord] = []
         try:
             statements = await propose_statements(self._llm, room_id, lines, self._clock.now(), calls.append)
@@ -215,10 +292,11 @@ class FacilitatorService:
             sources=list(dict.fromkeys(s for st in statements for s in st.sources)),
             text=f"I have proposed {len(statements)} statements based on what you said. Please edit them, add your "
                  "own, or say what is missing.")
-        await self._post(room_id, message, statements)
+        await self._post(engine, message, statements)
 
-    async def _summarise(self, room_id: str, stage_id: str, lines: list[CaptionFinal]) -> None:
+    async def _summarise(self, engine: RoomFacilitator, stage_id: str, lines: list[CaptionFinal]) -> None:
         assert self._llm is not None
+        room_id = engine.room_id
         calls: list[LLMCallRecord] = []
         try:
             message = await write_summary(self._llm, room_id, stage_id, lines, self._clock.now(),
@@ -228,14 +306,14 @@ class FacilitatorService:
             return
         await self._record(room_id, calls)
         if message is not None:
-            await self._post(room_id, message)
+            await self._post(engine, message)
 
-    async def _post(self, room_id: str, message: AIMessage, statements: list[StatementAdded] | None = None) -> None:
+    async def _post(self, engine: RoomFacilitator, message: AIMessage,
+                    statements: list[StatementAdded] | None = None) -> None:
         """Publish an AI message (after the statements it announces), or propose both to the moderators when the
-        deliberation wants approval first."""
-        engine = self._engines.get(room_id)
-        if engine is not None and engine.template.ai_messages == "approve":
-            await self._bus.publish(AIMessageProposed(room_id=room_id, ts=message.ts, message=message,
+        deliberation wants approval first (also for work that finishes after the session ended)."""
+        if engine.template.ai_messages == "approve":
+            await self._bus.publish(AIMessageProposed(room_id=engine.room_id, ts=message.ts, message=message,
                                                       statements=statements or []))
             return
         for statement in statements or []:
@@ -245,25 +323,45 @@ class FacilitatorService:
     async def _publish(self, engine: RoomFacilitator, events: list[BusEvent]) -> None:
         for event in events:
             if isinstance(event, AIMessage):
-                await self._post(engine.room_id, event)
+                await self._post(engine, event)
             else:
                 await self._bus.publish(event)
 
     def _schedule(self, room_id: str, engine: RoomFacilitator) -> None:
-        timer = self._timers.get(room_id)
-        if timer is not None and not timer.done():
-            timer.cancel()
+        """One timer per room: the engine's next wake-up, or (in an empty room) the end of the session."""
+        timer = self._timers.pop(room_id, None)
+        if timer is not None and not timer[1].done():
+            timer[1].cancel()
+        if engine.finished:
+            self._end(room_id, "template finished")
+            return
         wake = engine.next_wakeup()
-        if wake is not None:
-            self._timers[room_id] = asyncio.create_task(
-                self._wake(room_id, engine, wake), name=f"facilitator-{room_id}"
-            )
+        empty_since = engine.empty_since
+        if wake is None and empty_since is not None:
+            end = empty_since + self._empty_room_end_s
+            self._timers[room_id] = (end, asyncio.create_task(self._end_when_empty(room_id, engine, end),
+                                                              name=f"facilitator-end-{room_id}"))
+        elif wake is not None:
+            self._timers[room_id] = (wake, asyncio.create_task(self._wake(room_id, engine, wake),
+                                                               name=f"facilitator-{room_id}"))
 
     async def _wake(self, room_id: str, engine: RoomFacilitator, when: float) -> None:
         await self._clock.sleep_until(when)
         self._timers.pop(room_id, None)  # from here on nothing cancels this wake-up half-way through publishing
-        await self._publish(engine, engine.tick(self._clock.now()))
-        self._after(room_id, engine)
+        self.wakeups += 1
+        try:
+            await self._publish(engine, engine.tick(self._clock.now()))
+            self._after(room_id, engine)
+        finally:
+            self._changed.set()
+
+    async def _end_when_empty(self, room_id: str, engine: RoomFacilitator, when: float) -> None:
+        await self._clock.sleep_until(when)
+        try:
+            if self._engines.get(room_id) is engine and engine.empty_since is not None:
+                self._end(room_id, f"empty for {self._empty_room_end_s:.0f} s")
+        finally:
+            self._changed.set()
 
     async def llm_idle(self) -> None:
         """Wait until no summary (or other LLM work) is in progress."""
@@ -275,6 +373,7 @@ class FacilitatorService:
         if engine is None:
             return False
         engine.pause(self._clock.now())
+        await self._publish(engine, engine.current_stage(self._clock.now()))  # the room sees the clock stopped
         self._schedule(room_id, engine)
         return True
 
@@ -290,7 +389,7 @@ class FacilitatorService:
     async def close(self) -> None:
         if self._sub is not None:
             await self._sub.close()
-        for task in [self._task, *self._timers.values(), *self._llm_tasks]:
+        for task in [self._task, *(t for _, t in self._timers.values()), *self._llm_tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

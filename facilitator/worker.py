@@ -68,7 +68,7 @@ async def start_facilitator(settings: Settings, bus: Bus, storage: Storage) -> R
     review = settings.safety_llm_review == "on" or (
         settings.safety_llm_review == "auto" and settings.llm_backend == "openai")
     service = FacilitatorService(bus, template_lookup(storage), llm=llm, record_llm_call=record_llm_call,
-                                 llm_safety_review=review)
+                                 llm_safety_review=review, empty_room_end_s=settings.facilitator_empty_room_end_s)
     await service.start()
     logger.info("facilitator running (model: %s, safety review by model: %s)",
                 f"{llm.name}:{llm.model}" if llm else "none", "on" if review else "off")

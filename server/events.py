@@ -116,6 +116,7 @@ class StageChanged(_RoomEvent):
     kind: str
     started_at: float
     ends_at: float
+    paused: bool = False  # a moderator paused the facilitator: the stage clock is stopped
 
 
 AIMessageKind = Literal[

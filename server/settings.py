@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     facilitator_enabled: bool = Field(
         default=True, description="Run the facilitator in this process (exactly one process may per deployment)."
     )
+    facilitator_empty_room_end_s: float = Field(
+        default=600.0, gt=0,
+        description="A facilitated session ends when its room has been empty this long (while empty, its stage "
+        "clock is stopped; someone back sooner continues the stage).",
+    )
 
     llm_backend: Literal["none", "local", "openai"] = Field(
         default="local",

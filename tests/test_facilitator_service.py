@@ -14,15 +14,17 @@ from server.bus import InProcessBus
 from server.events import (
     AIMessage,
     AIMessageProposed,
-    BusEvent,
     CaptionFinal,
     ParticipantInfo,
     ParticipantJoined,
+    ParticipantLeft,
+    SpeakingBalance,
     StageChanged,
     StatementAdded,
 )
 from server.rtc.testpeer import TestPeer
 from server.settings import Settings
+from tests.markers import collect
 from tests.servers import running_server
 
 
@@ -40,27 +42,20 @@ async def test_service_runs_rooms_with_templates_on_the_bus() -> None:
     for room in ("with", "without"):
         await bus.publish(ParticipantJoined(room_id=room, participant=ParticipantInfo(participant_id="p", name="Ada")))
 
-    async def drain() -> list[BusEvent]:
-        events = []
-        while True:
-            try:
-                events.append(await seen.get(timeout=0.2))
-            except TimeoutError:
-                return events
-
-    first = await drain()
+    await clock.settle()
+    first = await collect(bus, seen)
     stages = [e for e in first if isinstance(e, StageChanged)]
     assert [(s.room_id, s.stage_id) for s in stages] == [("with", "welcome")]
     assert not [e for e in first if isinstance(e, AIMessage) and e.room_id == "without"]
 
     await clock.advance(125, step=5)  # past the 2-minute welcome
-    later = await drain()
+    later = await collect(bus, seen)
     assert ("with", "discussion") in [(e.room_id, e.stage_id) for e in later if isinstance(e, StageChanged)]
     assert service.engine("with") is not None and service.engine("without") is None
 
     assert await service.pause("with")
     await clock.advance(600, step=60)
-    assert not [e for e in await drain() if isinstance(e, StageChanged)], "paused: the stage does not end"
+    assert not [e for e in await collect(bus, seen) if isinstance(e, StageChanged)], "paused: the stage does not end"
     assert await service.resume("with")
     await service.close()
     await bus.close()
@@ -167,12 +162,7 @@ async def test_drafting_stage_gets_grounded_ai_statements(approval: bool) -> Non
                                        text=text, start=clock.now(), end=clock.now() + 2))
     await clock.advance(11 * 60 - 200 + 5, step=15)
     await service.llm_idle()
-    events = []
-    while True:
-        try:
-            events.append(await seen.get(timeout=0.2))
-        except TimeoutError:
-            break
+    events = await collect(bus, seen)
     if approval:  # nothing reaches the room: the announcement and its statements wait for a moderator together
         assert not [e for e in events if isinstance(e, (StatementAdded, AIMessage))]
         waiting = [e for e in events if isinstance(e, AIMessageProposed) and e.message.kind == "statements"]
@@ -217,5 +207,72 @@ async def test_model_starts_only_when_a_facilitated_room_is_active() -> None:
     while not isinstance(event := await seen.get(timeout=5), StageChanged) or event.room_id != "with2":
         pass
     assert CountingLLM.starts == 1, "loaded once per process"
+    await service.close()
+    await bus.close()
+
+
+async def test_an_emptied_room_is_idle_and_its_state_is_released() -> None:
+    """Everyone leaves during a talk stage: no wake-ups at all while the room is empty (it once busy-looped at 100%
+    of a core), someone back within the grace period continues the stage, and after it everything is released."""
+    bus = InProcessBus()
+    clock = ManualClock(start=0.0)
+    template = builtin_templates()["quick-20"]
+
+    async def lookup(room_id: str) -> Template | None:
+        return template
+
+    service = FacilitatorService(bus, lookup, clock, empty_room_end_s=600)
+    await service.start()
+    seen = await bus.subscribe("room:*", maxsize=10_000)
+    ada = ParticipantInfo(participant_id="a", name="Ada")
+    await bus.publish(ParticipantJoined(room_id="r", participant=ada))
+    await clock.advance(150, step=10)  # into the discussion stage (2-11 min): silence prompts are due every 25 s
+    await bus.publish(ParticipantLeft(room_id="r", participant_id="a", name="Ada"))
+    await clock.settle()
+    await collect(bus, seen)
+    wakeups = service.wakeups
+    await clock.advance(300, step=5)
+    assert service.wakeups == wakeups, "an empty room never wakes"
+    assert [e for e in await collect(bus, seen) if e.room_id == "r"] == []
+    assert service.held("r") == ["engine", "timer"], "kept for a while, with one timer: the end of the session"
+
+    await bus.publish(ParticipantJoined(room_id="r", participant=ada))  # back after 5 minutes away
+    await clock.settle()
+    (stage,) = [e for e in await collect(bus, seen) if isinstance(e, StageChanged)]
+    assert stage.stage_id == "discussion" and stage.ends_at == 11 * 60 + 300, "the stage goes on where it was"
+
+    await bus.publish(ParticipantLeft(room_id="r", participant_id="a", name="Ada"))
+    await clock.advance(601, step=60)
+    assert service.held("r") == [], "ended after 10 minutes empty: engine, timer and captions released"
+    assert service.engine("r") is None
+    await bus.publish(ParticipantJoined(room_id="r", participant=ada))
+    await clock.advance(60, step=10)
+    assert [e for e in await collect(bus, seen) if isinstance(e, AIMessage | StageChanged | SpeakingBalance)] == [], \
+        "an ended session does not start again"
+    await service.close()
+    await bus.close()
+
+
+async def test_state_is_released_when_the_template_finishes() -> None:
+    bus = InProcessBus()
+    clock = ManualClock(start=0.0)
+    template = builtin_templates()["quick-20"]
+
+    async def lookup(room_id: str) -> Template | None:
+        return template
+
+    service = FacilitatorService(bus, lookup, clock)
+    await service.start()
+    seen = await bus.subscribe("room:*", maxsize=10_000)
+    await bus.publish(ParticipantJoined(room_id="r", participant=ParticipantInfo(participant_id="a", name="Ada")))
+    await bus.publish(CaptionFinal(room_id="r", utterance_id="u1", participant_id="a", speaker_name="Ada",
+                                   text="Libraries matter.", start=1, end=2))
+    await clock.advance(20 * 60 + 5, step=30)
+    events = await collect(bus, seen)
+    assert [e.kind for e in events if isinstance(e, AIMessage)][-1] == "closing"
+    assert service.held("r") == [] and service.engine("r") is None
+    wakeups = service.wakeups
+    await clock.advance(600, step=60)
+    assert service.wakeups == wakeups
     await service.close()
     await bus.close()

@@ -3,6 +3,7 @@ inside ``moot serve``, obeys pause over the bus, stops cleanly, and says plainly
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from server.bus import Subscription
 from server.bus.redis import RedisBus
 from server.events import AIMessage, FacilitatorControl, ParticipantInfo, ParticipantJoined, StageChanged
 from server.storage import Storage
+from tests.markers import collect
 
 REDIS_URL = os.environ.get("MOOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -63,9 +65,18 @@ async def test_worker_process_facilitates_rooms_over_redis(worker: subprocess.Po
         assert isinstance(stage, StageChanged) and stage.template_id == "quick-20" and stage.stage_id == "welcome"
         intro = await next_of(sub, AIMessage)
         assert isinstance(intro, AIMessage) and intro.kind == "stage_intro" and intro.ai_generated
-        await bus.publish(FacilitatorControl(room_id=room.id, action="resume"))  # harmless when running
-        with pytest.raises(TimeoutError):
-            await next_of(plain_sub, AIMessage, timeout=1.0)  # a room without a deliberation gets no facilitator
+        assert not stage.paused
+        # Pause over the bus: the worker stops the stage clock and says so; the time paused is added to the stage.
+        await bus.publish(FacilitatorControl(room_id=room.id, action="pause"))
+        paused = await next_of(sub, StageChanged)
+        assert isinstance(paused, StageChanged) and paused.paused and paused.ends_at == stage.ends_at
+        await asyncio.sleep(1.5)  # the length of the pause being measured, not a wait for something to happen
+        await bus.publish(FacilitatorControl(room_id=room.id, action="resume"))
+        resumed = await next_of(sub, StageChanged)
+        assert isinstance(resumed, StageChanged) and not resumed.paused and resumed.stage_id == "welcome"
+        assert resumed.ends_at - stage.ends_at >= 1.5, "the paused time does not count against the stage"
+        # A room without a deliberation gets no facilitator: nothing came for it before a marker sent after the rest.
+        assert not [e for e in await collect(bus, plain_sub, plain.id) if isinstance(e, AIMessage | StageChanged)]
     finally:
         await bus.close()
         storage.close()

@@ -21,8 +21,8 @@ export class FacilitatorView {
 
   stage(event) {
     this._sync(event);
-    this.paused = false;
-    this.panel.classList.remove("paused");
+    this.paused = Boolean(event.paused);
+    this.panel.classList.toggle("paused", this.paused);
     this.panel.hidden = false;
     this.stageName.textContent = event.title;
     this.endsAt = event.ends_at;

@@ -28,6 +28,11 @@ class Subscription:
         self._closed = False
         self._on_close = on_close
 
+    @property
+    def pending(self) -> int:
+        """Events delivered and not yet taken."""
+        return self._queue.qsize()
+
     def matches(self, channel: str) -> bool:
         return fnmatch.fnmatchcase(channel, self.pattern)
 
