@@ -12,8 +12,10 @@ import itertools
 from dataclasses import dataclass, field
 
 from facilitator.balance import SpeakingBalanceTracker
+from facilitator.prompt import shorten
 from facilitator.template import Stage, StageKind, Template
 from server.events import (
+    MAX_AI_MESSAGE_CHARS,
     AIMessage,
     AIMessageKind,
     BusEvent,
@@ -30,6 +32,7 @@ from server.events import (
 
 TALK_STAGES = {StageKind.WELCOME, StageKind.FRAMING, StageKind.DISCUSSION, StageKind.DRAFTING}
 BALANCE_STAGES = {StageKind.FRAMING, StageKind.DISCUSSION}
+RESULTS_QUOTE_CHARS: tuple[int | None, ...] = (None, 240, 120, 60)  # statements quoted whole, else shorter and shorter
 
 
 @dataclass
@@ -41,6 +44,17 @@ class EngineSettings:
     greet_late_joiners: bool = True
     late_after_s: float = 60.0  # people joining within this of the start are welcomed by the opening itself
     safety_cooldown_s: float = 120.0  # at most one calm reminder per kind of problem in this time
+
+
+def _results_text(agreed: list[tuple[str, str]], divided: list[tuple[str, str]], quote_chars: int | None) -> str:
+    def quoted(items: list[tuple[str, str]]) -> str:
+        return "; ".join(f"\u201c{text if quote_chars is None else shorten(text, quote_chars)}\u201d {tally}"
+                         for text, tally in items)
+
+    parts = [f"Broad agreement: {quoted(agreed)}." if agreed else "No statement had broad agreement."]
+    if divided:
+        parts.append(f"These divide the group, and both views deserve to be heard: {quoted(divided)}.")
+    return " ".join(parts)
 
 
 def _minutes(m: float) -> str:
@@ -120,7 +134,8 @@ class RoomFacilitator:
 
     def _message(self, kind: AIMessageKind, text: str, now: float, addressed_to: list[str] | None = None) -> AIMessage:
         return AIMessage(room_id=self.room_id, ts=now, message_id=f"{self.room_id}-ai-{next(self._ids)}", kind=kind,
-                         text=text, stage_id=self.stage.id if self.stage else None, addressed_to=addressed_to or [])
+                         text=shorten(text, MAX_AI_MESSAGE_CHARS), stage_id=self.stage.id if self.stage else None,
+                         addressed_to=addressed_to or [])
 
     # Inputs -----------------------------------------------------------------------------------------------------
     def handle(self, event: BusEvent, now: float) -> list[BusEvent]:
@@ -297,26 +312,28 @@ class RoomFacilitator:
         return []
 
     def _results(self, now: float) -> AIMessage | None:
-        agreed, divided = [], []
+        """Which statements had broad agreement and which divide the group. Long statements are quoted shorter when
+        all of them would not fit in one message (``MAX_AI_MESSAGE_CHARS``)."""
+        if not self.statements:
+            return None
+        agreed: list[tuple[str, str]] = []  # (statement, tally)
+        divided: list[tuple[str, str]] = []
         for sid, text in self.statements.items():
             choices = list(self.votes.get(sid, {}).values())
             agree, disagree = choices.count("agree"), choices.count("disagree")
             decided = agree + disagree
             if decided < 2:
                 continue
-            summary = f"\u201c{text}\u201d ({agree} agree, {disagree} disagree, {choices.count('pass')} pass)"
+            tally = f"({agree} agree, {disagree} disagree, {choices.count('pass')} pass)"
             if agree >= 2 * decided / 3:
-                agreed.append(summary)
+                agreed.append((text, tally))
             elif min(agree, disagree) >= decided / 3:
-                divided.append(summary)
-        if not self.statements:
-            return None
-        parts = []
-        parts.append("Broad agreement: " + "; ".join(agreed) + "." if agreed else
-                     "No statement had broad agreement.")
-        if divided:
-            parts.append("These divide the group, and both views deserve to be heard: " + "; ".join(divided) + ".")
-        return self._message("results", " ".join(parts), now)
+                divided.append((text, tally))
+        for quote_chars in RESULTS_QUOTE_CHARS:
+            message = _results_text(agreed, divided, quote_chars)
+            if len(message) <= MAX_AI_MESSAGE_CHARS:
+                break
+        return self._message("results", message, now)  # still too long (dozens of statements): cut at the end
 
     def _advance(self, now: float) -> list[BusEvent]:
         out: list[BusEvent] = []

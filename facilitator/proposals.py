@@ -1,8 +1,8 @@
 """Candidate statements for the drafting stage, proposed by an LLM and grounded in the transcript.
 
-The model sees numbered transcript lines and must cite the lines each statement draws on; statements citing nothing
-real are dropped. Proposals are published as ``statement.added`` events marked as AI-generated, which anyone in the
-room may edit, and which the group votes on like any other.
+The model sees numbered transcript lines (``facilitator.prompt.number_lines``) and must cite the lines each statement
+draws on; statements citing nothing real are dropped. Proposals are published as ``statement.added`` events marked as
+AI-generated, which anyone in the room may edit, and which the group votes on like any other.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, Field
 
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
-from facilitator.summaries import number_lines
+from facilitator.prompt import number_lines
+from facilitator.summaries import MAX_LINES
 from server.events import CaptionFinal, StatementAdded
 
 INSTRUCTIONS = (
@@ -42,7 +43,7 @@ async def propose_statements(
 ) -> list[StatementAdded]:
     if not captions:
         return []
-    data, index = number_lines(captions)
+    data, index = number_lines(list(captions)[-MAX_LINES:])
     proposals, _ = await generate_structured(llm, purpose="statements", instructions=INSTRUCTIONS, data=data,
                                                 schema=Proposals, fallback=Proposals(statements=[]), record=record)
     out = []

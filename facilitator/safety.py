@@ -6,9 +6,10 @@ Two detectors, both producing ``SafetyFlagged`` events (stored, shown to moderat
   insults, "shut up"-style attacks) with word-boundary patterns. It deliberately does not flag strong words about
   ideas ("that policy is stupid"): disagreement is the point of a deliberation.
 - ``review_lines``: a language model reviews recent lines against the question for abuse the rules miss and for talk
-  far off the topic. Only lines that exist in what it was shown can be flagged, and the transcript is passed as fenced
-  data (an utterance saying "ignore your instructions" is just a line to review). A weak model can flag wrongly, so
-  this only ever informs moderators and prompts one calm reminder; it never removes anyone.
+  far off the topic. Only lines that exist in what it was shown can be flagged, and the question and transcript are
+  passed as fenced, encoded data (``facilitator.prompt``: an utterance saying "ignore your instructions" is just a line
+  to review, and no utterance or name can add a line of its own). A weak model can flag wrongly, so this only ever
+  informs moderators and prompts one calm reminder; it never removes anyone.
 
 The facilitator's response is calm and addressed to the group (``RoomFacilitator.respond_to_flag``), never naming or
 shaming the speaker.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, Field
 
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
+from facilitator.prompt import MAX_QUESTION_CHARS, encode_field, number_lines
 from server.events import CaptionFinal, SafetyCategory, SafetyFlagged
 
 _TARGET = r"(?:you|u|ya|him|her|them|everyone|y'all)"
@@ -82,8 +84,8 @@ async def review_lines(
     """Ask the model to review ``lines`` (numbered from 1); flags naming lines that do not exist are dropped."""
     if not lines:
         return []
-    numbered = "\n".join(f"{i}. {c.speaker_name}: {c.text}" for i, c in enumerate(lines, 1))
-    data = f"Question: {question}\n\n{numbered}"
+    numbered, _ = number_lines(lines)
+    data = f"Question: {encode_field(question, MAX_QUESTION_CHARS)}\n\n{numbered}"
     review, call = await generate_structured(
         llm, purpose="safety_review", instructions=REVIEW_INSTRUCTIONS, data=data, schema=Review,
         fallback=Review(), max_tokens=300, temperature=0.0, timeout_s=timeout_s, record=record)

@@ -1,8 +1,10 @@
 """Summaries of what was said, written by an LLM and traceable to the transcript lines they draw on.
 
-The transcript goes to the model as numbered lines (``[3] Ada: ...``) inside the data block; the model answers with
-points that cite line numbers, which are mapped back to utterance ids and checked: a point citing no real line is
-dropped. The result is posted as an ``ai.message`` of kind ``summary`` with ``sources`` and ``generated_by``.
+The transcript goes to the model as numbered lines (``[3] Ada: ...``, written by ``facilitator.prompt.number_lines``,
+so nothing said can add a line or close the fence) inside the data block; the model answers with points that cite
+line numbers, which are mapped back to utterance ids and checked: a point citing no real line is dropped. The result
+is posted as an ``ai.message`` of kind ``summary`` with ``sources`` and ``generated_by``, within the event model's
+length limits.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
-from server.events import AIMessage, AIMessagePoint, CaptionFinal
+from facilitator.prompt import number_lines, shorten
+from server.events import MAX_AI_MESSAGE_CHARS, MAX_AI_POINT_CHARS, AIMessage, AIMessagePoint, CaptionFinal
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +42,6 @@ class Summary(BaseModel):
     points: list[SummaryPoint] = Field(max_length=8)
 
 
-def number_lines(captions: Sequence[CaptionFinal]) -> tuple[str, dict[int, str]]:
-    """The data block for the model, and line number -> utterance id."""
-    recent = list(captions)[-MAX_LINES:]
-    lines, index = [], {}
-    for n, caption in enumerate(recent, start=1):
-        lines.append(f"[{n}] {caption.speaker_name}: {caption.text}")
-        index[n] = caption.utterance_id
-    return "\n".join(lines), index
-
-
 async def write_summary(
     llm: LLMBackend,
     room_id: str,
@@ -61,7 +54,7 @@ async def write_summary(
     """A summary message, or None when there is nothing to summarise or the model gave nothing usable."""
     if not captions:
         return None
-    data, index = number_lines(captions)
+    data, index = number_lines(list(captions)[-MAX_LINES:])
     summary, call = await generate_structured(llm, purpose="summary", instructions=INSTRUCTIONS, data=data,
                                               schema=Summary, fallback=Summary(points=[]), record=record)
     kept: list[tuple[SummaryPoint, list[str]]] = []
@@ -75,6 +68,8 @@ async def write_summary(
     text = "Summary so far (written by AI; tell us if it misses or misstates anything):\n" + "\n".join(
         f"- {LABELS[p.kind]}: {p.text}" for p, _ in kept)
     sources = list(dict.fromkeys(s for _, srcs in kept for s in srcs))
-    points = [AIMessagePoint(label=LABELS[p.kind], text=p.text, sources=srcs) for p, srcs in kept]
-    return AIMessage(room_id=room_id, ts=now, message_id=message_id, kind="summary", text=text, stage_id=stage_id,
+    points = [AIMessagePoint(label=LABELS[p.kind], text=shorten(p.text, MAX_AI_POINT_CHARS), sources=srcs)
+              for p, srcs in kept]
+    return AIMessage(room_id=room_id, ts=now, message_id=message_id, kind="summary",
+                     text=shorten(text, MAX_AI_MESSAGE_CHARS), stage_id=stage_id,
                      sources=sources, points=points, generated_by=f"llm:{call.model}")

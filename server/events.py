@@ -125,11 +125,18 @@ AIMessageKind = Literal[
 ]
 
 
+# Bounds on the facilitator's words in the room (the model's output included): a summary of 8 points, or a rule-made
+# message such as the vote results, fits; the builders shorten what does not (``facilitator.prompt.shorten``).
+MAX_AI_MESSAGE_CHARS = 4000
+MAX_AI_POINT_CHARS = 500
+MAX_AI_POINTS = 20
+
+
 class AIMessagePoint(_Message):
     """One point of a summary, with the transcript utterances it draws on."""
 
-    label: str
-    text: str
+    label: str = Field(max_length=40)
+    text: str = Field(max_length=MAX_AI_POINT_CHARS)
     sources: list[str] = Field(default_factory=list)
 
 
@@ -140,11 +147,11 @@ class AIMessage(_RoomEvent):
     type: Literal["ai.message"] = "ai.message"
     message_id: str
     kind: AIMessageKind
-    text: str
+    text: str = Field(max_length=MAX_AI_MESSAGE_CHARS)
     stage_id: str | None = None
     addressed_to: list[str] = Field(default_factory=list)  # participant ids named in the message
     sources: list[str] = Field(default_factory=list)
-    points: list[AIMessagePoint] = Field(default_factory=list)
+    points: list[AIMessagePoint] = Field(default_factory=list, max_length=MAX_AI_POINTS)
     generated_by: str = "rules"
     ai_generated: Literal[True] = True
     # How it reached the room: posted directly, or approved (possibly edited) by a moderator first.

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import Context, Moderator, Room
-from server.events import AIMessage, FacilitatorControl, StatementAdded
+from server.events import MAX_AI_MESSAGE_CHARS, AIMessage, FacilitatorControl, StatementAdded
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ async def read_pending_ai_messages(room: Room, ctx: Context) -> list[dict[str, A
 
 class Review(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str | None = Field(default=None, min_length=1, max_length=4000,
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_AI_MESSAGE_CHARS,
                              description="Replacement text (approve only); omitted: post the AI's text as it is.")
 
 
