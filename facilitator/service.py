@@ -154,16 +154,15 @@ class FacilitatorService:
 
     async def _run(self, sub: Subscription) -> None:
         async for event in sub:
-            if isinstance(event, OWN_EVENTS):
-                continue
             self._handling = True
             try:
-                await self._handle(event)
+                if not isinstance(event, OWN_EVENTS):
+                    await self._handle(event)
             except Exception:  # one room's failure must not stop the facilitator for the others
                 logger.exception("facilitator failed on %s in room %s", event.type, event.room_id)
             finally:
                 self._handling = False
-                self._changed.set()
+                self._changed.set()  # also for events skipped: settled() counts what is still queued
 
     async def _engine_for(self, room_id: str) -> RoomFacilitator | None:
         engine = self._engines.get(room_id)

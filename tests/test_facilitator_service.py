@@ -55,7 +55,8 @@ async def test_service_runs_rooms_with_templates_on_the_bus() -> None:
 
     assert await service.pause("with")
     await clock.advance(600, step=60)
-    assert not [e for e in await collect(bus, seen) if isinstance(e, StageChanged)], "paused: the stage does not end"
+    stages = [e for e in await collect(bus, seen) if isinstance(e, StageChanged)]
+    assert [(s.stage_id, s.paused) for s in stages] == [("discussion", True)], "paused (and said so): no stage ends"
     assert await service.resume("with")
     await service.close()
     await bus.close()
