@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from server import __version__
 from server.settings import Settings
 
@@ -18,7 +20,7 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run the server (embedded default: one process, in-process bus, SQLite, CPU speech model)",
         description="Run the Moot server. Every option can also be set as an environment variable MOOT_<NAME> "
-        "(for example MOOT_ICE_SERVERS='stun:stun.example.org:3478,turn:turn.example.org:3478').",
+        "(for example MOOT_ICE_SERVERS=stun:stun.example.org:3478; TURN: MOOT_TURN_URLS and MOOT_TURN_SECRET).",
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port (default 8000)")
@@ -38,13 +40,24 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_serve)
 
 
+class BadSettings(Exception):
+    """Options or ``MOOT_*`` variables that do not validate; the message names each and says why (never its value)."""
+
+
 def _settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {
         key: value
         for key, value in vars(args).items()
         if key in Settings.model_fields and value is not None
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"error: {where}: {error['msg'].removeprefix('Value error, ')}")
+        raise BadSettings("\n".join(lines)) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -198,7 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except BadSettings as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return result
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +26,10 @@ class IceServer(BaseModel):
 class Settings(BaseSettings):
     """Everything that can be configured. Defaults give the embedded single-process deployment."""
 
-    model_config = SettingsConfigDict(env_prefix="MOOT_", env_nested_delimiter="__", extra="ignore")
+    # hide_input_in_errors: a bad value may be a secret (a TURN secret, a database URL): errors name the setting only.
+    model_config = SettingsConfigDict(
+        env_prefix="MOOT_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
+    )
 
     # HTTP server
     host: str = "127.0.0.1"
@@ -63,7 +66,22 @@ class Settings(BaseSettings):
     # Rooms and media
     max_participants: int = Field(default=8, ge=1, le=64)
     ice_servers: Annotated[list[IceServer], NoDecode] = Field(
-        default_factory=list, description="STUN/TURN servers for browsers, e.g. a coturn server for NAT traversal."
+        default_factory=list,
+        description="STUN servers for browsers (and the server's own public address). TURN goes in turn_urls.",
+    )
+    turn_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="TURN servers for browsers behind NAT, e.g. turn:turn.example.org:3478?transport=udp; each "
+        "browser gets its own short-lived credential derived from turn_secret.",
+    )
+    turn_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret shared with coturn (--use-auth-secret --static-auth-secret=...), 16+ characters.",
+    )
+    turn_credential_ttl_s: int = Field(
+        default=2 * 3600, ge=60, le=24 * 3600,
+        description="How long a browser's TURN credential is valid. coturn checks it when the browser allocates a "
+        "relay (rejoining fetches a new one), so it must cover a whole session, overruns included.",
     )
     rtc_loopback_candidates: bool = Field(
         default=False, description="Offer 127.0.0.1 ICE candidates (tests and single-machine benchmarks)."
@@ -127,6 +145,56 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [{"urls": [u.strip()]} for u in value.split(",") if u.strip()]
         return value
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _no_turn_in_ice_servers(cls, servers: list[IceServer]) -> list[IceServer]:
+        """Browsers get TURN only with short-lived credentials (``turn_urls``), never a static password."""
+        for server in servers:
+            for url in server.urls:
+                if url.lower().startswith(("turn:", "turns:")):
+                    static = " with a static username/credential" if server.username or server.credential else ""
+                    raise ValueError(
+                        f"MOOT_ICE_SERVERS lists the TURN server {url}{static}: browsers must never get a static TURN "
+                        "password. Put TURN URLs in MOOT_TURN_URLS and the secret shared with coturn "
+                        "(--use-auth-secret) in MOOT_TURN_SECRET: each browser then gets a short-lived credential."
+                    )
+        return servers
+
+    @field_validator("turn_urls", mode="before")
+    @classmethod
+    def _turn_urls_from_string(cls, value: object) -> object:
+        """Accept a JSON list or a comma-separated list of URLs (``turn:host:3478?transport=udp,...``)."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [u.strip() for u in value.split(",") if u.strip()]
+        return value
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn_urls_are_turn(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.lower().startswith(("turn:", "turns:")):
+                raise ValueError(f"MOOT_TURN_URLS: {url!r} is not a turn: or turns: URL (STUN goes in "
+                                 "MOOT_ICE_SERVERS)")
+        return urls
+
+    @field_validator("turn_secret")
+    @classmethod
+    def _turn_secret_long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # Every credential a browser sees is an HMAC of a known username: a short secret can be guessed offline.
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("MOOT_TURN_SECRET must be at least 16 characters (a long random string)")
+        return secret
+
+    @model_validator(mode="after")
+    def _turn_urls_and_secret_together(self) -> Settings:
+        if self.turn_urls and self.turn_secret is None:
+            raise ValueError("MOOT_TURN_URLS needs MOOT_TURN_SECRET (the secret coturn has as --static-auth-secret)")
+        if self.turn_secret is not None and not self.turn_urls:
+            raise ValueError("MOOT_TURN_SECRET is set but MOOT_TURN_URLS is empty: list the TURN server's URLs")
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -43,6 +43,7 @@ from server.events import (
 )
 from server.rtc.rooms import JoinRefused, Participant
 from server.statements import StatementBoard, StatementRefused
+from server.turn import browser_ice_servers
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     participant_id=participant.id,
                     room=participant.room.info(),
                     participants=rooms.participants(participant.room),
-                    ice_servers=[s.model_dump(exclude_none=True) for s in ctx.settings.ice_servers],
+                    ice_servers=browser_ice_servers(ctx.settings, participant.id),
                 ))
                 forwarder = asyncio.create_task(_forward_events(sub, conn), name="signaling-forwarder")
             elif participant is None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import re
 import socket
 import ssl
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from server.cli import _settings_from_args, build_parser
+from server.cli import _settings_from_args, build_parser, main
 from server.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,10 +39,20 @@ def test_serve_options_become_settings(tmp_path: Path) -> None:
 
 
 def test_ice_servers_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOOT_ICE_SERVERS", "stun:stun.example.org:3478, turn:turn.example.org:3478")
-    assert [s.urls for s in Settings().ice_servers] == [["stun:stun.example.org:3478"], ["turn:turn.example.org:3478"]]
-    monkeypatch.setenv("MOOT_ICE_SERVERS", '[{"urls": ["turn:t.example.org"], "username": "u", "credential": "c"}]')
-    assert Settings().ice_servers[0].credential == "c"
+    monkeypatch.setenv("MOOT_ICE_SERVERS", "stun:stun.example.org:3478, stun:stun2.example.org:3478")
+    assert [s.urls for s in Settings().ice_servers] == [["stun:stun.example.org:3478"], ["stun:stun2.example.org:3478"]]
+    monkeypatch.setenv("MOOT_ICE_SERVERS", '[{"urls": ["stun:a.example.org", "stun:b.example.org"]}]')
+    assert Settings().ice_servers[0].urls == ["stun:a.example.org", "stun:b.example.org"]
+
+
+def test_bad_settings_are_reported_without_a_traceback_or_their_value(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    static_turn = '[{"urls": ["turn:t.example.org"], "username": "u", "credential": "hunter2"}]'
+    monkeypatch.setenv("MOOT_ICE_SERVERS", static_turn)
+    assert main(["serve", "--asr-backend", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ice_servers: MOOT_ICE_SERVERS lists the TURN server turn:t.example.org")
+    assert "MOOT_TURN_SECRET" in err and "hunter2" not in err and "Traceback" not in err
 
 
 def test_compose_file_is_the_scaled_deployment() -> None:
@@ -53,6 +66,61 @@ def test_compose_file_is_the_scaled_deployment() -> None:
     for env in (server["environment"], worker["environment"]):  # the anchor merged into both
         assert env["MOOT_BUS"] == "redis" and env["MOOT_DATABASE_URL"].startswith("postgresql://")
     assert "MOOT_MODERATOR_TOKEN" in server["environment"]
+
+
+def _strings(node: object) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def test_compose_file_has_no_default_secrets() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    references = [m for text in _strings(compose) for m in re.finditer(r"\$\{(\w+)([^}]*)\}", text)]
+    secrets = [m for m in references if re.search("SECRET|PASSWORD|TOKEN", m.group(1))]
+    assert {m.group(1) for m in secrets} == {"TURN_SECRET", "POSTGRES_PASSWORD", "MOOT_MODERATOR_TOKEN"}
+    for m in secrets:  # ${VAR:?message}: compose refuses to start without it; never ${VAR:-default}
+        assert m.group(2).startswith(":?"), f"{m.group(0)} must have no default"
+    assert "change-me" not in (REPO / "docker-compose.yml").read_text()
+
+
+# What coturn must never relay to: loopback, private, link-local (cloud metadata), CGNAT, reserved, multicast.
+NEVER_RELAY_TO = [
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
+    "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "fc00::/7", "fe80::/10", "ff00::/8",
+]
+
+
+def test_compose_coturn_uses_short_lived_credentials_and_relays_only_to_public_addresses() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    server, coturn = compose["services"]["moot"]["environment"], compose["services"]["coturn"]["command"]
+    options = dict(arg.removeprefix("--").partition("=")[::2] for arg in coturn if arg.startswith("--"))
+    assert "use-auth-secret" in options and options["realm"]
+    assert not {"user", "lt-cred-mech", "allow-loopback-peers", "no-auth"} & set(options), "no static TURN user"
+    assert options["static-auth-secret"] == server["MOOT_TURN_SECRET"], "Moot and coturn share one secret"
+    assert server["MOOT_TURN_URLS"].startswith("turn:") and "turn:" not in server["MOOT_ICE_SERVERS"]
+    assert "no-multicast-peers" in options and "no-tcp-relay" in options
+    allowed = [a for a in coturn if a.startswith("--allowed-peer-ip=")]
+    assert allowed == ["--allowed-peer-ip=${MOOT_PRIVATE_IP:-127.0.0.1}"], "only the Moot host itself"
+
+    denied = []
+    for arg in coturn:
+        if arg.startswith("--denied-peer-ip="):  # coturn's syntax: one address, or first-last (no CIDR)
+            first, _, last = arg.removeprefix("--denied-peer-ip=").partition("-")
+            low, high = ipaddress.ip_address(first), ipaddress.ip_address(last or first)
+            assert low.version == high.version and low <= high, arg
+            # coturn reads a bound of "::" as "any address": such a range would refuse every IPv4 peer as well
+            assert not (low.version == 6 and low == ipaddress.ip_address("::")), arg
+            denied.append((low, high))
+    for network in map(ipaddress.ip_network, NEVER_RELAY_TO):
+        assert any(low.version == network.version and low <= network[0] and network[-1] <= high
+                   for low, high in denied), f"{network} is not denied"
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:

@@ -12,6 +12,7 @@ from facilitator.template import builtin_templates
 from server.api.deps import Context, Room
 from server.exports import caption_dict, room_dict, to_json, to_webvtt
 from server.storage import RoomRecord
+from server.turn import browser_ice_servers
 
 router = APIRouter(prefix="/api")
 
@@ -134,9 +135,10 @@ async def export_json(room: Room, ctx: Context) -> Response:
 
 @router.get("/config")
 async def client_config(ctx: Context) -> dict[str, Any]:
-    """What the browser needs before joining: ICE servers (STUN/TURN) and whether this is a test deployment."""
+    """What the browser needs before joining: ICE servers (STUN, and TURN with a short-lived credential of its own)
+    and whether this is a test deployment."""
     return {
-        "ice_servers": [s.model_dump(exclude_none=True) for s in ctx.settings.ice_servers],
+        "ice_servers": browser_ice_servers(ctx.settings),
         "test_mode": ctx.settings.rtc_loopback_candidates,
         "max_participants": ctx.settings.max_participants,
     }
