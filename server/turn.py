@@ -43,12 +43,12 @@ def turn_credential(secret: str, opaque_id: str, expires_at: int) -> TurnCredent
 
 
 def browser_ice_servers(
-    settings: Settings, opaque_id: str | None = None, now: float | None = None
+    settings: Settings, opaque_id: str | None = None, now: float | None = None, with_turn: bool = True
 ) -> list[dict[str, Any]]:
-    """The ``RTCIceServer`` list for one browser: the configured STUN servers, then the TURN servers with a credential
-    of its own (``opaque_id``: the participant id; random when none, never a display name)."""
+    """The ``RTCIceServer`` list for one browser: the configured STUN servers, then (``with_turn``) the TURN servers
+    with a credential of its own (``opaque_id``: the participant id; random when none, never a display name)."""
     servers: list[dict[str, Any]] = [s.model_dump(exclude_none=True) for s in settings.ice_servers]
-    if settings.turn_urls and settings.turn_secret is not None:
+    if with_turn and settings.turn_urls and settings.turn_secret is not None:
         expires_at = int(time.time() if now is None else now) + settings.turn_credential_ttl_s
         credential = turn_credential(settings.turn_secret.get_secret_value(), opaque_id or secrets.token_hex(8),
                                      expires_at)

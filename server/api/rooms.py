@@ -135,10 +135,10 @@ async def export_json(room: Room, ctx: Context) -> Response:
 
 @router.get("/config")
 async def client_config(ctx: Context) -> dict[str, Any]:
-    """What the browser needs before joining: ICE servers (STUN, and TURN with a short-lived credential of its own)
-    and whether this is a test deployment."""
+    """What the browser needs before joining: STUN servers and whether this is a test deployment. TURN credentials
+    are handed only to participants, in ``welcome``: an open endpoint must not be a standing source of relay access."""
     return {
-        "ice_servers": browser_ice_servers(ctx.settings),
+        "ice_servers": browser_ice_servers(ctx.settings, with_turn=False),
         "test_mode": ctx.settings.rtc_loopback_candidates,
         "max_participants": ctx.settings.max_participants,
     }
