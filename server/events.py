@@ -377,6 +377,7 @@ ErrorCode = Literal[
     "name_taken",
     "consent_required",
     "not_joined",
+    "join_timeout",
     "unknown_statement",
     "unknown_message",
     "not_allowed",

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     )
     signaling_max_message_bytes: int = 64 * 1024
     negotiation_timeout_s: float = 20.0
+    join_deadline_s: float = Field(
+        default=30.0, gt=0, description="A signaling connection that has not joined a room by then is closed.")
     audio_queue_seconds: float = Field(default=10.0, gt=0, description="Per-speaker audio buffer bound (drop oldest).")
 
     # Speech recognition

@@ -136,9 +136,20 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
             conn.send(Error(code="unknown_room", message="There is no room with this link.", fatal=True))
             return
         stop = asyncio.ensure_future(_first_set(removed, conn.failed))
+        join_by = asyncio.get_running_loop().time() + ctx.settings.join_deadline_s
         while not stop.done():
             receive = asyncio.ensure_future(websocket.receive())
-            done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+            # Until it joins, a connection holds a socket and a task for nothing: it gets a deadline.
+            wait = None if participant is not None else max(0.0, join_by - asyncio.get_running_loop().time())
+            done, _ = await asyncio.wait({receive, stop}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                receive.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await receive
+                deadline = ctx.settings.join_deadline_s
+                conn.send(Error(code="join_timeout", fatal=True,
+                                message=f"No join message within {deadline:g} s: reload to try again."))
+                break
             if receive not in done:
                 receive.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

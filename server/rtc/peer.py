@@ -38,6 +38,7 @@ from server.rtc.relay import ForwardedTrack, PublishedTrack
 logger = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+GATHER_WAIT_S = 15.0  # ICE gathering with a STUN server takes at most ~5 s (aioice's STUN timeout)
 CODEC_MIME = {"audio": "audio/opus", "video": "video/VP8"}
 
 
@@ -104,6 +105,7 @@ class Peer:
         self._awaiting_answer = False
         self._dirty = False
         self._task: asyncio.Task[None] | None = None
+        self._local_description: asyncio.Future[None] | None = None  # setLocalDescription (ICE gathering) in flight
         self._desired: dict[tuple[str, str], PublishedTrack] = {}
         self.on_failed: Callable[[Peer, NegotiationFailed], None] | None = None
 
@@ -131,7 +133,11 @@ class Peer:
 
     # Subscribing -------------------------------------------------------------------------------------------------
     def set_subscriptions(self, wanted: dict[tuple[str, str], PublishedTrack]) -> None:
-        """The tracks (by (publisher id, kind)) this participant should receive; applied at the next negotiation."""
+        """The tracks (by (publisher id, kind)) this participant should receive; applied at the next negotiation.
+        Nothing is renegotiated when they are the ones already wanted (after the first offer)."""
+        unchanged = wanted.keys() == self._desired.keys() and all(wanted[k] is self._desired[k] for k in wanted)
+        if unchanged and self._task is not None:
+            return
         self._desired = dict(wanted)
         self.negotiate()
 
@@ -197,7 +203,10 @@ class Peer:
 
     async def _offer_and_wait(self) -> None:
         offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
+        # Setting the first local description gathers ICE candidates, binding UDP sockets one by one; cancelled half
+        # way, aioice loses the sockets already bound (they leak for good). So it is never cancelled: close() waits.
+        self._local_description = asyncio.ensure_future(self.pc.setLocalDescription(offer))
+        await asyncio.shield(self._local_description)
         tracks = {
             sub.transceiver.mid: TrackInfo(participant_id=sub.publisher_id, kind=sub.kind)  # type: ignore[arg-type]
             for sub in self.subscriptions.values()
@@ -240,6 +249,13 @@ class Peer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        pending = self._local_description
+        if pending is not None and not pending.done():
+            done, _ = await asyncio.wait({pending}, timeout=GATHER_WAIT_S)  # then pc.close() closes every socket
+            if not done:
+                logger.warning("ICE gathering for %s did not finish in %.0f s", self.participant_id, GATHER_WAIT_S)
+        if pending is not None and pending.done() and not pending.cancelled():
+            pending.exception()  # retrieved: a failure here is moot once the peer closes
         try:
             for sub in [*self.subscriptions.values(), *self._free]:
                 sub.track.stop()
