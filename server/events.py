@@ -378,6 +378,7 @@ ErrorCode = Literal[
     "consent_required",
     "not_joined",
     "join_timeout",
+    "rate_limited",
     "unknown_statement",
     "unknown_message",
     "not_allowed",

@@ -41,6 +41,7 @@ from server.events import (
     decode_client_message,
     encode,
 )
+from server.ratelimit import ConnectionLimits
 from server.rtc.rooms import JoinRefused, Participant
 from server.statements import StatementBoard, StatementRefused
 from server.turn import browser_ice_servers
@@ -119,6 +120,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
     rooms = ctx.rooms
     assert rooms is not None
     board = StatementBoard(ctx)
+    limits = ConnectionLimits()
     limit = ctx.settings.signaling_max_message_bytes
     stop: asyncio.Future[None] | None = None
     receive: asyncio.Future[Any] | None = None
@@ -164,6 +166,9 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                 size = len(raw_bytes)
             else:
                 size = len(raw.encode("utf-8", errors="replace"))
+            if (flooding := limits.flood()) is not None:
+                conn.send(Error(code="rate_limited", message=flooding))
+                continue
             if size > limit:
                 conn.send(Error(code="too_large", message=f"message of {size} bytes is over the {limit}-byte limit"))
                 continue
@@ -209,6 +214,8 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                 forwarder = asyncio.create_task(_forward_events(sub, conn), name="signaling-forwarder")
             elif participant is None:
                 conn.send(Error(code="not_joined", message="send a join message first"))
+            elif (refusal := limits.check(message.type)) is not None:
+                conn.send(Error(code="rate_limited", message=refusal))
             elif isinstance(message, Answer):
                 if not participant.peer.accept_answer(message.sdp):
                     conn.send(Error(code="bad_message", message="no offer is waiting for an answer"))
