@@ -46,6 +46,21 @@ class RunningServer:
 
         return asyncio.run_coroutine_threadsafe(names(), loop).result(timeout=10)
 
+    def task_stacks(self) -> list[str]:
+        """Each task on the server's loop with where it waits (to say what a leaked task is doing)."""
+        loop = self.app.state.loop
+
+        async def stacks() -> list[str]:
+            out = []
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    frames = task.get_stack(limit=1)
+                    where = f"{frames[0].f_code.co_filename}:{frames[0].f_lineno}" if frames else "?"
+                    out.append(f"{task.get_name()} {task.get_coro()!r:.80} at {where}")
+            return sorted(out)
+
+        return asyncio.run_coroutine_threadsafe(stacks(), loop).result(timeout=10)
+
 
 @contextmanager
 def running_server(settings: Settings, **app_kwargs: Any) -> Iterator[RunningServer]:

@@ -173,14 +173,15 @@ async def test_two_hundred_join_leave_cycles_leak_nothing(server: RunningServer)
     rooms = [server.ctx.storage.create_room(f"Churn {i}", 8).id for i in range(3)]
     await churn(server, rooms, random.Random(1), batches=3)  # warm-up: pools and caches made once per process
     baseline = await settle(server, {}, timeout=10)
-    baseline_fds = fd_kinds()
+    baseline_fds, baseline_tasks = fd_kinds(), server.task_names()
     pool_bound = sum(1 for t in threading.enumerate() if pool_thread(t))
 
     stops = await churn(server, rooms, random.Random(20261201), batches=int(os.environ.get("CHURN_BATCHES", 50)))
     assert set(stops) == set(STOPS), f"every stopping point was exercised: {stops}"
     after = await settle(server, baseline)
     assert after == baseline, (f"leaked after {sum(stops.values())} cycles ({stops}): {baseline} -> {after}; "
-                               f"descriptors {baseline_fds} -> {fd_kinds()}")
+                               f"descriptors {baseline_fds} -> {fd_kinds()}; server tasks {baseline_tasks} -> "
+                               f"{server.task_stacks()}")
     assert all(server.ctx.rooms.room(room) is None for room in rooms), "empty rooms are dropped"
     pools = sum(1 for t in threading.enumerate() if pool_thread(t))
     assert pools <= max(pool_bound, 2 * ((os.cpu_count() or 1) + 4)), "thread pools stay within their bounds"

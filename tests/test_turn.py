@@ -1,5 +1,6 @@
-"""TURN for browsers: short-lived credentials coturn accepts (``use-auth-secret``), one per participant, in ``welcome``
-(never from ``GET /api/config``, which needs no room); the shared secret and static TURN passwords never reach a browser."""
+"""TURN for browsers: short-lived credentials coturn accepts (``use-auth-secret``), one per participant, in
+``welcome`` (never from ``GET /api/config``, which needs no room); the shared secret and static TURN passwords never
+reach a browser."""
 
 from __future__ import annotations
 
