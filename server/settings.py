@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     asr_language: str | None = Field(default=None, description="Language hint (ISO code); None detects per utterance.")
     asr_partial_interval_s: float = Field(default=1.0, gt=0)
     asr_max_utterance_s: float = Field(default=15.0, gt=1)
+    asr_max_waiting_partials: int = Field(
+        default=16, ge=1, description="Partial-caption decodes that may wait; more displace the oldest (finals never).")
     asr_min_silence_s: float = Field(default=0.5, gt=0)
     model_cache_dir: Path | None = Field(
         default=None, description="Where shipped weights are assembled; default <data_dir>/models."

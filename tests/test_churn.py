@@ -257,3 +257,18 @@ async def test_closing_a_peer_while_it_gathers_ice_candidates_closes_every_socke
         await peer.close()
         assert len(udp_inodes()) == before, "UDP sockets left open after closing a peer during ICE gathering"
     assert caught >= 5, "closed during gathering often enough to matter"
+
+
+async def test_consent_checks_never_start_on_a_closed_ice_connection() -> None:
+    """A peer closed while its ICE checks had just succeeded: aioice's connect() resumed after close() and started
+    consent-freshness checks that nothing ever stopped (one task leaked per such participant)."""
+    from aioice.ice import Connection
+
+    from server.rtc import forwarding
+
+    forwarding.guard_consent_after_close()
+    connection = Connection(ice_controlling=True)
+    connection.remote_password = "remote"
+    await connection.close()
+    consent = asyncio.create_task(connection.query_consent())  # what the late connect() does
+    await asyncio.wait_for(consent, 10)  # ends at once instead of checking every 5 s forever

@@ -34,7 +34,7 @@ class WhisperCaptionService:
         self.settings = settings
         self.bus = bus
         self.backend: AsrBackend = backend or create_backend(settings)
-        self.scheduler = DecodeScheduler()
+        self.scheduler = DecodeScheduler(max_partials=settings.asr_max_waiting_partials)
         self._streams: list[SpeakerStream] = []
         self.finals = 0
 

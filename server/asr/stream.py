@@ -205,7 +205,8 @@ class SpeakerStream:
         audio = self.timeline.audio(u.start, end)
         backend = self._service.backend
         language = self.language or u.language
-        return self._service.scheduler.submit(priority, lambda: backend.transcribe(audio, language=language))
+        return self._service.scheduler.submit(priority, lambda: backend.transcribe(audio, language=language),
+                                              room=self.room_id)
 
     def _learn_language(self, u: Utterance, result: Transcription, seconds: float) -> None:
         if self.language is not None or u.language is not None or not result.language:

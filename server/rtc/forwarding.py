@@ -11,7 +11,10 @@ decoder thread (``aiortc.rtcrtpreceiver.decoder_worker``). A forwarding server m
   audio packets pass straight through (the receiving browser runs its own jitter buffer);
 - lets a sender route keyframe requests (PLI/FIR from the subscriber) to a callback instead of its encoder;
 - sends a PLI from a receiver to the publisher;
-- optionally offers 127.0.0.1 ICE candidates (aioice skips loopback), for tests and single-machine benchmarks.
+- optionally offers 127.0.0.1 ICE candidates (aioice skips loopback), for tests and single-machine benchmarks;
+- keeps aioice from starting consent checks on a connection already closed (``guard_consent_after_close``): when a
+  peer closes while its ICE checks have just succeeded, aioice's ``connect()`` resumes after ``close()`` and starts a
+  consent-freshness task that nothing ever stops (one leaked task per such participant, found by the churn test).
 
 ``RTCRtpSender`` already accepts pre-encoded ``av.Packet`` objects from a track (it calls ``encoder.pack``), so the
 sending side needs no private API. aiortc is pinned in pyproject.toml; ``check_aiortc_version`` fails loudly on any
@@ -48,6 +51,29 @@ def check_aiortc_version() -> None:
             f"Moot's media forwarding needs aiortc {SUPPORTED_AIORTC}x (found {version}); "
             "install the version pinned in pyproject.toml: pip install 'aiortc==1.16.0'"
         )
+
+
+_consent_guarded = False
+
+
+def guard_consent_after_close() -> None:
+    """Make aioice's consent-freshness task end at once on a connection that is already closing or closed."""
+    global _consent_guarded
+    if _consent_guarded:
+        return
+    from aioice.ice import Connection
+
+    if not hasattr(Connection(ice_controlling=True), "_closing"):
+        raise UnsupportedAiortcVersion("this aioice has no Connection._closing: check guard_consent_after_close")
+    original = Connection.query_consent
+
+    async def query_consent(self: Connection) -> None:
+        if self._closing:  # connect() finished after close(): nothing will ever cancel this task
+            return
+        await original(self)
+
+    Connection.query_consent = query_consent  # type: ignore[method-assign]
+    _consent_guarded = True
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ class RoomRegistry:
         self._background: set[asyncio.Task[None]] = set()
         self._stun_urls = [u for s in ctx.settings.ice_servers for u in s.urls if u.startswith("stun:")]
         forwarding.check_aiortc_version()
+        forwarding.guard_consent_after_close()
         if ctx.settings.rtc_loopback_candidates:
             forwarding.enable_loopback_candidates()
 
