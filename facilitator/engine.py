@@ -89,7 +89,9 @@ class RoomFacilitator:
     statement_requests: list[str] = field(default_factory=list)  # drafting stages that want AI proposals
     _last_summary_at: float = float("-inf")
     statements: dict[str, str] = field(default_factory=dict)  # statement id -> text, in order of proposal
-    votes: dict[str, dict[str, str]] = field(default_factory=dict)  # statement id -> participant id -> choice
+    statement_revisions: dict[str, int] = field(default_factory=dict)  # statement id -> revision of that text
+    # statement id -> participant id -> (revision voted on, choice); only votes on the current revision count.
+    votes: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
     _last_safety_reply: dict[str, float] = field(default_factory=dict)  # category -> when the group was reminded
 
     # State ------------------------------------------------------------------------------------------------------
@@ -164,11 +166,18 @@ class RoomFacilitator:
             self._sync_clock(now)
         elif isinstance(event, StatementAdded):
             self.statements[event.statement_id] = event.text
+            self.statement_revisions[event.statement_id] = event.revision
         elif isinstance(event, StatementEdited):
-            if event.statement_id in self.statements:
+            if event.revision > self.statement_revisions.get(event.statement_id, event.revision):
+                # Votes on the old text never count for the new one (the server refuses edits once votes exist, so
+                # there should be none); a vote on the new text that arrived before this event is kept.
                 self.statements[event.statement_id] = event.text
+                self.statement_revisions[event.statement_id] = event.revision
+                self.votes[event.statement_id] = {pid: vote for pid, vote in self.votes.get(event.statement_id, {})
+                                                  .items() if vote[0] >= event.revision}
+                out += self._maybe_end_voting(now)
         elif isinstance(event, VoteCast):
-            self.votes.setdefault(event.statement_id, {})[event.participant_id] = event.choice
+            self.votes.setdefault(event.statement_id, {})[event.participant_id] = (event.revision, event.choice)
             out += self._maybe_end_voting(now)
         elif isinstance(event, VoiceActivity):
             if event.speaking and event.participant_id not in self._present():
@@ -300,13 +309,19 @@ class RoomFacilitator:
         self._sync_clock(now)  # paused before anyone came: the clock waits for the moderator
         return out
 
+    def _choices(self, statement_id: str) -> dict[str, str]:
+        """Participant id -> choice, for the votes cast on the statement's current text."""
+        revision = self.statement_revisions.get(statement_id, 0)
+        return {pid: choice for pid, (voted_on, choice) in self.votes.get(statement_id, {}).items()
+                if voted_on == revision}
+
     def _maybe_end_voting(self, now: float) -> list[BusEvent]:
         """The group is done when everyone present has voted on every statement: move on without waiting."""
         stage = self.stage
         present = set(self._present())
         if stage is None or stage.kind != StageKind.VOTING or not self.statements or not present:
             return []
-        if all(present <= set(self.votes.get(sid, {})) for sid in self.statements):
+        if all(present <= set(self._choices(sid)) for sid in self.statements):
             done = self._message("results", "Everyone has voted on every statement, so let's move on.", now)
             return [done, *self._advance(now)]
         return []
@@ -319,7 +334,7 @@ class RoomFacilitator:
         agreed: list[tuple[str, str]] = []  # (statement, tally)
         divided: list[tuple[str, str]] = []
         for sid, text in self.statements.items():
-            choices = list(self.votes.get(sid, {}).values())
+            choices = list(self._choices(sid).values())
             agree, disagree = choices.count("agree"), choices.count("disagree")
             decided = agree + disagree
             if decided < 2:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from server import plaintext
 
 
 def now() -> float:
@@ -181,6 +183,8 @@ class StatementAdded(_RoomEvent):
     author_name: str
     ai_generated: bool = False
     sources: list[str] = Field(default_factory=list)
+    # 0 when added, +1 per edit (edits stop at the first vote); statement listings carry the current one.
+    revision: int = Field(default=0, ge=0)
 
 
 class StatementEdited(_RoomEvent):
@@ -188,6 +192,7 @@ class StatementEdited(_RoomEvent):
     statement_id: str
     text: str
     editor_id: str
+    revision: int = Field(ge=1)  # the new revision: votes must name it
 
 
 Choice = Literal["agree", "disagree", "pass"]
@@ -200,6 +205,7 @@ class VoteCast(_RoomEvent):
     statement_id: str
     participant_id: str
     choice: Choice
+    revision: int = Field(default=0, ge=0)  # the statement revision voted on
 
 
 class VoteTally(_RoomEvent):
@@ -304,15 +310,29 @@ class Ping(_Message):
     type: Literal["ping"] = "ping"
 
 
+def _statement_text(value: str) -> str:
+    text = plaintext.normalise(value)
+    if plaintext.visible_length(text) < 3:
+        raise ValueError("a statement needs at least 3 visible characters (spaces and invisible ones do not count)")
+    return text
+
+
+# Whitespace collapsed, invisible characters dropped, at least 3 visible characters left.
+StatementText = Annotated[str, Field(max_length=500), AfterValidator(_statement_text)]
+
+
 class AddStatement(_Message):
     type: Literal["statement.add"] = "statement.add"
-    text: str = Field(min_length=3, max_length=500)
+    text: StatementText
 
 
 class EditStatement(_Message):
+    """Change a statement's text: allowed only until its first vote (then propose a revised statement instead)."""
+
     type: Literal["statement.edit"] = "statement.edit"
     statement_id: str = Field(max_length=80)
-    text: str = Field(min_length=3, max_length=500)
+    text: StatementText
+    revision: int | None = Field(default=None, ge=0)  # the revision the editor saw; given, a stale edit is refused
 
 
 class FlagSummary(_Message):
@@ -326,6 +346,7 @@ class Vote(_Message):
     type: Literal["vote"] = "vote"
     statement_id: str = Field(max_length=80)
     choice: Choice
+    revision: int = Field(ge=0)  # the statement revision the voter read: a vote on an edited text is refused
 
 
 ClientMessage = Annotated[
@@ -382,6 +403,8 @@ ErrorCode = Literal[
     "unknown_statement",
     "unknown_message",
     "not_allowed",
+    "statement_locked",
+    "statement_changed",
     "already_joined",
     "bad_sdp",
     "negotiation_timeout",
@@ -420,7 +443,8 @@ def _decode(adapter: TypeAdapter[T], data: str | bytes) -> T:
     except ValidationError as exc:
         first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise EventDecodeError(f"{where + ': ' if where else ''}{first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")  # our validators' words, not pydantic's prefix
+        raise EventDecodeError(f"{where + ': ' if where else ''}{message}") from None
 
 
 def decode_bus_event(data: str | bytes) -> BusEvent:

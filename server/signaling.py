@@ -229,9 +229,11 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     elif isinstance(message, AddStatement):
                         await board.add(room_id, participant.id, participant.name, message.text)
                     elif isinstance(message, EditStatement):
-                        await board.edit(room_id, participant.id, message.statement_id, message.text)
+                        await board.edit(room_id, participant.id, message.statement_id, message.text,
+                                         message.revision)
                     else:
-                        await board.vote(room_id, participant.id, message.statement_id, message.choice)
+                        await board.vote(room_id, participant.id, message.statement_id, message.choice,
+                                         message.revision)
                 except StatementRefused as exc:
                     conn.send(Error(code=exc.code, message=str(exc)))  # type: ignore[arg-type]
             elif isinstance(message, Leave):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from server.events import AIMessage, CaptionFinal, CaptionWord, StatementAdded
 
@@ -93,9 +94,40 @@ def test_statements_endpoint_shows_tallies_not_votes(client: TestClient) -> None
     storage = client.app.state.ctx.storage  # type: ignore[attr-defined]
     storage.add_statement(StatementAdded(room_id=room["id"], statement_id="s1", text="Build homes", author_id="p1",
                                          author_name="Ada"))
-    storage.cast_vote("s1", "p1", "agree")
-    storage.cast_vote("s1", "p2", "disagree")
+    storage.cast_vote("s1", "p1", "agree", 0)
+    storage.cast_vote("s1", "p2", "disagree", 0)
     (statement,) = client.get(f"/api/rooms/{room['id']}/statements").json()
-    assert statement["text"] == "Build homes"
+    assert statement["text"] == "Build homes" and statement["revision"] == 0
     assert statement["tally"] == {"agree": 1, "disagree": 1, "pass": 0}
     assert "p2" not in str(statement)
+
+
+def test_listing_statements_is_one_query_whatever_their_number(client: TestClient) -> None:
+    room, other = create(client)["id"], create(client, "Other")["id"]
+    storage = client.app.state.ctx.storage  # type: ignore[attr-defined]
+    for n in range(5):
+        storage.add_statement(StatementAdded(room_id=room, ts=float(n), statement_id=f"s{n}", text=f"Statement {n}",
+                                             author_id="p1", author_name="Ada"))
+        for voter in range(n):
+            storage.cast_vote(f"s{n}", f"p{voter}", ("agree", "disagree", "pass")[voter % 3], 0)
+    storage.add_statement(StatementAdded(room_id=other, statement_id="elsewhere", text="Not here", author_name="Bo"))
+    assert storage.edit_statement("s0", "Statement zero", 0) == "edited"
+    queries: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        queries.append(statement)
+
+    event.listen(storage.engine, "before_cursor_execute", record)
+    try:
+        listed = client.get(f"/api/rooms/{room}/statements").json()
+    finally:
+        event.remove(storage.engine, "before_cursor_execute", record)
+    about_statements = [q for q in queries if "statements" in q or "votes" in q]
+    assert len(about_statements) == 1, about_statements
+    assert [(s["statement_id"], s["text"], s["revision"], s["tally"]) for s in listed] == [
+        ("s0", "Statement zero", 1, {"agree": 0, "disagree": 0, "pass": 0}),
+        ("s1", "Statement 1", 0, {"agree": 1, "disagree": 0, "pass": 0}),
+        ("s2", "Statement 2", 0, {"agree": 1, "disagree": 1, "pass": 0}),
+        ("s3", "Statement 3", 0, {"agree": 1, "disagree": 1, "pass": 1}),
+        ("s4", "Statement 4", 0, {"agree": 2, "disagree": 1, "pass": 1}),
+    ]

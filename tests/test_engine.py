@@ -17,6 +17,7 @@ from server.events import (
     SpeakingBalance,
     StageChanged,
     StatementAdded,
+    StatementEdited,
     VoiceActivity,
     VoteCast,
 )
@@ -169,3 +170,27 @@ def test_voting_ends_when_everyone_has_voted_and_results_name_agreement_and_divi
     results = messages(out, "results")[-1].text
     assert "Broad agreement: \u201cDecisions need a human check\u201d (3 agree, 0 disagree, 0 pass)" in results
     assert "divide the group" in results and "Ban AI in benefits decisions" in results
+
+
+def test_votes_on_a_statement_s_earlier_text_never_count_for_its_edited_text() -> None:
+    """The server refuses edits once votes exist; even so the engine counts only votes cast on the current text (a
+    vote on the new text may reach it before the edit does)."""
+    engine = RoomFacilitator(ROOM, builtin_templates()["quick-20"], EngineSettings(silence_prompt_s=1e9))
+    voting_start = 60.0 * (2 + 9 + 4)
+    events: list[tuple[float, BusEvent]] = [
+        (0.0, joined("a", "Ada")), (1.0, joined("b", "Bo")),
+        (700.0, StatementAdded(room_id=ROOM, statement_id="s1", text="The council should build homes",
+                               author_id="a", author_name="Ada")),
+        (voting_start + 10, VoteCast(room_id=ROOM, statement_id="s1", participant_id="a", choice="agree")),
+        (voting_start + 11, VoteCast(room_id=ROOM, statement_id="s1", participant_id="b", choice="agree",
+                                     revision=1)),
+        (voting_start + 12, StatementEdited(room_id=ROOM, statement_id="s1", text="The council should NOT build homes",
+                                           editor_id="a", revision=1)),
+        (voting_start + 13, VoteCast(room_id=ROOM, statement_id="s1", participant_id="a", choice="disagree",
+                                     revision=1)),
+    ]
+    out = simulate(engine, events, until=voting_start + 60)
+    closing = next(e for e in out if isinstance(e, StageChanged) and e.stage_id == "closing" and e.ts == e.started_at)
+    assert closing.started_at == voting_start + 13, "Ada's vote on the earlier text did not count as a vote"
+    results = messages(out, "results")[-1].text
+    assert "\u201cThe council should NOT build homes\u201d (1 agree, 1 disagree, 0 pass)" in results

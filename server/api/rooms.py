@@ -84,13 +84,11 @@ async def read_ai_messages(room: Room, ctx: Context) -> list[dict[str, Any]]:
 
 @router.get("/rooms/{room_id}/statements")
 async def read_statements(room: Room, ctx: Context) -> list[dict[str, Any]]:
-    """The room's statements with their vote tallies (individual votes are not exposed)."""
+    """The room's statements (current text and revision) with their vote tallies (individual votes are not
+    exposed)."""
 
-    def load() -> list[dict[str, Any]]:
-        return [{**s.model_dump(mode="json"), "tally": ctx.storage.tally(s.statement_id)}
-                for s in ctx.storage.statements(room.id)]
-
-    return await asyncio.to_thread(load)
+    listed = await asyncio.to_thread(ctx.storage.statements_with_tallies, room.id)
+    return [{**statement.model_dump(mode="json"), "tally": tally} for statement, tally in listed]
 
 
 @router.get("/templates")

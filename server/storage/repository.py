@@ -7,8 +7,10 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy import Float, Integer, String, case, create_engine, event, func, inspect, literal, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +33,17 @@ from server.storage.tables import (
 logger = logging.getLogger(__name__)
 
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+CHOICES = ("agree", "disagree", "pass")
+
+# What an edit did: "edited", or why it changed nothing.
+EditOutcome = Literal["edited", "voted_on", "stale", "missing"]
+
+# Unique indexes added to existing tables, with the statement that first removes the rows they would forbid.
+_DEDUPLICATE_BEFORE = {
+    "ux_summary_flags_once": "DELETE FROM summary_flags WHERE id NOT IN "
+                             "(SELECT MIN(id) FROM summary_flags GROUP BY message_id, point, participant_id)",
+}
 
 
 def new_id(length: int = 12) -> str:
@@ -87,8 +100,9 @@ class Storage:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
-        """Create missing tables, and add nullable columns that a database made by an earlier version lacks (the
-        only kind of schema change so far; existing rows keep their data)."""
+        """Create missing tables, and add the nullable columns and the indexes that a database made by an earlier
+        version lacks (the only kinds of schema change so far; existing rows keep their data, except duplicates a
+        new unique index forbids: the first of them is kept)."""
         Base.metadata.create_all(self.engine)
         inspector = inspect(self.engine)
         with self.engine.begin() as connection:
@@ -99,6 +113,13 @@ class Storage:
                         kind = column.type.compile(dialect=self.engine.dialect)
                         logger.info("adding column %s.%s to the database", table.name, column.name)
                         connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+                indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+                for index in table.indexes:
+                    if index.name not in indexes:
+                        logger.info("adding index %s to the database", index.name)
+                        if index.name in _DEDUPLICATE_BEFORE:
+                            connection.execute(text(_DEDUPLICATE_BEFORE[index.name]))
+                        index.create(connection)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -236,10 +257,11 @@ class Storage:
             row = s.get(AIMessageRow, message_id)
             return AIMessage.model_validate(row.event) if row else None
 
-    def add_summary_flag(self, room_id: str, message_id: str, point: int, participant_id: str, note: str) -> None:
-        with self._s() as s, s.begin():
-            s.add(SummaryFlagRow(room_id=room_id, message_id=message_id, point=point, participant_id=participant_id,
-                                 note=note, ts=time.time()))
+    def add_summary_flag(self, room_id: str, message_id: str, point: int, participant_id: str, note: str) -> bool:
+        """Store a participant's flag on a summary point; False if they had flagged it already (the first flag and
+        its note stand: flagging again changes nothing)."""
+        return self._insert_once(SummaryFlagRow(room_id=room_id, message_id=message_id, point=point,
+                                                participant_id=participant_id, note=note, ts=time.time()))
 
     def summary_flags(self, room_id: str) -> list[dict[str, object]]:
         with self._s() as s:
@@ -279,7 +301,7 @@ class Storage:
         row = StatementRow(statement_id=statement.statement_id, room_id=statement.room_id, text=statement.text,
                            author_id=statement.author_id, author_name=statement.author_name,
                            ai_generated=statement.ai_generated, sources=list(statement.sources),
-                           created_at=statement.ts)
+                           created_at=statement.ts, revision=statement.revision)
         return self._insert_once(row)
 
     def get_statement(self, statement_id: str) -> StatementAdded | None:
@@ -287,11 +309,28 @@ class Storage:
             row = s.get(StatementRow, statement_id)
             return _statement(row) if row else None
 
-    def edit_statement(self, statement_id: str, text: str) -> None:
+    def edit_statement(self, statement_id: str, text: str, seen_revision: int) -> EditOutcome:
+        """Replace a statement's text and move it to the next revision, in one transaction and only if nobody has
+        voted on it yet and it is still at ``seen_revision`` (what the editor read). Otherwise nothing changes and
+        the outcome says why: ``voted_on``, ``stale`` (edited meanwhile) or ``missing``."""
+        revision = func.coalesce(StatementRow.revision, 0)
+        has_votes = select(VoteRow.statement_id).where(VoteRow.statement_id == statement_id).exists()
         with self._s() as s, s.begin():
-            row = s.get(StatementRow, statement_id)
-            if row is not None:
-                row.text, row.edited_at = text, time.time()
+            connection = s.connection()
+            # PostgreSQL: lock the statement first. A vote holding its share lock commits before the check below
+            # (which then sees it); a vote coming later waits, then finds the new revision and is refused. SQLite
+            # needs no lock: it runs the conditional UPDATE below as one atomic write.
+            found = connection.execute(select(revision).where(StatementRow.statement_id == statement_id)
+                                       .with_for_update()).first()
+            if found is None:
+                return "missing"
+            edited = connection.execute(
+                update(StatementRow)
+                .where(StatementRow.statement_id == statement_id, revision == seen_revision, ~has_votes)
+                .values(text=text, revision=revision + 1, edited_at=time.time()))
+            if edited.rowcount == 1:
+                return "edited"
+            return "voted_on" if connection.execute(select(has_votes)).scalar() else "stale"
 
     def statements(self, room_id: str) -> list[StatementAdded]:
         with self._s() as s:
@@ -299,16 +338,46 @@ class Storage:
                 StatementRow.created_at))
             return [_statement(r) for r in rows]
 
-    def cast_vote(self, statement_id: str, participant_id: str, choice: str) -> dict[str, int]:
-        """Record (or change) a vote; returns the statement's tally."""
+    def statements_with_tallies(self, room_id: str) -> list[tuple[StatementAdded, dict[str, int]]]:
+        """The room's statements, oldest first, each with its tally: one query whatever the number of statements."""
+        counts = (select(VoteRow.statement_id,
+                         *(func.sum(case((VoteRow.choice == choice, 1), else_=0)).label(choice) for choice in CHOICES))
+                  .group_by(VoteRow.statement_id).subquery())
+        query = (select(StatementRow, *(func.coalesce(counts.c[choice], 0) for choice in CHOICES))
+                 .outerjoin(counts, counts.c.statement_id == StatementRow.statement_id)
+                 .where(StatementRow.room_id == room_id).order_by(StatementRow.created_at))
+        with self._s() as s:
+            return [(_statement(row), dict(zip(CHOICES, (int(n) for n in tally), strict=True)))
+                    for row, *tally in s.execute(query)]
+
+    def cast_vote(self, statement_id: str, participant_id: str, choice: str, revision: int) -> dict[str, int] | None:
+        """Record (or change) a participant's vote on revision ``revision`` of a statement, in one transaction and
+        only if the statement is still at that revision; returns the statement's tally, or None when the vote was
+        refused (the statement was edited since the voter read it, or is gone)."""
         with self._s() as s, s.begin():
-            s.merge(VoteRow(statement_id=statement_id, participant_id=participant_id, choice=choice, ts=time.time()))
+            connection = s.connection()
+            # PostgreSQL: share-lock the statement, so that no edit commits between here and the vote (an edit
+            # holding the lock commits first, and the INSERT below, a new statement, sees its revision). SQLite
+            # runs the INSERT below, whose SELECT checks the revision, as one atomic write.
+            connection.execute(select(StatementRow.statement_id).where(StatementRow.statement_id == statement_id)
+                               .with_for_update(read=True))
+            still_current = select(StatementRow.statement_id).where(
+                StatementRow.statement_id == statement_id, func.coalesce(StatementRow.revision, 0) == revision)
+            values = select(literal(statement_id, String), literal(participant_id, String), literal(choice, String),
+                            literal(time.time(), Float), literal(revision, Integer)).where(still_current.exists())
+            insert = _insert(self.engine.dialect.name, VoteRow).from_select(
+                ["statement_id", "participant_id", "choice", "ts", "revision"], values)
+            upsert = insert.on_conflict_do_update(
+                index_elements=["statement_id", "participant_id"],
+                set_={"choice": insert.excluded.choice, "ts": insert.excluded.ts, "revision": insert.excluded.revision})
+            if connection.execute(upsert, execution_options={"preserve_rowcount": True}).rowcount != 1:
+                return None
         return self.tally(statement_id)
 
     def tally(self, statement_id: str) -> dict[str, int]:
         with self._s() as s:
             choices = list(s.scalars(select(VoteRow.choice).where(VoteRow.statement_id == statement_id)))
-        return {c: choices.count(c) for c in ("agree", "disagree", "pass")}
+        return {c: choices.count(c) for c in CHOICES}
 
     def votes(self, room_id: str) -> list[tuple[str, str, str]]:
         """(statement id, participant id, choice) for every vote in the room: for cross-room analysis."""
@@ -345,10 +414,15 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _insert(dialect: str, table: type[Base]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT that can say what to do ON CONFLICT, for the database in use (SQLite or PostgreSQL)."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 def _statement(row: StatementRow) -> StatementAdded:
     return StatementAdded(room_id=row.room_id, ts=row.created_at, statement_id=row.statement_id, text=row.text,
                           author_id=row.author_id, author_name=row.author_name, ai_generated=row.ai_generated,
-                          sources=list(row.sources or []))
+                          sources=list(row.sources or []), revision=row.revision or 0)
 
 
 def _room(row: RoomRow) -> RoomRecord:

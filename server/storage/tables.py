@@ -61,6 +61,8 @@ class StatementRow(Base):
     sources: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[float] = mapped_column(Float)
     edited_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # 0 when added, +1 per edit; edits stop at the first vote. NULL (older rows): 0.
+    revision: Mapped[int | None] = mapped_column(Integer, nullable=True, default=0)
 
 
 class VoteRow(Base):
@@ -71,6 +73,7 @@ class VoteRow(Base):
     participant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     choice: Mapped[str] = mapped_column(String(8))
     ts: Mapped[float] = mapped_column(Float)
+    revision: Mapped[int | None] = mapped_column(Integer, nullable=True)  # of the statement voted on; NULL: older rows
 
 
 class LLMCallRow(Base):
@@ -91,7 +94,10 @@ class LLMCallRow(Base):
 
 
 class SummaryFlagRow(Base):
+    """A participant's "that's not what we said" on a summary point: one per participant and point."""
+
     __tablename__ = "summary_flags"
+    __table_args__ = (Index("ux_summary_flags_once", "message_id", "point", "participant_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)

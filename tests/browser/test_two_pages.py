@@ -132,16 +132,27 @@ def test_facilitator_and_statements(call: Call) -> None:
     bo.wait_for_function("document.getElementById('balance').textContent.includes('Ada')", timeout=30_000)
     assert "Bo" in bo.inner_text("#balance")
 
-    # Statements: Bo proposes one, Ada agrees, both see the tally.
+    # Statements: Bo proposes one and edits it before anyone votes; Ada sees the new text and agrees with it (her vote
+    # names the revision she read, so the server takes it); both see the tally.
     bo.fill("#statement-text", "The council should open the library on Sundays")
     bo.press("#statement-text", "Enter")
     agree = "#statements li button[data-choice=agree]"
     ada.wait_for_selector(agree, timeout=30_000)
+    revised = "The council should open the library on Sundays and evenings"
+    bo.once("dialog", lambda dialog: dialog.accept(revised))
+    bo.click("#statements li .edit-statement")
+    ada.wait_for_function("(text) => document.querySelector('#statements li .statement-text')?.textContent === text",
+                          arg=revised, timeout=30_000)
     ada.click(agree)
     assert ada.get_attribute(agree, "aria-pressed") == "true"
     bo.wait_for_function("document.querySelector('#statements li .tally')?.textContent.startsWith('1 agree')",
                          timeout=30_000)
     assert "Proposed by Bo" in bo.inner_text("#statements li")
+    # Once voted on, it can no longer be edited: "Propose a revised version" copies its text into the form instead.
+    bo.wait_for_selector("#statements li .revise-statement", state="visible", timeout=10_000)
+    assert not bo.is_visible("#statements li .edit-statement")
+    bo.click("#statements li .revise-statement")
+    assert bo.input_value("#statement-text") == revised
 
 
 def test_moderator_pauses_and_resumes_the_facilitator(call: Call, server: RunningServer) -> None:
