@@ -1,4 +1,7 @@
 // Statements the group votes on: list with tallies, agree / disagree / pass buttons, own statements editable.
+// The AI facilitator's statements are marked by `ai_generated` (a role badge), never by their author name.
+
+import { personName, roleBadge } from "./badges.js";
 
 const CHOICES = [["agree", "Agree"], ["disagree", "Disagree"], ["pass", "Pass"]];
 
@@ -32,14 +35,8 @@ export class StatementsView {
     text.textContent = statement.text;
     const meta = document.createElement("span");
     meta.className = "statement-meta";
-    if (statement.ai_generated) {
-      const badge = document.createElement("span");
-      badge.className = "ai-badge";
-      badge.textContent = "AI";
-      meta.append(badge, "Proposed by the AI facilitator");
-    } else {
-      meta.textContent = `Proposed by ${statement.author_name}`;
-    }
+    if (statement.ai_generated) meta.append(roleBadge("ai"), "Proposed by the AI facilitator");
+    else meta.append("Proposed by ", personName(statement.author_name));
     const votes = document.createElement("div");
     votes.className = "vote-row";
     votes.setAttribute("role", "group");
