@@ -72,6 +72,7 @@ def test_normalised(raw: str, expected: str) -> None:
         ("Ada\x07", "control characters (U+0007)"),
         ("Ada\x1b[31m", "control characters"),
         ("Ada\ue000", "private-use"),
+        ("A\ud800da", "surrogate"),
         ("Ada\U0010fffe", "unassigned"),
         ("\u3164", "blank"),  # Hangul filler
         ("\u2800Ada", "blank"),  # braille blank
