@@ -396,6 +396,8 @@ ErrorCode = Literal[
     "unknown_room",
     "room_full",
     "name_taken",
+    "bad_name",  # the display name cannot be used as typed (server/names.py says why)
+    "name_reserved",  # the display name reads as the AI facilitator or a moderator
     "consent_required",
     "not_joined",
     "join_timeout",

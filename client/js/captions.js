@@ -3,6 +3,9 @@
 // A partial caption has `committed` words, which never change for that utterance, and `tentative` words, which may;
 // the two are styled differently and the whole line is marked provisional until its one final caption arrives.
 // Screen readers hear finals only (through a polite live region), never the stream of partial updates.
+// Speakers' names are plain text (badges.js personName).
+
+import { personName } from "./badges.js";
 
 const MAX_LIVE = 4; // caption lines kept in the live pane
 const FOLLOW_SLACK_PX = 40; // "at the bottom" tolerance for auto-scrolling the transcript
@@ -47,7 +50,9 @@ export class CaptionsView {
     item.className = "caption provisional";
     item.dataset.utterance = utteranceId;
     const status = span("visually-hidden status", "(still speaking) ");
-    item.append(span("speaker", `${speaker}: `), status, span("committed"), span("tentative"));
+    const who = span("speaker");
+    who.append(personName(speaker), ": ");
+    item.append(who, status, span("committed"), span("tentative"));
     this.live.append(item);
     this.liveItems.set(utteranceId, item);
     while (this.live.children.length > MAX_LIVE) {
@@ -85,7 +90,7 @@ export class CaptionsView {
     const time = document.createElement("time");
     time.dateTime = new Date(caption.start * 1000).toISOString();
     time.textContent = formatClock(caption.start);
-    line.append(time, " ", span("speaker", caption.speaker_name), " ", span("text", caption.text));
+    line.append(time, " ", personName(caption.speaker_name, "speaker"), " ", span("text", caption.text));
     const later = [...this.transcript.children].find((li) => Number(li.dataset.start) > caption.start);
     this.transcript.insertBefore(line, later || null);
     if (this.follow) this.scrollToEnd();

@@ -292,7 +292,7 @@ function onError(message) {
   const text = errorText(message);
   if (!state.joined) {
     joinFailed(text);
-    if (message.code === "name_taken") $("display-name").focus();
+    if (["name_taken", "name_reserved", "bad_name"].includes(message.code)) $("display-name").focus();
     if (message.fatal) state.signaling.close();
     return;
   }

@@ -2,7 +2,10 @@
 // its author; anyone may edit the AI's) only until its first vote: after that its "Edit" button gives way to "Propose
 // a revised version", which copies the text into the form to submit as a new statement. Every vote names the statement
 // revision the voter read, so the server refuses a vote on a text that changed meanwhile; its refusals arrive as
-// `error` messages, which room.js shows.
+// `error` messages, which room.js shows. The AI facilitator's statements are marked by `ai_generated` (a role badge),
+// never by their author name.
+
+import { personName, roleBadge } from "./badges.js";
 
 const CHOICES = [["agree", "Agree"], ["disagree", "Disagree"], ["pass", "Pass"]];
 
@@ -39,14 +42,8 @@ export class StatementsView {
     text.textContent = statement.text;
     const meta = document.createElement("span");
     meta.className = "statement-meta";
-    if (statement.ai_generated) {
-      const badge = document.createElement("span");
-      badge.className = "ai-badge";
-      badge.textContent = "AI";
-      meta.append(badge, "Proposed by the AI facilitator");
-    } else {
-      meta.textContent = `Proposed by ${statement.author_name}`;
-    }
+    if (statement.ai_generated) meta.append(roleBadge("ai"), "Proposed by the AI facilitator");
+    else meta.append("Proposed by ", personName(statement.author_name));
     const votes = document.createElement("div");
     votes.className = "vote-row";
     votes.setAttribute("role", "group");

@@ -2,6 +2,8 @@
 // Video plays muted in a <video>; remote audio plays in its own <audio>, so a paused or hidden video never silences
 // anyone. Our own tile is muted (never play our microphone back) and mirrored like a looking glass.
 
+import { personName } from "./badges.js";
+
 function initials(name) {
   const words = name.trim().split(/\s+/).filter(Boolean);
   return words.slice(0, 2).map((w) => w[0].toUpperCase()).join("") || "?";
@@ -63,7 +65,7 @@ export class VideoGrid {
     for (const person of people) {
       present.add(person.id);
       const tile = this.ensureTile(person.id, person.isSelf);
-      tile.querySelector(".name").textContent = person.isSelf ? `${person.name} (you)` : person.name;
+      tile.querySelector(".name").replaceChildren(personName(person.name), person.isSelf ? " (you)" : "");
       tile.querySelector(".avatar").textContent = initials(person.name);
       play(tile.querySelector("video"), person.tracks.video || null);
       const audio = tile.querySelector("audio");

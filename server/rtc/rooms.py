@@ -1,6 +1,7 @@
 """Live rooms on this server node: who is in each room, who publishes what, and who receives what.
 
-A room exists here while it has participants. Joining checks capacity and display names under the room's lock,
+A room exists here while it has participants. Joining normalises the display name (server/names.py: refused with
+``bad_name`` or ``name_reserved``), then checks capacity and look-alike names under the room's lock,
 records the participant (with the time of consent) in storage and announces them on the bus; each participant's peer
 receives every other participant's published tracks. Leaving (or vanishing) closes the peer, finalises the speaker's
 captions, announces the departure and renegotiates everyone else.
@@ -23,6 +24,7 @@ from server.events import (
     RoomInfo,
     ServerMessage,
 )
+from server.names import DisplayNameRefused, display_name, names_clash
 from server.rtc import forwarding
 from server.rtc.peer import NegotiationFailed, Peer
 from server.rtc.relay import PublishedTrack
@@ -86,12 +88,16 @@ class RoomRegistry:
         send: Callable[[ServerMessage], None],
         on_removed: Callable[[str, str], None] | None = None,
     ) -> Participant:
-        """Admit a participant or raise ``JoinRefused`` (unknown_room, room_full, name_taken)."""
+        """Admit a participant or raise ``JoinRefused`` (unknown_room, bad_name, name_reserved, room_full,
+        name_taken). The participant's name is the normalised ``name``."""
         settings = self._ctx.settings
         record = await asyncio.to_thread(self._ctx.storage.get_room, room_id)
         if record is None:
             raise JoinRefused("unknown_room", "There is no room with this link.")
-        name = " ".join(name.split())
+        try:
+            name = display_name(name)
+        except DisplayNameRefused as exc:
+            raise JoinRefused(exc.code, str(exc)) from None
         while True:
             room = self._rooms.setdefault(room_id, Room(room_id, record.title, record.max_participants))
             await room.lock.acquire()
@@ -101,8 +107,11 @@ class RoomRegistry:
         try:
             if len(room.participants) >= room.max_participants:
                 raise JoinRefused("room_full", f"This room is full ({room.max_participants} people).")
-            if any(p.name.casefold() == name.casefold() for p in room.participants.values()):
-                raise JoinRefused("name_taken", f"Someone in this room is already called {name!r}: pick another name.")
+            same = next((p.name for p in room.participants.values() if names_clash(p.name, name)), None)
+            if same is not None:
+                looks = "" if same == name else f", which looks the same as “{name}”"
+                raise JoinRefused("name_taken", f"Someone in this room is already called “{same}”{looks}. "
+                                                "Please pick another name, for example with an initial.")
             stored = await asyncio.to_thread(self._ctx.storage.add_participant, room_id, name, time.time())
             sink = None
             if self._ctx.captions is not None:

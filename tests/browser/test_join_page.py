@@ -128,6 +128,10 @@ def test_name_taken_is_explained(base_url: str, quiet_browser: Browser, new_page
     other.wait_for_selector("#join-error:not([hidden])", timeout=20_000)
     assert "already called" in other.inner_text("#join-error")
     assert other.evaluate("document.activeElement.id") == "display-name"
+    other.fill("#display-name", "Moderator Sam")  # reads as a moderator: refused, and the name field is focused again
+    other.click("#join-button")
+    other.wait_for_function("document.getElementById('join-error').textContent.includes('own name')", timeout=20_000)
+    assert other.evaluate("document.activeElement.id") == "display-name"
     other.fill("#display-name", "Sam B")  # a second attempt on a fresh connection works
     other.click("#join-button")
     other.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
