@@ -33,6 +33,16 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'moot.db'}"
         return
+    yield from _postgres_database()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _postgres_database()
+
+
+def _postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
     name = f"moot_test_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -222,11 +232,10 @@ def _wait_until_someone_waits_for_a_lock(monitor: Connection, timeout: float = 1
         time.sleep(0.01)
 
 
-def test_an_edit_and_a_vote_racing_on_postgresql_wait_for_each_other(storage_url: str) -> None:
+def test_an_edit_and_a_vote_racing_on_postgresql_wait_for_each_other(postgres_url: str) -> None:
     """PostgreSQL: while another transaction edits (or votes on) a statement, a vote (or an edit) waits for it, and
-    then sees what it did."""
-    if not storage_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL row locks; SQLite is covered by the test above")
+    then sees what it did (SQLite: the test above)."""
+    storage_url = postgres_url
     store = Storage(storage_url)
     store.create_schema()
     room = store.create_room("R", 8).id
