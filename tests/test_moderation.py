@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from server.app import create_app
 from server.auth import moderator_token_path
@@ -77,7 +78,7 @@ def test_moderator_routes_need_the_token(app_client: TestClient, settings: Setti
 
 
 def test_configured_token(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, asr_backend="none", moderator_token="s3cret-token-for-all-nodes")
+    settings = Settings(data_dir=tmp_path, asr_backend="none", moderator_token=SecretStr("s3cret-token-for-all-nodes"))
     with TestClient(create_app(settings)) as client:
         room = make_room(client)
         good = {"authorization": "Bearer s3cret-token-for-all-nodes"}
@@ -87,7 +88,7 @@ def test_configured_token(tmp_path: Path) -> None:
         assert denied.status_code == 401 and "MOOT_MODERATOR_TOKEN" in denied.json()["detail"]
     assert not moderator_token_path(settings).exists()
     with pytest.raises(ValueError, match="at least 16"), \
-            TestClient(create_app(Settings(data_dir=tmp_path, asr_backend="none", moderator_token="short"))):
+            TestClient(create_app(Settings(data_dir=tmp_path, asr_backend="none", moderator_token=SecretStr("short")))):
         pass
 
 

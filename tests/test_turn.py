@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from server.app import create_app
-from server.settings import Settings
+from server.settings import IceServer, Settings
 from server.turn import browser_ice_servers, turn_credential
 
 SECRET = "a-test-secret-shared-with-coturn"
@@ -47,8 +47,8 @@ def test_known_vector() -> None:
 
 
 def test_browser_list_has_stun_then_turn_with_an_own_credential() -> None:
-    settings = Settings(ice_servers="stun:stun.example.org:3478", turn_urls=",".join(TURN_URLS), turn_secret=SECRET,
-                        turn_credential_ttl_s=600)
+    settings = Settings.model_validate({"ice_servers": "stun:stun.example.org:3478", "turn_urls": ",".join(TURN_URLS),
+                                        "turn_secret": SECRET, "turn_credential_ttl_s": 600})  # as the environment
     now = 1_700_000_000.7
     servers = browser_ice_servers(settings, "p4rt1c1pant", now=now)
     assert servers[0] == {"urls": ["stun:stun.example.org:3478"]}
@@ -61,7 +61,7 @@ def test_browser_list_has_stun_then_turn_with_an_own_credential() -> None:
 
 
 def test_every_browser_gets_its_own_credential() -> None:
-    settings = Settings(turn_urls=TURN_URLS, turn_secret=SECRET)
+    settings = Settings(turn_urls=TURN_URLS, turn_secret=SecretStr(SECRET))
     now = time.time()
     ada, bo = (turn_entries(browser_ice_servers(settings, pid, now=now))[0] for pid in ("ada1", "bo22"))
     assert ada["username"] != bo["username"] and ada["credential"] != bo["credential"]
@@ -72,7 +72,7 @@ def test_every_browser_gets_its_own_credential() -> None:
 
 
 def test_no_turn_configured_means_no_turn_entries() -> None:
-    servers = browser_ice_servers(Settings(ice_servers="stun:stun.example.org:3478"), "p1")
+    servers = browser_ice_servers(Settings.model_validate({"ice_servers": "stun:stun.example.org:3478"}), "p1")
     assert servers == [{"urls": ["stun:stun.example.org:3478"]}]
     assert browser_ice_servers(Settings(), "p1") == []
 
@@ -115,7 +115,8 @@ def test_bad_turn_settings_are_refused(kwargs: dict[str, Any], message: str) -> 
 @pytest.fixture
 def turn_client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path / "data", asr_backend="none", rtc_loopback_candidates=True,
-                        ice_servers="stun:stun.example.org:3478", turn_urls=TURN_URLS, turn_secret=SECRET)
+                        ice_servers=[IceServer(urls=["stun:stun.example.org:3478"])], turn_urls=TURN_URLS,
+                        turn_secret=SecretStr(SECRET))
     with TestClient(create_app(settings)) as client:
         yield client
 
