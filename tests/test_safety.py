@@ -3,6 +3,7 @@ moderators, and one calm reminder to the group per cooldown (virtual time, scrip
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -92,13 +93,28 @@ async def test_model_review_falls_back_to_no_flags_on_nonsense() -> None:
     assert calls[0].outcome == "invalid"
 
 
-async def _drain(sub: Subscription, timeout: float = 0.2) -> list[BusEvent]:
-    events = []
-    while True:
-        try:
-            events.append(await sub.get(timeout=timeout))
-        except TimeoutError:
-            return events
+_markers = itertools.count(1)
+
+
+async def _settle(bus: InProcessBus, service: FacilitatorService, seen: Subscription) -> list[BusEvent]:
+    """The events of room ``r`` published since the last call, read once the service has handled everything published
+    before it. The service handles events one at a time, in order: once an abusive caption in a room of its own comes
+    back flagged, every earlier event has been handled. Model work it started in the background is then awaited, and a
+    last marker (an event the service ignores) ends the reading. Nothing waits for a quiet spell, so how fast the
+    machine is changes nothing."""
+    n = next(_markers)
+    await bus.publish(caption("You idiot.", n, room="zz-marker"))
+    events: list[BusEvent] = []
+    while not (isinstance(event := await seen.get(timeout=30), SafetyFlagged) and event.room_id == "zz-marker"
+               and event.utterance_id == f"zz-marker-u{n}"):
+        events.append(event)
+    await service.llm_idle()
+    end = screen_utterance(caption("You idiot.", n, room="zz-end"))
+    assert end is not None
+    await bus.publish(end)
+    while (event := await seen.get(timeout=30)) != end:
+        events.append(event)
+    return [e for e in events if e.room_id == "r"]
 
 
 async def test_service_flags_abuse_and_answers_calmly_once_per_cooldown() -> None:
@@ -114,10 +130,10 @@ async def test_service_flags_abuse_and_answers_calmly_once_per_cooldown() -> Non
     seen = await bus.subscribe("room:*")
     await bus.publish(ParticipantJoined(room_id="r", participant=ParticipantInfo(participant_id="bo", name="Bo")))
     await clock.advance(150, step=10)
-    await _drain(seen)
+    await _settle(bus, service, seen)
 
     await bus.publish(caption("You are an idiot, Ada.", 1, t=clock.now()))
-    first = await _drain(seen)
+    first = await _settle(bus, service, seen)
     flags = [e for e in first if isinstance(e, SafetyFlagged)]
     replies = [e for e in first if isinstance(e, AIMessage) and e.kind == "safety"]
     assert [(f.utterance_id, f.category, f.speaker_name) for f in flags] == [("r-u1", "abuse", "Bo")]
@@ -125,18 +141,18 @@ async def test_service_flags_abuse_and_answers_calmly_once_per_cooldown() -> Non
 
     await clock.advance(30, step=10)
     await bus.publish(caption("Shut up.", 2, t=clock.now()))
-    second = await _drain(seen)
+    second = await _settle(bus, service, seen)
     assert [e.utterance_id for e in second if isinstance(e, SafetyFlagged)] == ["r-u2"], "every incident is flagged"
     assert not [e for e in second if isinstance(e, AIMessage) and e.kind == "safety"], "but no nagging"
 
     await clock.advance(120, step=10)
     await bus.publish(caption("Fuck you.", 3, t=clock.now()))
-    third = await _drain(seen)
+    third = await _settle(bus, service, seen)
     assert len([e for e in third if isinstance(e, AIMessage) and e.kind == "safety"]) == 1, "after the cooldown"
 
     assert await service.pause("r")
     await bus.publish(caption("You moron.", 4, t=clock.now() + 500))
-    paused = await _drain(seen)
+    paused = await _settle(bus, service, seen)
     assert [e.utterance_id for e in paused if isinstance(e, SafetyFlagged)] == ["r-u4"]
     assert not [e for e in paused if isinstance(e, AIMessage)], "a paused facilitator says nothing"
     await service.close()
@@ -165,12 +181,11 @@ async def test_service_reviews_lines_with_the_model_and_redirects_off_topic_talk
     seen = await bus.subscribe("room:*")
     await bus.publish(ParticipantJoined(room_id="r", participant=ParticipantInfo(participant_id="bo", name="Bo")))
     await clock.advance(150, step=10)
-    await _drain(seen)
+    await _settle(bus, service, seen)
     for n in range(1, SAFETY_REVIEW_EVERY + 1):
         text = "Did anyone watch the football final?" if n == 3 else f"Sunday opening point number {n}."
         await bus.publish(caption(text, n, t=clock.now() + n))
-    await service.llm_idle()
-    events = await _drain(seen)
+    events = await _settle(bus, service, seen)
     flags = [e for e in events if isinstance(e, SafetyFlagged)]
     assert [(f.utterance_id, f.category, f.detected_by) for f in flags] == [("r-u3", "off_topic", "llm:fake:scripted")]
     (redirect,) = [e for e in events if isinstance(e, AIMessage) and e.kind == "safety"]
