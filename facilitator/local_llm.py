@@ -113,12 +113,16 @@ class TransformersLLM:
                     self._loaded.set_result(None)
                 elif kind == "load_error":
                     self._loaded.set_exception(LLMError(str(message[1])))
-                elif kind in ("result", "error") and (call := self._calls.get(message[1])) is not None:
-                    if not call.done():
-                        if kind == "result":
-                            call.set_result(str(message[2]))
-                        else:
-                            call.set_exception(LLMError(str(message[2])))
+                elif kind in ("result", "error"):
+                    call = self._calls.get(message[1])
+                    if call is None or call.done():  # its caller gave up (a timeout): say how it ended
+                        logger.debug("local LLM call %d ended after its caller gave up: %s", message[1],
+                                     f"finished ({len(str(message[2]))} characters)" if kind == "result"
+                                     else message[2])
+                    elif kind == "result":
+                        call.set_result(str(message[2]))
+                    else:
+                        call.set_exception(LLMError(str(message[2])))
         except (EOFError, OSError):
             pass
         gone = LLMError("the local model's process has exited")

@@ -103,14 +103,17 @@ class LoadedModel:
 
         if cancelled():
             raise RuntimeError("cancelled before it started")
-
-        class Cancelled(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return bool(cancelled())
-
         inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                     return_dict=True).to(self.device)
         prompt_tokens = int(inputs["input_ids"].shape[1])
+        generated = 0
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                nonlocal generated
+                generated = int(input_ids.shape[1]) - prompt_tokens
+                return bool(cancelled())
+
         limit = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         if limit and prompt_tokens + max_tokens > limit:
             raise RuntimeError(f"prompt too long for {self.name}: {prompt_tokens} tokens + {max_tokens} to generate "
@@ -122,5 +125,5 @@ class LoadedModel:
             output = self.model.generate(**inputs, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.eos_token_id,
                                          stopping_criteria=StoppingCriteriaList([Cancelled()]), **sampling)
         if cancelled():
-            raise RuntimeError("cancelled")
+            raise RuntimeError(f"cancelled after {generated} of {max_tokens} tokens")
         return str(self.tokenizer.decode(output[0, prompt_tokens:], skip_special_tokens=True)).strip()

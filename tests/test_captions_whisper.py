@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -99,7 +98,6 @@ async def test_tiny_en_real_and_synthetic_speech(bus: InProcessBus, recorder: Re
     service = WhisperCaptionService(Settings(asr_model="tiny.en", data_dir=tmp_path, asr_partial_interval_s=0.5), bus)
     await service.start()
     stream = service.open_speaker(ROOM, "p1", "Ada")
-    started = time.monotonic()
     await stepped(service, stream, audio)
     await stream.aclose()
     events = await recorder.drain()
@@ -111,7 +109,6 @@ async def test_tiny_en_real_and_synthetic_speech(bus: InProcessBus, recorder: Re
     assert finals[0].start == pytest.approx(T0 + 0.1, abs=0.3)
     assert finals[1].start == pytest.approx(T0 + second + 0.1, abs=0.4)
     assert finals[1].end == pytest.approx(T0 + second + ARCTIC_SPEECH_END_S, abs=0.3)
-    assert time.monotonic() - started < 60
 
 
 async def test_tiny_en_with_the_worker_behind(bus: InProcessBus, recorder: Recorder, tmp_path: Path) -> None:
@@ -127,7 +124,10 @@ async def test_tiny_en_with_the_worker_behind(bus: InProcessBus, recorder: Recor
     finals = check_captions(events)
     assert len(finals) == 1
     assert word_error_rate(HELLO_TEXT, finals[0].text) <= 0.25, finals[0].text
-    assert service.scheduler.completed <= 6, "stale partials were skipped, not queued"
+    # Queued rather than skipped, a partial would fall due with every 20 ms chunk of speech (over a hundred). With
+    # at most one pending per speaker, even instant decodes run no more than 10: a partial per second of audio (6), a
+    # speculative final per pause in the sentence, and the final. A slower machine runs fewer.
+    assert service.scheduler.completed <= 10, "stale partials were skipped, not queued"
 
 
 async def test_tiny_en_two_speakers_share_the_worker(bus: InProcessBus, recorder: Recorder, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ NETNS_ENV = "MOOT_BROWSER_NETNS"
 RESULTS_ENV = "MOOT_BROWSER_RESULTS"
 INSIDE = os.environ.get(NETNS_ENV) == "1"
 HERE = Path(__file__).resolve().parent
-CHILD_TIMEOUT_S = 540
+CHILD_TIMEOUT_S = 1200  # bounds a hang of the whole browser run (a few minutes on a quiet 2-core machine)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

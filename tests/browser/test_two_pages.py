@@ -7,7 +7,9 @@ another having run first, except that the last one ends the call.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from facilitator.template import builtin_templates
+from server.events import BusEvent, CaptionPartial, VoiceActivity
 from tests.browser.conftest import create_room, join, tile_names, wait_devices_checked, wait_video_playing
 from tests.servers import RunningServer
 
@@ -41,6 +45,19 @@ class Call:
     room: str
     ada: Page
     bo: Page
+
+
+def publish(server: RunningServer, event: BusEvent) -> None:
+    """Publish ``event`` on the server's bus, as its caption service or facilitator would."""
+    asyncio.run_coroutine_threadsafe(server.ctx.bus.publish(event), server.app.state.loop).result(timeout=10)
+
+
+def participant_id(server: RunningServer, room: str, name: str) -> str:
+    async def find() -> str:
+        (found,) = [p.id for p in server.ctx.rooms.room(room).participants.values() if p.name == name]
+        return found
+
+    return asyncio.run_coroutine_threadsafe(find(), server.app.state.loop).result(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +94,7 @@ def test_each_sees_the_others_video_playing(call: Call) -> None:
                               timeout=20_000)
 
 
-def test_speech_becomes_captions_attributed_to_the_speaker(call: Call) -> None:
+def test_speech_becomes_captions_attributed_to_the_speaker(call: Call, server: RunningServer) -> None:
     bo = call.bo
     bo.wait_for_function(
         """(words) => [...document.querySelectorAll('#transcript li')].some(li =>
@@ -93,9 +110,16 @@ def test_speech_becomes_captions_attributed_to_the_speaker(call: Call) -> None:
     assert bo.get_attribute("#captions-announcer", "aria-live") == "polite"
     assert bo.inner_text("#captions-announcer").startswith("Ada: ")
     assert bo.get_attribute("#live-captions", "aria-live") is None, "partial captions are not announced"
-    # Before the final, the line was provisional: committed and tentative words, styled differently.
-    # (Bo may have joined after Ada's first sentence began: the speech file loops, so wait for a later one.)
-    bo.wait_for_function("(window.__partials || []).length > 0", timeout=30_000)
+    # Before its final, a line is provisional: committed and tentative words, styled differently. Whether the real
+    # model's partials come before the final depends on it decoding faster than Ada speaks (a busy machine drops them
+    # as stale), so a partial is published on the server's bus as the caption service would; the caption service's
+    # partials from real speech are checked in tests/test_captions_whisper.py.
+    ada_id = participant_id(server, call.room, "Ada")
+    publish(server, CaptionPartial(room_id=call.room, utterance_id=f"{call.room}-provisional", participant_id=ada_id,
+                                   speaker_name="Ada", committed="Sunday opening", tentative="costs money",
+                                   start=time.time(), language="en"))
+    bo.wait_for_function("(window.__partials || []).some(p => p.committed === 'Sunday opening' && "
+                         "p.tentative.trim() === 'costs money')", timeout=30_000)
     style = bo.evaluate("""() => {
         const line = document.createElement('p');
         line.className = 'caption provisional';
@@ -113,17 +137,25 @@ def test_speech_becomes_captions_attributed_to_the_speaker(call: Call) -> None:
     call.ada.wait_for_selector("#transcript li:has-text('families')", timeout=30_000)
 
 
-def test_active_speaker_is_highlighted(call: Call) -> None:
+def test_active_speaker_is_highlighted(call: Call, server: RunningServer) -> None:
+    """The server's voice-activity events highlight the speaker's tile on every page. They are published here for Bo
+    (whose microphone is silent, so nothing else moves his highlight): Ada's real ones come and go with her sentences,
+    and on a busy machine her start and end of speech can arrive together."""
     script = "(name) => [...document.querySelectorAll('.tile.speaking .name')].some(n => n.textContent === name)"
-    call.bo.wait_for_function(script, arg="Ada", timeout=30_000)
-    call.ada.wait_for_function(script, arg="Ada (you)", timeout=30_000)
+    bo_id = participant_id(server, call.room, "Bo")
+    publish(server, VoiceActivity(room_id=call.room, participant_id=bo_id, speaking=True, t=time.time()))
+    call.ada.wait_for_function(script, arg="Bo", timeout=30_000)
+    call.bo.wait_for_function(script, arg="Bo (you)", timeout=30_000)
+    publish(server, VoiceActivity(room_id=call.room, participant_id=bo_id, speaking=False, t=time.time()))
+    call.ada.wait_for_function(f"!({script})('Bo')", timeout=30_000)
 
 
 def test_facilitator_and_statements(call: Call) -> None:
     ada, bo = call.ada, call.bo
     # The AI facilitator: current stage with time left, messages labelled as AI, speaking-time balance.
     bo.wait_for_selector("#facilitator:not([hidden]) #ai-messages li", timeout=30_000)
-    assert bo.inner_text("#stage-name") == "Welcome"
+    # The stage the room is in by now (its welcome lasts two minutes; a slow machine may get here later).
+    assert bo.inner_text("#stage-name") in {stage.title for stage in builtin_templates()["quick-20"].stages}
     assert bo.inner_text("#stage-time").endswith("left")
     assert "AI assistant" in bo.inner_text("#ai-messages li >> nth=0")
     badges = bo.eval_on_selector_all("#ai-messages li",
