@@ -197,9 +197,15 @@ class Peer:
             if self.on_failed is not None:
                 self.on_failed(self, exc)
         except Exception:  # never let a negotiation bug take the server down
-            logger.exception("negotiation with %s failed", self.participant_id)
+            if self.pc.connectionState in ("closed", "failed"):
+                # The media connection itself is gone (e.g. ICE consent expired): not a server bug.
+                logger.info("media connection with %s lost during negotiation", self.participant_id)
+                failure = NegotiationFailed("media_failed", "Your audio and video connection to the server was lost.")
+            else:
+                logger.exception("negotiation with %s failed", self.participant_id)
+                failure = NegotiationFailed("internal", "the server could not negotiate media")
             if self.on_failed is not None:
-                self.on_failed(self, NegotiationFailed("internal", "the server could not negotiate media"))
+                self.on_failed(self, failure)
 
     async def _offer_and_wait(self) -> None:
         offer = await self.pc.createOffer()
