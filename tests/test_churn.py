@@ -224,8 +224,8 @@ async def test_a_leave_renegotiates_only_those_whose_subscriptions_changed(serve
         assert ada.offers == offers, "nothing Ada receives changed: no renegotiation"
         # Cy publishes, then leaves: Ada's subscriptions change both times, so she gets offers.
         cy = TestPeer(server.ws(room), "Cy", audio=WavAudioTrack(tone_hz=440), video=MovingPatternVideoTrack())
-        await cy.join()
-        await ada.wait_media(cy.participant_id, "video", frames=5, timeout=30)
+        welcome = await cy.join()
+        await ada.wait_media(welcome.participant_id, "video", frames=5, timeout=30)
         before_leave = ada.offers
         await cy.close()
         await ada.wait_for(lambda m: isinstance(m, ParticipantLeft) and m.name == "Cy", 30)

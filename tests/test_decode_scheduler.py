@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -24,7 +25,7 @@ class Recorder:
         self.gate.wait(30)
         return "blocker"
 
-    def job(self, name: str) -> object:
+    def job(self, name: str) -> Callable[[], str]:
         def run() -> str:
             self.ran.append(name)
             return name
@@ -42,7 +43,7 @@ async def test_rooms_take_turns_within_a_priority_and_finals_go_first() -> None:
     recorder = Recorder()
     try:
         first = await blocked(scheduler, recorder)
-        futures = []
+        futures: list[asyncio.Future[str]] = []
         for n in range(3):  # a busy room queues three partials before the quiet room's one
             futures.append(scheduler.submit(PARTIAL, recorder.job(f"busy-p{n}"), room="busy"))
         futures.append(scheduler.submit(PARTIAL, recorder.job("quiet-p0"), room="quiet"))
@@ -87,7 +88,7 @@ async def test_a_cancelled_job_is_skipped_and_errors_reach_the_caller() -> None:
         stale = scheduler.submit(PARTIAL, recorder.job("stale"), room="r")
         stale.cancel()
 
-        def broken() -> None:
+        def broken() -> str:
             raise RuntimeError("decoder failed")
 
         failing = scheduler.submit(FINAL, broken, room="r")

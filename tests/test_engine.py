@@ -143,7 +143,8 @@ def test_pause_stops_the_clock() -> None:
 
 def test_leaving_and_rejoining_is_not_greeted_twice() -> None:
     engine = RoomFacilitator(ROOM, builtin_templates()["quick-20"])
-    events = [(0.0, joined("a", "Ada")), (100.0, joined("b", "Bo")),
+    events: list[tuple[float, BusEvent]] = [
+              (0.0, joined("a", "Ada")), (100.0, joined("b", "Bo")),
               (110.0, ParticipantLeft(room_id=ROOM, participant_id="b", name="Bo")), (120.0, joined("b", "Bo"))]
     out = simulate(engine, events, until=130)
     assert len(messages(out, "greeting")) == 1

@@ -70,8 +70,9 @@ def event_for(kind: str, arg: object, now: float) -> BusEvent | None:
         return StatementAdded(room_id=ROOM, statement_id=str(arg), text="Parks should open late", author_id="a",
                               author_name="a")
     if kind == "vote":
-        sid, pid, choice = arg  # type: ignore[misc]
-        return VoteCast(room_id=ROOM, statement_id=sid, participant_id=pid, choice=choice)
+        assert isinstance(arg, tuple)
+        sid, pid, choice = arg
+        return VoteCast(room_id=ROOM, statement_id=str(sid), participant_id=str(pid), choice=choice)
     return None
 
 

@@ -126,7 +126,7 @@ class PacketSource(MediaStreamTrack):
     def end(self) -> None:
         self.queue.put_nowait(None)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         item = await self.queue.get()
         if item is None:
             raise MediaStreamError

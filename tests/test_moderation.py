@@ -70,11 +70,11 @@ def test_moderator_routes_need_the_token(app_client: TestClient, settings: Setti
         assert app_client.get(path, headers=auth(app_client)).status_code == 200
     assert app_client.post(f"/api/rooms/{room}/facilitator/pause").status_code == 401
     # The token was generated into the data directory, owner-only, and is kept across restarts.
-    path = moderator_token_path(settings)
-    assert path.read_text().strip() == app_client.app.state.ctx.moderator_token  # type: ignore[attr-defined]
-    assert os.stat(path).st_mode & 0o077 == 0
+    token_file = moderator_token_path(settings)
+    assert token_file.read_text().strip() == app_client.app.state.ctx.moderator_token  # type: ignore[attr-defined]
+    assert os.stat(token_file).st_mode & 0o077 == 0
     with TestClient(create_app(settings)) as again:
-        assert again.app.state.ctx.moderator_token == path.read_text().strip()  # type: ignore[attr-defined]
+        assert again.app.state.ctx.moderator_token == token_file.read_text().strip()  # type: ignore[attr-defined]
 
 
 def test_configured_token(tmp_path: Path) -> None:
