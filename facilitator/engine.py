@@ -273,10 +273,10 @@ class RoomFacilitator:
                                              now))
         if stage.kind in TALK_STAGES and not self._speaking and self._present():
             quiet_since = max(self._last_voice_at, self._last_prompt_at)
-            if now - quiet_since >= self.settings.silence_prompt_s:
+            if now >= quiet_since + self.settings.silence_prompt_s:  # the same sum as in next_wakeup (floats)
                 out.append(self._silence_prompt(stage, now))
-        if (stage.kind in BALANCE_STAGES and now - self._last_balance_check >= self.settings.balance_check_s
-                and now - self.stage_started_at >= self.settings.balance_settle_s):
+        if (stage.kind in BALANCE_STAGES and now >= self._last_balance_check + self.settings.balance_check_s
+                and now >= self.stage_started_at + self.settings.balance_settle_s):
             self._last_balance_check = now
             nudge = self.balance.suggestion(now)
             if nudge is not None:
@@ -293,7 +293,7 @@ class RoomFacilitator:
             if now < self.stage_ends_at - 60:  # in the stage's last minute, its closing summary comes soon anyway
                 self.summary_requests.append((stage.id, max(self.stage_started_at, self._last_summary_at)))
             self._last_summary_at = now
-        if self._balance_dirty and now - self._last_balance_publish >= self.settings.balance_publish_s:
+        if self._balance_dirty and now >= self._last_balance_publish + self.settings.balance_publish_s:
             self._balance_dirty = False
             self._last_balance_publish = now
             out.append(SpeakingBalance(room_id=self.room_id, ts=now, speakers=[

@@ -94,7 +94,7 @@ class ClientConnection:
                     await self._ready.wait()
                 self._drained.clear()
                 await self._ws.send_text(self._queue.popleft()[1])
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except Exception:  # WebSocketDisconnect, RuntimeError, OSError, anyio's ClosedResourceError: the client is gone
             self._closed = True
             self.failed.set()
 

@@ -7,7 +7,7 @@ it was computed at, the service would spin (an emptied room once busy-looped at 
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from facilitator.engine import EngineSettings, RoomFacilitator
@@ -81,8 +81,11 @@ def check_next_wakeup(engine: RoomFacilitator, now: float) -> None:
     assert wake is None or wake > now, f"next_wakeup {wake} is not after now {now}: the service would spin"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(template=st.sampled_from(TEMPLATES), steps=st.lists(step, max_size=80))
+@example(template=TEMPLATES[0], steps=[(0.0, ("join", "a")), (20.0, ("leave", "a"))])  # the busy loop of old
+@example(template=TEMPLATES[0], steps=[(92.9477852914876, ("leave", "a")), (399.5393857369264, ("join", "a")),
+                                       (20.0, ("join", "a"))])  # now - a < d while a + d == now in floating point
 def test_next_wakeup_is_always_in_the_future(template: Template, steps: list[tuple[float, tuple[str, object]]]) -> None:
     engine = RoomFacilitator(ROOM, template, EngineSettings(silence_prompt_s=20))
     now = 0.0
