@@ -9,6 +9,7 @@ another having run first, except that the last one ends the call.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import create_room, join, tile_names, wait_devices_checked, wait_video_playing
 from tests.caption_checks import check_committed_words_never_change
@@ -201,11 +203,15 @@ def test_committed_caption_words_never_change(call: Call) -> None:
     """For every utterance of Ada's that Bo's page got the final of, the committed words of each provisional caption
     (in arrival order) begin those of the next one and the final's words, word by word."""
     bo = call.bo
-    bo.wait_for_function("""() => {
-        const got = window.__signaling;
-        const finals = new Set(got.filter(m => m.type === 'caption.final').map(m => m.utterance_id));
-        return got.some(m => m.type === 'caption.partial' && m.committed.trim() && finals.has(m.utterance_id));
-    }""", timeout=90_000)
+    try:
+        bo.wait_for_function("""() => {
+            const got = window.__signaling;
+            const finals = new Set(got.filter(m => m.type === 'caption.final').map(m => m.utterance_id));
+            return got.some(m => m.type === 'caption.partial' && m.committed.trim() && finals.has(m.utterance_id));
+        }""", timeout=90_000)
+    except PlaywrightTimeoutError:
+        got = Counter(m["type"] for m in signaling(bo))
+        raise AssertionError(f"no utterance with committed words and a final in 90 s; Bo's page got {got}") from None
     messages = signaling(bo)
     finals = {m["utterance_id"]: m for m in messages if m["type"] == "caption.final"}
     checked = 0
