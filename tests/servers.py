@@ -61,6 +61,10 @@ class RunningServer:
 
         return asyncio.run_coroutine_threadsafe(stacks(), loop).result(timeout=10)
 
+    def publish(self, event: Any) -> None:
+        """Publish a bus event on the server's own loop (e.g. a marker that clients then wait for)."""
+        asyncio.run_coroutine_threadsafe(self.ctx.bus.publish(event), self.app.state.loop).result(timeout=10)
+
 
 @contextmanager
 def running_server(settings: Settings, **app_kwargs: Any) -> Iterator[RunningServer]:

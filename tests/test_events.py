@@ -41,13 +41,14 @@ def test_server_message_accepts_bus_events() -> None:
         ('{"name": "x"}', "type"),
         ('{"type": "join", "name": "", "consent": true}', "name"),
         ('{"type": "join", "name": "Ada", "consent": true, "admin": true}', "admin"),
-        ("[1, 2]", ""),
+        ("[1, 2]", "should be an object"),
+        ("null", "should be an object"),
     ],
 )
 def test_client_message_rejects_bad_input(raw: str, fragment: str) -> None:
     with pytest.raises(EventDecodeError) as info:
         decode_client_message(raw)
-    assert fragment.lower() in str(info.value).lower()
+    assert fragment and fragment.lower() in str(info.value).lower()
 
 
 def test_client_cannot_send_server_events() -> None:

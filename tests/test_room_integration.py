@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from server.events import CaptionFinal, CaptionPartial, Error, ParticipantLeft
-from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack
+from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack, dominant_frequency
 from server.rtc.testpeer import TestPeer
 from server.settings import Settings
 from tests.fakes import RecordingCaptionService
@@ -46,35 +46,73 @@ def new_room(server: RunningServer) -> str:
     return server.ctx.storage.create_room("Integration", server.ctx.settings.max_participants).id
 
 
+# Every sender's media is its own: a mark drawn into each video frame and a tone under (or instead of) its speech, so
+# a receiver can check that the track announced as X's carries X's media (misrouted media would otherwise pass).
+MARKS = {"Ada": 1, "Bo": 2, "Cy": 3, "Dee": 4}
+TONES = {"Ada": 1000.0, "Bo": 440.0, "Cy": 660.0, "Dee": 520.0}
+
+
+def sender(server: RunningServer, room: str, name: str, speech: Path | None = None,
+           size: tuple[int, int] = (320, 240)) -> TestPeer:
+    return TestPeer(server.ws(room), name, audio=WavAudioTrack(speech, tone_hz=TONES[name]),
+                    video=MovingPatternVideoTrack(*size, mark=MARKS[name]))
+
+
+async def check_receives(receiver: TestPeer, source: TestPeer, leftover_from: str | None = None) -> None:
+    """``receiver`` gets, on the tracks the server announced as ``source``'s, ``source``'s picture and sound (decoded:
+    the forwarded streams are valid) and nobody else's; a reused m-line may still show one frame of
+    ``leftover_from``'s (aiortc's jitter buffer releases a frame only when the next one starts)."""
+    mark, tone = MARKS[source.name], TONES[source.name]
+    video = await receiver.wait_media(source.participant_id or "", "video", frames=20, timeout=30)
+    marks = list(video.marks)
+    assert marks[-10:] == [mark] * 10, f"{receiver.name} got {marks[-10:]} as {source.name}'s video (mark {mark})"
+    foreign = [m for m in marks if m not in (mark, None)]
+    allowed = [MARKS[leftover_from]] if leftover_from else []
+    assert foreign in ([], allowed), f"{receiver.name} got frames marked {foreign} as {source.name}'s video"
+    audio = await receiver.wait_media(source.participant_id or "", "audio", frames=60, timeout=30)
+    assert audio.dominant_frequency() == pytest.approx(tone, abs=5), \
+        f"{receiver.name} got another sender's sound as {source.name}'s"
+
+
+def without_tone(audio: np.ndarray, tone: float, rate: int = 16_000) -> np.ndarray:
+    """``audio`` with the band around ``tone`` removed: what the speaker's tone leaves of it."""
+    spectrum = np.fft.rfft(audio)
+    freqs = np.fft.rfftfreq(audio.size, 1 / rate)
+    spectrum[np.abs(freqs - tone) < 30] = 0
+    return np.fft.irfft(spectrum, audio.size)
+
+
 async def test_three_peers_forward_media_and_renegotiate(server: RunningServer,
                                                          captions: RecordingCaptionService) -> None:
     room = new_room(server)
     baseline_tasks = server.task_names()
-    ada = TestPeer(server.ws(room), "Ada", audio=WavAudioTrack(DATA / "hello16.wav"), video=MovingPatternVideoTrack())
-    bo = TestPeer(server.ws(room), "Bo", audio=WavAudioTrack(tone_hz=440), video=MovingPatternVideoTrack())
-    cy = TestPeer(server.ws(room), "Cy", audio=WavAudioTrack(tone_hz=660), video=MovingPatternVideoTrack())
+    ada = sender(server, room, "Ada", speech=DATA / "hello16.wav")
+    bo = sender(server, room, "Bo")
+    cy = sender(server, room, "Cy")
     peers = [ada, bo, cy]
     try:
         for peer in peers:
             await peer.join()
-        ids = {p.name: p.participant_id for p in peers}
-        # Everyone receives everyone else's video (decoded at the receiver: the forwarded VP8 is valid) and audio.
+        ids = {p.name: p.participant_id or "" for p in peers}
+        # Everyone receives everyone else's video and audio, each on the tracks announced as that sender's.
         for receiver in peers:
-            for sender in peers:
-                if sender is receiver:
-                    continue
-                video = await receiver.wait_media(ids[sender.name], "video", frames=15, timeout=30)
-                assert video.frame_sizes[0] == (320, 240)
-                await receiver.wait_media(ids[sender.name], "audio", frames=20, timeout=30)
+            for source in peers:
+                if source is not receiver:
+                    await check_receives(receiver, source)
+                    assert receiver.streams_from(ids[source.name], "video")[0].frame_sizes[0] == (320, 240)
 
-        # Ada's speech reached the caption service decoded at 16 kHz, with speech-like energy.
-        sink = captions.sinks[ids["Ada"]]
-        assert sink.name == "Ada" and sink.room_id == room
-        await wait_until(lambda: sink.seconds >= 3.0, timeout=20)
-        audio = sink.audio()
-        assert float(np.sqrt(np.mean(audio**2))) > 0.01
-        times = [t for t, _ in sink.chunks]
-        assert times == sorted(times)
+        # Each speaker's audio reached the caption service decoded at 16 kHz, in that speaker's sink; Ada's speech
+        # is there under her tone.
+        speakers = ("Ada", "Bo", "Cy")
+        await wait_until(lambda: all(captions.sinks[ids[n]].seconds >= 3.0 for n in speakers), timeout=20)
+        for name in speakers:
+            sink = captions.sinks[ids[name]]
+            assert sink.name == name and sink.room_id == room
+            assert dominant_frequency(sink.audio(), 16_000) == pytest.approx(TONES[name], abs=5), f"{name}'s sink"
+            times = [t for t, _ in sink.chunks]
+            assert times == sorted(times)
+        speech = without_tone(captions.sinks[ids["Ada"]].audio(), TONES["Ada"])
+        assert float(np.sqrt(np.mean(speech**2))) > 0.01
 
         # Cy leaves: the others get participant.left, renegotiate, and keep receiving each other.
         offers_before = ada.offers
@@ -84,21 +122,21 @@ async def test_three_peers_forward_media_and_renegotiate(server: RunningServer,
         frames_before = stream.frames
         await ada.wait_media(ids["Bo"], "video", frames=frames_before + 30, timeout=20)
         assert ada.offers > offers_before
+        await check_receives(ada, bo)
+        await check_receives(bo, ada)
         assert captions.sinks[ids["Cy"]].closed
 
         # A newcomer takes Cy's place: Ada receives Dee on the m-lines that carried Cy (aiortc cannot remove m-lines,
         # so the server reuses them), and both directions work after renegotiation.
         m_lines = len(ada.pc.getTransceivers())
-        dee = TestPeer(server.ws(room), "Dee", video=MovingPatternVideoTrack(160, 120),
-                       audio=WavAudioTrack(tone_hz=500))
+        dee = sender(server, room, "Dee", size=(160, 120))
         peers.append(dee)
         await dee.join()
-        await dee.wait_media(ids["Ada"], "video", frames=10, timeout=30)
-        from_dee = await ada.wait_media(dee.participant_id or "", "video", frames=10, timeout=30)
-        # Dee's frames (160x120) now arrive there; at most one frame of Cy's was still held by Ada's jitter buffer
-        # (aiortc releases a frame when the next one starts).
+        for receiver, source in ((dee, ada), (dee, bo), (ada, dee), (bo, dee)):
+            await check_receives(receiver, source, leftover_from="Cy" if source is dee else None)
+        from_dee = ada.streams_from(dee.participant_id or "", "video")[0]
+        # Dee's frames (160x120) now arrive there; at most one frame of Cy's was still held by Ada's jitter buffer.
         assert from_dee.frame_sizes[-1] == (160, 120) and from_dee.frame_sizes.count((320, 240)) <= 1
-        await ada.wait_media(dee.participant_id or "", "audio", frames=20, timeout=30)
         assert len(ada.pc.getTransceivers()) == m_lines, "Cy's m-lines were reused for Dee"
     finally:
         for peer in peers:

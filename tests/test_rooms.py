@@ -12,7 +12,7 @@ import pytest
 
 from server.bus import InProcessBus, room_channel
 from server.context import ServerContext
-from server.events import Offer, ParticipantJoined, ParticipantLeft, ServerMessage
+from server.events import Offer, ParticipantJoined, ParticipantLeft, ServerMessage, VoiceActivity
 from server.rtc.rooms import JoinRefused, RoomRegistry
 from server.settings import Settings
 from server.storage import Storage
@@ -94,6 +94,10 @@ async def test_admission_rules_and_cleanup(ctx: ServerContext) -> None:
     assert all(p.left_at is not None for p in ctx.storage.list_participants(room_id))
     left = [await events.get(5), await events.get(5)]
     assert {e.reason for e in left if isinstance(e, ParticipantLeft)} == {"server_shutdown"}
+    # Nothing else was published (nothing for the refused joins, one departure each): a marker comes next.
+    await ctx.bus.publish(VoiceActivity(room_id=room_id, participant_id="marker", speaking=False, t=0.0))
+    marker = await events.get(5)
+    assert isinstance(marker, VoiceActivity) and marker.participant_id == "marker", marker
     assert registry.room(room_id) is None
     captions = ctx.captions
     assert isinstance(captions, RecordingCaptionService)

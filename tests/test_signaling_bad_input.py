@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import websockets
 
-from server.events import Error, ParticipantJoined, ParticipantLeft
+from server.events import Error, ParticipantJoined, ParticipantLeft, VoiceActivity
 from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack
 from server.rtc.testpeer import TestPeer
 from server.settings import Settings
@@ -58,6 +58,8 @@ async def bystander(server: RunningServer) -> Any:
     # Still receiving media after everything the test did: nobody was disturbed.
     stream = watcher.streams_from(peer.participant_id or "", "video")[0]
     await watcher.wait_media(peer.participant_id or "", "video", frames=stream.frames + 10, timeout=20)
+    for client in (peer, watcher):  # every error the server sent them before their pong has arrived: none
+        await client.sync()
     errors = [m for m in [*peer.messages, *watcher.messages] if isinstance(m, Error)]
     assert errors == []
     await peer.close()
@@ -148,9 +150,13 @@ async def test_client_vanishing_mid_negotiation(server: RunningServer, bystander
 
 
 async def test_events_do_not_leak_between_rooms(server: RunningServer, bystander: Any) -> None:
-    _, _, watcher = bystander
+    room, _, watcher = bystander
     other = new_room(server)
     async with TestPeer(server.ws(other), "Elsewhere") as elsewhere:
         await elsewhere.wait_for(lambda m: isinstance(m, ParticipantJoined), 5)
+        # Room events reach a client through its bus subscription, in order: a marker published in the watcher's
+        # room after Elsewhere's join was announced arrives after that announcement, had it leaked.
+        server.publish(VoiceActivity(room_id=room, participant_id="marker", speaking=False, t=0.0))
+        await watcher.wait_for(lambda m: isinstance(m, VoiceActivity) and m.participant_id == "marker", 10)
     names = {m.participant.name for m in watcher.messages if isinstance(m, ParticipantJoined)}
     assert "Elsewhere" not in names

@@ -3,6 +3,10 @@
 Sources are paced in real time (as a camera or microphone would be). ``PreEncodedVideoTrack`` cycles through VP8
 frames encoded once at start-up, so a benchmark with many publishers measures the server rather than the publishers'
 encoders; every frame's bytes are unique, so a receiver can identify which frame it got (for latency measurement).
+
+Tests with several senders give each one distinct media, so a receiver can tell whose media a track really carries:
+``MovingPatternVideoTrack(mark=n)`` draws ``n`` into every frame (``read_video_mark`` reads it back from a decoded
+frame) and ``WavAudioTrack(tone_hz=f)`` plays a continuous tone (``dominant_frequency`` finds it again).
 """
 
 from __future__ import annotations
@@ -46,24 +50,58 @@ class _Paced(MediaStreamTrack):
         return pts, due
 
 
+# A sender's mark: a row of cells across the top quarter of the frame, a white and a black guard cell, then the mark's
+# bits (most significant first), white for 1. Big flat cells survive VP8 at any bitrate aiortc uses.
+MARK_BITS = 6
+_MARK_CELLS = 2 + MARK_BITS
+
+
+def _mark_cells(mark: int) -> list[bool]:
+    if not 0 <= mark < 2**MARK_BITS:
+        raise ValueError(f"a video mark is 0 to {2**MARK_BITS - 1}, not {mark}")
+    return [True, False] + [bool(mark >> (MARK_BITS - 1 - i) & 1) for i in range(MARK_BITS)]
+
+
 class MovingPatternVideoTrack(_Paced):
-    """Raw frames with a moving bar (aiortc encodes them): for tests that decode what they receive."""
+    """Raw frames (aiortc encodes them) for tests that decode what they receive: ``mark`` drawn across the top, and
+    a bar moving below it so that every frame differs."""
 
     kind = "video"
 
-    def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30, mark: int = 0) -> None:
         super().__init__(1 / fps, VIDEO_CLOCK)
         self._width, self._height = width, height
+        self._background = np.full((height, width, 3), 40, dtype=np.uint8)
+        self._band = height // 4
+        cell = width // _MARK_CELLS
+        for i, white in enumerate(_mark_cells(mark)):
+            self._background[: self._band, i * cell : (i + 1) * cell] = 255 if white else 0
 
     async def recv(self) -> av.VideoFrame:
         pts, _ = await self._next()
-        image = np.full((self._height, self._width, 3), 40, dtype=np.uint8)
+        image = self._background.copy()
         x = (self._index * 4) % self._width
-        image[:, x : x + 16] = (230, 200, 40)
+        image[self._band :, x : x + 16] = (230, 200, 40)
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = pts
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         return frame
+
+
+def read_video_mark(frame: av.VideoFrame) -> int | None:
+    """The mark a ``MovingPatternVideoTrack`` drew into this (decoded) frame; None if the frame carries none."""
+    gray = frame.to_ndarray(format="gray")
+    height, width = gray.shape
+    band, cell = height // 4, width // _MARK_CELLS
+    # The middle of each cell, away from the edges that compression blurs.
+    levels = [float(gray[band // 4 : 3 * band // 4, i * cell + cell // 4 : (i + 1) * cell - cell // 4].mean())
+              for i in range(_MARK_CELLS)]
+    if any(80 < level < 176 for level in levels):
+        return None  # neither clearly black nor clearly white: not a mark
+    cells = [level >= 176 for level in levels]
+    if cells[:2] != [True, False]:
+        return None
+    return sum(1 << (MARK_BITS - 1 - i) for i, white in enumerate(cells[2:]) if white)
 
 
 def encode_vp8_sequence(count: int, width: int = 640, height: int = 480, fps: int = 30,
@@ -137,21 +175,21 @@ class PreEncodedVideoTrack(_Paced):
 
 
 class WavAudioTrack(_Paced):
-    """Plays a WAV file (any rate, mono or stereo, 16-bit) as 20 ms 48 kHz frames, then silence (or loops)."""
+    """Plays a WAV file (any rate, mono or stereo, 16-bit) as 20 ms 48 kHz frames, then silence (or loops).
+
+    ``tone_hz`` adds a continuous sine tone, alone (level 0.3) or under the file's sound (level 0.1, loud enough to be
+    the dominant frequency of speech), that lasts as long as the track: receivers tell senders apart by it."""
 
     kind = "audio"
 
     def __init__(self, path: Path | None = None, loop: bool = False, tone_hz: float | None = None) -> None:
         super().__init__(AUDIO_PTIME, AUDIO_RATE)
         self._repeat = loop
-        samples = np.zeros(0, dtype=np.int16)
-        if path is not None:
-            samples = read_wav_48k_mono(path)
-        elif tone_hz is not None:
-            t = np.arange(AUDIO_RATE * 5) / AUDIO_RATE
-            samples = (0.3 * 32767 * np.sin(2 * np.pi * tone_hz * t)).astype(np.int16)
-        self._samples = samples
+        self._samples = read_wav_48k_mono(path) if path is not None else np.zeros(0, dtype=np.int16)
+        self._tone_hz = tone_hz
+        self._tone_level = 0.1 if path is not None else 0.3
         self._pos = 0
+        self._played = 0
         self.started_at: float | None = None
 
     async def recv(self) -> av.AudioFrame:
@@ -164,11 +202,25 @@ class WavAudioTrack(_Paced):
             self._pos = 0
         if chunk.size < n:
             chunk = np.concatenate([chunk, np.zeros(n - chunk.size, dtype=np.int16)])
+        if self._tone_hz is not None:
+            t = (self._played + np.arange(n)) / AUDIO_RATE
+            tone = self._tone_level * 32767 * np.sin(2 * np.pi * self._tone_hz * t)
+            chunk = np.clip(chunk + tone, -32768, 32767).astype(np.int16)
+        self._played += n
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = AUDIO_RATE
         frame.pts = pts
         frame.time_base = fractions.Fraction(1, AUDIO_RATE)
         return frame
+
+
+def dominant_frequency(samples: np.ndarray, rate: int) -> float:
+    """The frequency (Hz) of the strongest spectral peak above 50 Hz in ``samples`` (mono)."""
+    signal = samples.astype(np.float64)
+    spectrum = np.abs(np.fft.rfft((signal - signal.mean()) * np.hanning(signal.size)))
+    freqs = np.fft.rfftfreq(signal.size, 1 / rate)
+    spectrum[freqs < 50] = 0
+    return float(freqs[int(spectrum.argmax())])
 
 
 def read_wav_48k_mono(path: Path) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 It joins a room over the WebSocket, answers the server's offers (publishing its audio/video tracks on the first audio
 and video m-lines), consumes every track it receives and records per sender what arrived. Received media is either
-decoded (tests: proves the forwarded stream is valid) or kept encoded (benchmarks: measures the server, not the
-client's decoder).
+decoded (tests: proves the forwarded stream is valid, and whose it is: the sender's video mark and audio tone, see
+``server.rtc.testmedia``) or kept encoded (benchmarks: measures the server, not the client's decoder).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import av
+import numpy as np
 import websockets
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -25,13 +27,17 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from server.events import (
     Error,
     Offer,
+    Pong,
     ServerMessage,
     Welcome,
     decode_server_message,
 )
 from server.rtc import forwarding
+from server.rtc.testmedia import dominant_frequency, read_video_mark
 
 logger = logging.getLogger(__name__)
+
+AUDIO_TAIL_FRAMES = 50  # decoded audio kept per stream: the last second (20 ms frames)
 
 
 @dataclass
@@ -45,6 +51,15 @@ class ReceivedStream:
     last_at: float | None = None
     frame_sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) of decoded video frames
     arrivals: list[tuple[float, Any]] = field(default_factory=list)  # (time, frame or packet) when recording
+    marks: list[int | None] = field(default_factory=list)  # read_video_mark of each decoded video frame
+    audio_tail: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=AUDIO_TAIL_FRAMES))  # decoded, mono
+    audio_rate: int = 0
+
+    def dominant_frequency(self) -> float:
+        """The strongest frequency (Hz) of the last second of decoded audio (a sender's tone: whose audio it is)."""
+        if not self.audio_tail:
+            raise ValueError("no decoded audio received on this stream")
+        return dominant_frequency(np.concatenate(list(self.audio_tail)), self.audio_rate)
 
 
 class TestPeer:
@@ -156,8 +171,17 @@ class TestPeer:
                 stream.frames += 1
                 stream.first_at = stream.first_at or now
                 stream.last_at = now
-                if isinstance(frame, av.VideoFrame) and len(stream.frame_sizes) < 5:
-                    stream.frame_sizes.append((frame.width, frame.height))
+                if isinstance(frame, av.VideoFrame):
+                    if len(stream.frame_sizes) < 5:
+                        stream.frame_sizes.append((frame.width, frame.height))
+                    stream.marks.append(read_video_mark(frame))
+                elif isinstance(frame, av.AudioFrame):
+                    samples = frame.to_ndarray()  # planar: one row per channel; packed: channels interleaved
+                    channels = len(frame.layout.channels)
+                    mono = samples.mean(axis=0) if frame.format.is_planar else \
+                        samples.reshape(-1, channels).mean(axis=1)
+                    stream.audio_tail.append(mono)
+                    stream.audio_rate = frame.sample_rate
                 if self._record:
                     stream.arrivals.append((now, frame))
                 if self._on_frame is not None:
@@ -177,6 +201,13 @@ class TestPeer:
             if not found:
                 raise ConnectionError(f"{self.name}: connection closed while waiting")
             return found[0]
+
+    async def sync(self, timeout: float = 10) -> None:
+        """Send a ping and wait for its pong: every message the server sent this client before answering it has
+        arrived (for checking that something did *not* arrive)."""
+        earlier = {id(m) for m in self.messages if isinstance(m, Pong)}
+        await self.send({"type": "ping"})
+        await self.wait_for(lambda m: isinstance(m, Pong) and id(m) not in earlier, timeout)
 
     def streams_from(self, participant_id: str, kind: str) -> list[ReceivedStream]:
         return [s for s in self.streams.values() if s.participant_id == participant_id and s.kind == kind]

@@ -1,5 +1,6 @@
-"""Two real Chromium pages in one room: each sees the other's video playing, and what Ada's microphone says reaches
-Bo's page as live captions and transcript lines attributed to Ada (real server: WebRTC forwarding, faster-whisper).
+"""Two real Chromium pages in one room: each sees the other's video playing and receives the other's sound, and what
+Ada's microphone says reaches Bo's page as live captions (whose committed words never change) and transcript lines
+attributed to Ada (real server: WebRTC forwarding, faster-whisper).
 
 The tests share one call (module fixture) and run in file order; each waits for what it checks, so none depends on
 another having run first, except that the last one ends the call.
@@ -10,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from facilitator.template import builtin_templates
 from server.events import BusEvent, CaptionPartial, VoiceActivity
 from tests.browser.conftest import create_room, join, tile_names, wait_devices_checked, wait_video_playing
+from tests.caption_checks import check_committed_words_never_change
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -39,6 +44,70 @@ new MutationObserver(() => {
 }).observe(document, {subtree: true, childList: true, characterData: true});
 """
 
+# Keep what the page's signaling connection receives (offers with their track owners, welcome, captions) and its peer
+# connection (for getStats), by wrapping the page's WebSocket and RTCPeerConnection before the page's scripts run.
+RECORD_SIGNALING = """
+const KEPT = new Set(['welcome', 'offer', 'participant.joined', 'caption.partial', 'caption.final']);
+window.__signaling = [];
+window.__peerConnections = [];
+window.WebSocket = class extends window.WebSocket {
+    constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (event) => {
+            const message = JSON.parse(event.data);
+            if (KEPT.has(message.type)) window.__signaling.push(message);
+        });
+    }
+};
+window.RTCPeerConnection = class extends window.RTCPeerConnection {
+    constructor(...args) {
+        super(...args);
+        window.__peerConnections.push(this);
+    }
+};
+"""
+
+# Samples the inbound-rtp statistics of the audio m-line `mid` until its bytes have grown (and, with `energy`, until
+# some sound has been decoded), or `timeoutMs` passes; returns the first and the last sample.
+INBOUND_AUDIO = """async ({mid, energy, timeoutMs}) => {
+    const pc = window.__peerConnections.filter(p => p.connectionState !== 'closed').at(-1);
+    const receiver = pc && pc.getTransceivers().find(t => t.mid === mid)?.receiver;
+    if (!receiver) return {error: `no receiver for m-line ${mid}`};
+    const sample = async () => {
+        for (const s of (await receiver.getStats()).values()) {
+            if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+                return {bytes: s.bytesReceived, packets: s.packetsReceived, energy: s.totalAudioEnergy ?? 0};
+            }
+        }
+        return {bytes: 0, packets: 0, energy: 0};
+    };
+    const first = await sample();
+    const deadline = performance.now() + timeoutMs;
+    let last = first;
+    while (performance.now() < deadline) {
+        await new Promise(resolve => setTimeout(resolve, 250));
+        last = await sample();
+        if (first.bytes > 0 && last.bytes > first.bytes && (!energy || last.energy > 0)) break;
+    }
+    return {first, last};
+}"""
+
+
+def signaling(page: Page) -> list[dict[str, Any]]:
+    return list(page.evaluate("window.__signaling"))
+
+
+def audio_mid(page: Page, name: str) -> str:
+    """The m-line on which the server's latest offer to ``page`` carries ``name``'s audio."""
+    messages = signaling(page)
+    (welcome,) = [m for m in messages if m["type"] == "welcome"]
+    people = [*welcome["participants"], *(m["participant"] for m in messages if m["type"] == "participant.joined")]
+    (participant_id,) = {p["participant_id"] for p in people if p["name"] == name}
+    offer = [m for m in messages if m["type"] == "offer"][-1]
+    (mid,) = [mid for mid, track in offer["tracks"].items()
+              if track["participant_id"] == participant_id and track["kind"] == "audio"]
+    return str(mid)
+
 
 @dataclass
 class Call:
@@ -49,7 +118,7 @@ class Call:
 
 def publish(server: RunningServer, event: BusEvent) -> None:
     """Publish ``event`` on the server's bus, as its caption service or facilitator would."""
-    asyncio.run_coroutine_threadsafe(server.ctx.bus.publish(event), server.app.state.loop).result(timeout=10)
+    server.publish(event)
 
 
 def participant_id(server: RunningServer, room: str, name: str) -> str:
@@ -69,6 +138,7 @@ def call(base_url: str, speaking_browser: Browser, quiet_browser: Browser) -> It
     for browser in (speaking_browser, quiet_browser):
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.add_init_script(WATCH_CAPTIONS)
+        context.add_init_script(RECORD_SIGNALING)
         contexts.append(context)
         pages.append(context.new_page())
     ada, bo = pages
@@ -92,6 +162,22 @@ def test_each_sees_the_others_video_playing(call: Call) -> None:
         assert audio.evaluate("a => a.srcObject.getAudioTracks()[0].readyState") == "live"
     call.bo.wait_for_function("document.getElementById('connection-status').textContent === 'Connected'",
                               timeout=20_000)
+
+
+def test_each_receives_the_others_audio(call: Call) -> None:
+    """The other's audio m-line (as the server's offer names it) receives RTP that keeps coming; Bo's also carries
+    Ada's speech (decoded sound energy), not silence."""
+    wait_video_playing(call.bo, "Ada")
+    wait_video_playing(call.ada, "Bo")
+    for page, other, speaks in ((call.bo, "Ada", True), (call.ada, "Bo", False)):
+        mid = audio_mid(page, other)
+        stats = page.evaluate(INBOUND_AUDIO, {"mid": mid, "energy": speaks, "timeoutMs": 20_000})
+        assert "error" not in stats, stats
+        first, last = stats["first"], stats["last"]
+        assert first["bytes"] > 0 and last["bytes"] > first["bytes"], f"{other}'s audio is not arriving: {stats}"
+        assert last["packets"] > first["packets"]
+        if speaks:
+            assert last["energy"] > 0, f"{other}'s audio arrives but is silent: {stats}"
 
 
 def test_speech_becomes_captions_attributed_to_the_speaker(call: Call, server: RunningServer) -> None:
@@ -135,6 +221,30 @@ def test_speech_becomes_captions_attributed_to_the_speaker(call: Call, server: R
     assert style["tentative"][1] != style["committed"][1]
     # Ada's own page shows her words too.
     call.ada.wait_for_selector("#transcript li:has-text('families')", timeout=30_000)
+
+
+def test_committed_caption_words_never_change(call: Call) -> None:
+    """For every utterance of Ada's that Bo's page got the final of, the committed words of each provisional caption
+    (in arrival order) begin those of the next one and the final's words, word by word."""
+    bo = call.bo
+    try:
+        bo.wait_for_function("""() => {
+            const got = window.__signaling;
+            const finals = new Set(got.filter(m => m.type === 'caption.final').map(m => m.utterance_id));
+            return got.some(m => m.type === 'caption.partial' && m.committed.trim() && finals.has(m.utterance_id));
+        }""", timeout=90_000)
+    except PlaywrightTimeoutError:
+        got = Counter(m["type"] for m in signaling(bo))
+        raise AssertionError(f"no utterance with committed words and a final in 90 s; Bo's page got {got}") from None
+    messages = signaling(bo)
+    finals = {m["utterance_id"]: m for m in messages if m["type"] == "caption.final"}
+    checked = 0
+    for utterance_id, final in finals.items():
+        partials = [m for m in messages if m["type"] == "caption.partial" and m["utterance_id"] == utterance_id]
+        assert all(p["participant_id"] == final["participant_id"] for p in partials)
+        check_committed_words_never_change([p["committed"] for p in partials], final["text"])
+        checked += any(p["committed"].strip() for p in partials)
+    assert checked >= 1, "no utterance had committed words before its final"
 
 
 def test_active_speaker_is_highlighted(call: Call, server: RunningServer) -> None:
