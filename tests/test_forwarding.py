@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -163,6 +164,34 @@ async def test_new_subscriber_starts_at_a_keyframe_and_requests_one() -> None:
         subscriber.request_keyframe()
     await published.close()
     assert len(requests) <= 2
+
+
+async def test_keyframe_request_is_repeated_while_a_subscriber_waits() -> None:
+    """The first request can find nothing to send it for (no media from the publisher yet) or be lost: while the
+    subscriber still waits, each packet from the publisher brings a new request (rate-limited)."""
+    source = PacketSource()
+    sent: list[bool] = []
+    asked = asyncio.Event()
+
+    async def request() -> bool:
+        sent.append(len(sent) > 0)  # the first one cannot be sent: the publisher's stream is not known yet
+        asked.set()
+        return sent[-1]
+
+    published = PublishedTrack(source, request)
+    subscriber = published.subscribe()
+    await asyncio.wait_for(asked.wait(), 5)
+    n = 0
+    while len(sent) < 2:  # the publisher keeps sending deltas; the subscriber still waits for a keyframe
+        asked.clear()
+        source.feed(False, n)
+        n += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asked.wait(), 0.1)
+    assert sent == [False, True]
+    source.feed(True, n)  # the publisher answers the request that reached it
+    assert bytes(await asyncio.wait_for(subscriber.recv(), 5))[0] == 0x10
+    await published.close()
 
 
 async def test_slow_subscriber_is_bounded_and_resumes_at_a_keyframe() -> None:

@@ -60,15 +60,19 @@ def sender(server: RunningServer, room: str, name: str, speech: Path | None = No
 
 async def check_receives(receiver: TestPeer, source: TestPeer, leftover_from: str | None = None) -> None:
     """``receiver`` gets, on the tracks the server announced as ``source``'s, ``source``'s picture and sound (decoded:
-    the forwarded streams are valid) and nobody else's; a reused m-line may still show one frame of
-    ``leftover_from``'s (aiortc's jitter buffer releases a frame only when the next one starts)."""
+    the forwarded streams are valid) and nobody else's. A reused m-line may first show the last frames of
+    ``leftover_from``'s that the receiver's jitter buffer still held (aiortc's releases a frame only when the next one
+    starts), never anything after ``source``'s first frame."""
     mark, tone = MARKS[source.name], TONES[source.name]
     video = await receiver.wait_media(source.participant_id or "", "video", frames=20, timeout=30)
-    marks = list(video.marks)
+    marks = [m for m in video.marks if m is not None]
     assert marks[-10:] == [mark] * 10, f"{receiver.name} got {marks[-10:]} as {source.name}'s video (mark {mark})"
-    foreign = [m for m in marks if m not in (mark, None)]
-    allowed = [MARKS[leftover_from]] if leftover_from else []
-    assert foreign in ([], allowed), f"{receiver.name} got frames marked {foreign} as {source.name}'s video"
+    first_own = marks.index(mark)
+    leftovers, after = marks[:first_own], marks[first_own:]
+    assert set(after) == {mark}, f"{receiver.name} got {after} as {source.name}'s video after its first frame"
+    allowed = {MARKS[leftover_from]} if leftover_from else set()
+    assert set(leftovers) <= allowed and len(leftovers) <= 3, \
+        f"{receiver.name} got frames marked {leftovers} as {source.name}'s video"
     audio = await receiver.wait_media(source.participant_id or "", "audio", frames=60, timeout=30)
     assert audio.dominant_frequency() == pytest.approx(tone, abs=5), \
         f"{receiver.name} got another sender's sound as {source.name}'s"
@@ -135,8 +139,8 @@ async def test_three_peers_forward_media_and_renegotiate(server: RunningServer,
         for receiver, source in ((dee, ada), (dee, bo), (ada, dee), (bo, dee)):
             await check_receives(receiver, source, leftover_from="Cy" if source is dee else None)
         from_dee = ada.streams_from(dee.participant_id or "", "video")[0]
-        # Dee's frames (160x120) now arrive there; at most one frame of Cy's was still held by Ada's jitter buffer.
-        assert from_dee.frame_sizes[-1] == (160, 120) and from_dee.frame_sizes.count((320, 240)) <= 1
+        # Dee's frames (160x120) now arrive there; only what Ada's jitter buffer still held of Cy's came before.
+        assert from_dee.frame_sizes[-1] == (160, 120) and from_dee.frame_sizes.count((320, 240)) <= 3
         assert len(ada.pc.getTransceivers()) == m_lines, "Cy's m-lines were reused for Dee"
     finally:
         for peer in peers:

@@ -7,7 +7,8 @@ for good once its track ends, and m-lines are reused when subscriptions change, 
 another publisher rather than replaced. On each attachment it drops video until the next VP8 keyframe, asks the
 publisher for one, and shifts the new publisher's timestamps so that the m-line's RTP timeline keeps running forward.
 When a subscriber falls behind, its queue drops frames, then waits for the next keyframe (a VP8 stream cannot be
-decoded past a gap) and asks for one. Keyframe requests are rate-limited per publisher.
+decoded past a gap) and asks for one. Keyframe requests are rate-limited per publisher and repeated while a subscriber
+still waits (a request can be lost, or arrive before the publisher's first packet, when it cannot be sent at all).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class ForwardedTrack(MediaStreamTrack):
     @property
     def source(self) -> PublishedTrack | None:
         return self._source
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._waiting_for_keyframe
 
     def attach(self, source: PublishedTrack | None) -> None:
         """Forward ``source`` from now on (``None``: nothing). Video resumes at the source's next keyframe."""
@@ -206,8 +211,12 @@ class PublishedTrack:
                         self.tap_errors += 1
                         if self.tap_errors == 1:
                             logger.exception("processing a published %s packet failed", self.kind)
+                waiting = False
                 for subscriber in self._subscribers:
                     subscriber.push(packet)
+                    waiting = waiting or subscriber.waiting_for_keyframe
+                if waiting:  # the request was lost or came before the publisher's media: ask again (rate-limited)
+                    self.request_keyframe()
         except MediaStreamError:
             pass
         finally:
