@@ -11,6 +11,7 @@ decoder thread (``aiortc.rtcrtpreceiver.decoder_worker``). A forwarding server m
   audio packets pass straight through (the receiving browser runs its own jitter buffer);
 - lets a sender route keyframe requests (PLI/FIR from the subscriber) to a callback instead of its encoder;
 - sends a PLI from a receiver to the publisher;
+- gives a decoding receiver (a test peer's) an empty jitter buffer when its m-line changes hands;
 - optionally offers 127.0.0.1 ICE candidates (aioice skips loopback), for tests and single-machine benchmarks;
 - keeps aioice from starting consent checks on a connection already closed (``guard_consent_after_close``): when a
   peer closes while its ICE checks have just succeeded, aioice's ``connect()`` resumes after ``close()`` and starts a
@@ -238,6 +239,21 @@ def forward_encoded(receiver: RTCRtpReceiver, estimate_bandwidth: bool = True) -
         receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer()  # type: ignore[attr-defined]
     else:
         receiver._RTCRtpReceiver__jitter_buffer = AudioPassThroughBuffer()  # type: ignore[attr-defined]
+
+
+def restart_jitter_buffer(receiver: RTCRtpReceiver) -> None:
+    """Empty the stock jitter buffer of a decoding receiver whose m-line now carries another sender (test peers).
+
+    aiortc discards packets that arrive while an m-line is inactive (a client disables it on the offer, and the
+    server's packets already on their way arrive after that) but its jitter buffer keeps waiting for them: it releases
+    nothing of the next sender until 128 newer packets have come, seconds of video. Receivers set up by
+    ``forward_encoded`` keep their own buffer (it resynchronises by itself)."""
+    from aiortc.jitterbuffer import JitterBuffer
+
+    old = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if type(old) is JitterBuffer:
+        receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
+            capacity=old.capacity, prefetch=old._prefetch, is_video=old._is_video)
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> bool:

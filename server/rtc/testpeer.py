@@ -49,7 +49,7 @@ class ReceivedStream:
     frames: int = 0
     first_at: float | None = None
     last_at: float | None = None
-    frame_sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) of decoded video frames
+    frame_sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) of each decoded video frame
     arrivals: list[tuple[float, Any]] = field(default_factory=list)  # (time, frame or packet) when recording
     marks: list[int | None] = field(default_factory=list)  # read_video_mark of each decoded video frame
     audio_tail: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=AUDIO_TAIL_FRAMES))  # decoded, mono
@@ -132,10 +132,13 @@ class TestPeer:
     async def _answer(self, offer: Offer) -> None:
         self.offers += 1
         self._mid_owner = {mid: info.participant_id for mid, info in offer.tracks.items()}
-        for mid, stream in list(self.streams.items()):
-            owner = self._mid_owner.get(mid)
-            if owner != stream.participant_id:  # the server reused this m-line: count the new owner's media afresh
-                self.streams[mid] = ReceivedStream(kind=stream.kind, participant_id=owner)
+        for transceiver in self.pc.getTransceivers():
+            stream = self.streams.get(transceiver.mid or "")
+            owner = self._mid_owner.get(transceiver.mid or "")
+            if stream is not None and owner != stream.participant_id:
+                # The server reused this m-line: count the new owner's media afresh, from an empty jitter buffer.
+                self.streams[transceiver.mid or ""] = ReceivedStream(kind=stream.kind, participant_id=owner)
+                forwarding.restart_jitter_buffer(transceiver.receiver)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         used: set[str] = set()
         for transceiver in self.pc.getTransceivers():
@@ -172,8 +175,7 @@ class TestPeer:
                 stream.first_at = stream.first_at or now
                 stream.last_at = now
                 if isinstance(frame, av.VideoFrame):
-                    if len(stream.frame_sizes) < 5:
-                        stream.frame_sizes.append((frame.width, frame.height))
+                    stream.frame_sizes.append((frame.width, frame.height))
                     stream.marks.append(read_video_mark(frame))
                 elif isinstance(frame, av.AudioFrame):
                     samples = frame.to_ndarray()  # planar: one row per channel; packed: channels interleaved
