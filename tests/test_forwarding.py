@@ -66,6 +66,30 @@ async def test_keyframe_requests_reach_the_callback_through_a_real_sender() -> N
         await pc.close()
 
 
+async def test_restart_jitter_buffer_forgets_what_the_receiver_waited_for() -> None:
+    """A decoding receiver whose m-line changes hands starts from an empty stock jitter buffer; a forwarding
+    receiver's own buffer is left alone."""
+    from aiortc.jitterbuffer import JitterBuffer
+    from aiortc.rtp import RtpPacket
+
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        stuck = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+        assert type(stuck) is JitterBuffer
+        stuck.add(RtpPacket(sequence_number=100, timestamp=1))
+        stuck.add(RtpPacket(sequence_number=120, timestamp=2))  # waits for 101..119, discarded while inactive
+        forwarding.restart_jitter_buffer(receiver)
+        fresh = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+        assert fresh is not stuck and fresh._origin is None and fresh.capacity == stuck.capacity
+        marker = MarkerJitterBuffer(capacity=16)
+        receiver._RTCRtpReceiver__jitter_buffer = marker  # type: ignore[attr-defined]
+        forwarding.restart_jitter_buffer(receiver)
+        assert receiver._RTCRtpReceiver__jitter_buffer is marker  # type: ignore[attr-defined]
+    finally:
+        await pc.close()
+
+
 def test_marker_buffer_releases_on_the_last_packet() -> None:
     buf = MarkerJitterBuffer(capacity=16)
     assert buf.add(FakeRtp(100, 9000, 0, b"a")) == (False, None)
