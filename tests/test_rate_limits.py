@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.events import Error, ParticipantMediaState, Pong, ServerMessage, StatementAdded
+from server.events import Error, ParticipantMediaState, ServerMessage, StatementAdded
 from server.ratelimit import LIMITS, ConnectionLimits, TokenBucket
 from server.rtc.testpeer import TestPeer
 from server.settings import Settings
@@ -60,13 +60,6 @@ def refusals(peer: TestPeer) -> list[Error]:
     return [m for m in peer.messages if isinstance(m, Error) and m.code == "rate_limited"]
 
 
-async def marker(peer: TestPeer) -> None:
-    """Everything the server sent in answer to earlier messages has arrived once the pong for this ping has."""
-    pongs = sum(isinstance(m, Pong) for m in peer.messages)
-    await peer.send({"type": "ping"})
-    await peer.wait_for(lambda m: sum(isinstance(x, Pong) for x in peer.messages) > pongs, 30)
-
-
 async def test_statement_flood_is_refused_and_nothing_is_stored(server: RunningServer) -> None:
     room = server.ctx.storage.create_room("Limits", 8).id
     ada, bo = TestPeer(server.ws(room), "Ada"), TestPeer(server.ws(room), "Bo")
@@ -76,8 +69,8 @@ async def test_statement_flood_is_refused_and_nothing_is_stored(server: RunningS
         burst = int(LIMITS["statement"][0])
         for n in range(burst + 3):
             await ada.send({"type": "statement.add", "text": f"Statement number {n} about parks"})
-        await marker(ada)
-        await marker(bo)
+        await ada.sync(30)
+        await bo.sync(30)
         assert len(refusals(ada)) == 3 and "wait" in refusals(ada)[0].message
         assert len(server.ctx.storage.statements(room)) == burst, "refused statements are not stored"
         seen_by_bo = [m for m in bo.messages if isinstance(m, StatementAdded)]
@@ -99,8 +92,8 @@ async def test_media_toggles_and_message_floods_are_limited(server: RunningServe
         burst = int(LIMITS["media"][0])
         for n in range(burst + 5):
             await ada.send({"type": "media", "audio": n % 2 == 0, "video": True})
-        await marker(ada)
-        await marker(bo)
+        await ada.sync(30)
+        await bo.sync(30)
         assert len(refusals(ada)) == 5
         assert len([m for m in bo.messages if isinstance(m, ParticipantMediaState)]) == burst
 
@@ -110,7 +103,7 @@ async def test_media_toggles_and_message_floods_are_limited(server: RunningServe
         await ada.wait_for(lambda m: isinstance(m, Error) and m.code == "rate_limited" and "messages" in m.message,
                            30)
         still: list[ServerMessage] = list(bo.messages)
-        await marker(bo)
+        await bo.sync(30)
         assert not [m for m in bo.messages[len(still):] if isinstance(m, Error)], "the bystander is undisturbed"
     finally:
         await ada.close()
