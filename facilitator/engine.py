@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from facilitator.balance import SpeakingBalanceTracker
 from facilitator.prompt import shorten
 from facilitator.template import Stage, StageKind, Template
-from server.events import (
+from server.core.events import (
     MAX_AI_MESSAGE_CHARS,
     AIMessage,
     AIMessageKind,

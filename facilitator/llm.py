@@ -22,12 +22,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from facilitator.prompt import DATA_CLOSE, DATA_OPEN, fence
+from server.core.errors import MootError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ Message = dict[str, str]
 T = TypeVar("T", bound=BaseModel)
 
 
-class LLMError(RuntimeError):
+class LLMError(MootError, RuntimeError):
     """The backend could not produce an answer (after retries); the message says why."""
 
 
@@ -113,22 +113,6 @@ class OpenAICompatibleLLM:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def create_llm(backend: str, url: str | None, model: str, api_key: str | None, timeout_s: float,
-               model_path: str | Path | None = None, device: str = "cpu") -> LLMBackend | None:
-    """The backend named in settings (``none``: the facilitator works from rules alone)."""
-    if backend == "none":
-        return None
-    if backend == "openai":
-        if not url:
-            raise LLMError("llm_backend=openai needs MOOT_LLM_URL, e.g. http://localhost:11434/v1")
-        return OpenAICompatibleLLM(url, model, api_key=api_key, timeout_s=timeout_s)
-    if backend == "local":
-        from facilitator.local_llm import TransformersLLM
-
-        return TransformersLLM(model_path, device=device)
-    raise LLMError(f"unknown LLM backend {backend!r}: use 'local', 'openai' or 'none'")
 
 
 Script = Callable[[str, Sequence[Message]], str]

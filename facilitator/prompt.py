@@ -30,7 +30,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from server.events import CaptionFinal
+from server.core.events import CaptionFinal
 
 DATA_OPEN = "<data>"
 DATA_CLOSE = "</data>"

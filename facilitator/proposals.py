@@ -7,7 +7,6 @@ AI-generated, which anyone in the room may edit, and which the group votes on li
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, Field
@@ -15,7 +14,8 @@ from pydantic import BaseModel, Field
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
 from facilitator.prompt import number_lines
 from facilitator.summaries import MAX_LINES
-from server.events import CaptionFinal, StatementAdded
+from server.core.events import CaptionFinal, StatementAdded
+from server.core.ids import new_id
 
 INSTRUCTIONS = (
     "You help a small group deliberate. From the discussion in the data, propose 3 to 5 short statements the group "
@@ -51,7 +51,7 @@ async def propose_statements(
         sources = [index[n] for n in dict.fromkeys(proposal.lines) if n in index]
         if not sources:
             continue
-        out.append(StatementAdded(room_id=room_id, ts=now, statement_id=f"s-ai-{uuid.uuid4().hex[:10]}",
+        out.append(StatementAdded(room_id=room_id, ts=now, statement_id=f"s-ai-{new_id(10)}",
                                   text=" ".join(proposal.text.split()), author_id=None,
                                   author_name="AI facilitator", ai_generated=True, sources=sources))
     return out

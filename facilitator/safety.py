@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
 from facilitator.prompt import MAX_QUESTION_CHARS, encode_field, number_lines
-from server.events import CaptionFinal, SafetyCategory, SafetyFlagged
+from server.core.events import CaptionFinal, SafetyCategory, SafetyFlagged
 
 _TARGET = r"(?:you|u|ya|him|her|them|everyone|y'all)"
 _INSULT = (r"(?:idiot|moron|imbecile|cretin|scum|loser|bitch|bastard|asshole|arsehole|dickhead|prick|twat|cunt|"

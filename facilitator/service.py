@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Container, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.llm import LLMBackend, LLMCallRecord
@@ -22,73 +21,32 @@ from facilitator.proposals import propose_statements
 from facilitator.safety import review_lines, screen_utterance
 from facilitator.summaries import write_summary
 from facilitator.template import Template
-from server.bus import Bus, Subscription
-from server.events import (
+from server.core.bus import Bus, Subscription, room_channel
+from server.core.clock import Clock, ManualClock, SystemClock
+from server.core.directory import ROOM_FACILITATOR, HostedElsewhere, RoomDirectory
+from server.core.errors import connection_lost
+from server.core.events import (
     AIMessage,
     AIMessageProposed,
     BusEvent,
     CaptionFinal,
     FacilitatorControl,
+    LLMCallRecorded,
     SafetyFlagged,
     SpeakingBalance,
     StageChanged,
     StatementAdded,
 )
+from server.core.ids import new_id
+from server.core.leases import Lease, LeaseKeeper
 
 logger = logging.getLogger(__name__)
 
 TemplateLookup = Callable[[str], Awaitable[Template | None]]
-OWN_EVENTS = (AIMessage, AIMessageProposed, StageChanged, SpeakingBalance, SafetyFlagged)
+OWN_EVENTS = (AIMessage, AIMessageProposed, StageChanged, SpeakingBalance, SafetyFlagged, LLMCallRecorded)
 INACTIVE_ROOMS_REMEMBERED = 10_000  # ended rooms and rooms without a template, most recently seen kept
+REPLAY_TICKS_MAX = 100_000  # a bound on the wake-ups replayed between two events (a template has far fewer)
 SAFETY_REVIEW_EVERY = 8  # final captions between two language-model safety reviews of a room
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-
-    async def sleep_until(self, when: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.time()
-
-    async def sleep_until(self, when: float) -> None:
-        await asyncio.sleep(max(0.0, when - time.time()))
-
-
-class ManualClock:
-    """Virtual time for tests and benchmarks: ``await advance(seconds, step)`` moves time forward one step at a time;
-    after each step it waits until everything driven by this clock has settled (each ``settles_with`` callback: e.g.
-    a facilitator service has handled every event and run every wake-up that is due), so no test counts yields."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self._now = start
-        self._changed = asyncio.Condition()
-        self._settlers: list[Callable[[], Awaitable[None]]] = []
-
-    def now(self) -> float:
-        return self._now
-
-    def settles_with(self, settled: Callable[[], Awaitable[None]]) -> None:
-        self._settlers.append(settled)
-
-    async def sleep_until(self, when: float) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._now >= when)
-
-    async def settle(self) -> None:
-        for settled in self._settlers:
-            await settled()
-
-    async def advance(self, seconds: float, step: float = 1.0) -> None:
-        end = self._now + seconds
-        await self.settle()
-        while self._now < end:
-            async with self._changed:
-                self._now = min(end, self._now + step)
-                self._changed.notify_all()
-            await self.settle()
 
 
 class FacilitatorService:
@@ -101,8 +59,20 @@ class FacilitatorService:
     def __init__(self, bus: Bus, templates: TemplateLookup, clock: Clock | None = None,
                  settings: EngineSettings | None = None, llm: LLMBackend | None = None,
                  record_llm_call: Callable[[str, LLMCallRecord], Awaitable[None]] | None = None,
-                 llm_safety_review: bool = True, empty_room_end_s: float = 600.0) -> None:
+                 llm_safety_review: bool = True, empty_room_end_s: float = 600.0,
+                 directory: RoomDirectory | None = None) -> None:
         self._bus = bus
+        # With a directory, this process facilitates a room only while it holds the room's facilitator lease, and
+        # a room claimed from a worker that died is rebuilt by replaying its events (any number of workers).
+        self._directory = directory
+        self._leases: dict[str, Lease] = {}
+        self._elsewhere: OrderedDict[str, float] = OrderedDict()  # room -> when to look again (monotonic)
+        self._replayed: dict[str, int] = {}  # room -> the last seq its engine was rebuilt from
+        self._scanner: asyncio.Task[None] | None = None
+        self._scanning = False
+        self._scan_due: float | None = None
+        self._closed = False
+        self._building: dict[str, asyncio.Future[RoomFacilitator | None]] = {}
         self._llm = llm
         self._llm_safety_review = llm_safety_review and llm is not None
         self._llm_started = False
@@ -113,6 +83,7 @@ class FacilitatorService:
         self._llm_tasks: set[asyncio.Task[None]] = set()
         self._templates = templates
         self._clock = clock or SystemClock()
+        self._keeper = LeaseKeeper(directory.leases, self._lost, self._clock) if directory is not None else None
         self._settings = settings or EngineSettings()
         self._empty_room_end_s = empty_room_end_s
         self._engines: dict[str, RoomFacilitator] = {}
@@ -125,6 +96,11 @@ class FacilitatorService:
         self.wakeups = 0  # timer wake-ups run so far (an idle service does not wake)
         if isinstance(self._clock, ManualClock):
             self._clock.settles_with(self.settled)
+
+    def health(self) -> dict[str, object]:
+        """For health checks: running, and how many rooms it facilitates now."""
+        running = self._task is not None and not self._task.done() and not self._closed
+        return {"ok": running, "rooms": len(self._engines), "leases": len(self._leases)}
 
     def engine(self, room_id: str) -> RoomFacilitator | None:
         return self._engines.get(room_id)
@@ -139,11 +115,13 @@ class FacilitatorService:
     async def settled(self) -> None:
         """Wait until every event delivered so far is handled and no wake-up is due at the clock's current time
         (virtual-time tests: the clock calls this after each step)."""
-        while True:
+        while not self._closed:
             self._changed.clear()
             now = self._clock.now()
             sub = self._sub
-            if (not self._handling and (sub is None or sub.pending == 0)
+            scan_done = not self._scanning and (self._scanner is None or (self._scan_due or now) > now
+                                                or self._scanner.done())
+            if (not self._handling and (sub is None or sub.pending == 0) and scan_done
                     and all(when > now for when, _ in self._timers.values())):
                 return
             await self._changed.wait()
@@ -151,6 +129,28 @@ class FacilitatorService:
     async def start(self) -> None:
         self._sub = await self._bus.subscribe("room:*", maxsize=10_000)
         self._task = asyncio.create_task(self._run(self._sub), name="facilitator")
+        if self._directory is not None:
+            self._scanner = asyncio.create_task(self._scan(self._directory), name="facilitator-scan")
+
+    async def _scan(self, directory: RoomDirectory) -> None:
+        """Look for hosted rooms nobody facilitates (a worker died, or a room went quiet before anyone claimed it)
+        every half lease, so a room is taken over within about one lease time even when nothing happens in it."""
+        while True:
+            self._scanning = True
+            try:
+                for room_id in await directory.active_rooms():
+                    if room_id not in self._engines and room_id not in self._inactive:
+                        engine = await self._engine_for(room_id)
+                        if engine is not None:
+                            self._after(room_id, engine)
+            except Exception as exc:
+                logger.warning("facilitator scan of the room directory failed (%s); trying again", exc,
+                               exc_info=not connection_lost(exc))
+            finally:
+                self._scanning = False
+                self._scan_due = self._clock.now() + directory.ttl_s / 2
+                self._changed.set()
+            await self._clock.sleep_until(self._scan_due)
 
     async def _run(self, sub: Subscription) -> None:
         async for event in sub:
@@ -165,21 +165,135 @@ class FacilitatorService:
                 self._changed.set()  # also for events skipped: settled() counts what is still queued
 
     async def _engine_for(self, room_id: str) -> RoomFacilitator | None:
+        """The room's engine, built (claimed and replayed) on first need; one build per room at a time (an event
+        and the directory scan may ask together)."""
         engine = self._engines.get(room_id)
         if engine is not None:
             return engine
+        building = self._building.get(room_id)
+        if building is not None:
+            return await asyncio.shield(building)
+        future: asyncio.Future[RoomFacilitator | None] = asyncio.get_running_loop().create_future()
+        self._building[room_id] = future
+        try:
+            engine = await self._build(room_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else has to
+            raise
+        else:
+            future.set_result(engine)
+            return engine
+        finally:
+            del self._building[room_id]
+
+    async def _build(self, room_id: str) -> RoomFacilitator | None:
         if room_id in self._inactive:
             self._inactive.move_to_end(room_id)
             return None
+        look_again = self._elsewhere.get(room_id)
+        if look_again is not None and self._clock.now() < look_again:
+            return None  # another worker facilitates it; its lease is checked again now and then
         template = await self._templates(room_id)
         if template is None:
             self._remember_inactive(room_id, "no template")
             return None
-        engine = self._engines[room_id] = RoomFacilitator(room_id, template, self._settings)
+        engine = RoomFacilitator(room_id, template, self._settings)
+        if self._directory is not None:
+            assert self._keeper is not None
+            claim = await self._directory.claim(ROOM_FACILITATOR, room_id)
+            if isinstance(claim, HostedElsewhere):
+                self._elsewhere[room_id] = self._clock.now() + self._directory.ttl_s / 2
+                self._elsewhere.move_to_end(room_id)
+                while len(self._elsewhere) > INACTIVE_ROOMS_REMEMBERED:
+                    self._elsewhere.popitem(last=False)
+                return None
+            self._elsewhere.pop(room_id, None)
+            self._leases[room_id] = claim
+            self._keeper.keep(claim)
+            history = await self._bus.history(room_channel(room_id))
+            tail, replayed_to = self._replay(room_id, engine, history)
+            self._engines[room_id] = engine
+            await self._start_llm()
+            await self._answer(room_id, engine, tail, replayed_to)
+            return engine
+        self._engines[room_id] = engine
+        await self._start_llm()
+        return engine
+
+    async def _start_llm(self) -> None:
         if self._llm is not None and not self._llm_started:
             self._llm_started = True  # the first facilitated room: a local model starts loading (background)
             await self._llm.start()
-        return engine
+
+    def _replay(self, room_id: str, engine: RoomFacilitator,
+                history: list[BusEvent]) -> tuple[list[BusEvent], float]:
+        """Rebuild a room's engine from the room's retained events: the engine is deterministic, so feeding it the
+        same events at the same times (and running the wake-ups due between them) brings it to the state the
+        previous worker had when it posted its last message; what the engine returns on the way was published
+        already and is dropped. Returns the events after that point (nobody answered them yet: ``_answer``).
+        Language-model work the previous worker had in flight is not redone. Also returns the replayed time."""
+        said = max((n for n, event in enumerate(history) if isinstance(event, OWN_EVENTS)), default=-1)
+        at = float("-inf")
+        for event in history[:said + 1]:
+            at = max(at, self._replay_time(event.ts))  # never backwards
+            self._catch_up(engine, at)
+            if isinstance(event, FacilitatorControl):
+                (engine.pause if event.action == "pause" else engine.resume)(at)
+            elif isinstance(event, SafetyFlagged):
+                engine.respond_to_flag(event.category, at)
+            elif not isinstance(event, OWN_EVENTS):
+                engine.handle(event, at)
+                if isinstance(event, CaptionFinal) and event.text:
+                    self._captions.setdefault(room_id, []).append(event)
+        engine.take_summary_requests()
+        engine.take_statement_requests()
+        del self._captions.get(room_id, [])[:-500]
+        if history:
+            self._replayed[room_id] = history[-1].seq  # live deliveries up to here are the replay's
+        logger.info("facilitating room %s from its %d retained events (stage %d, %d not answered yet)", room_id,
+                    len(history), engine.stage_index, len(history) - said - 1)
+        return history[said + 1:], at
+
+    def _replay_time(self, ts: float) -> float:
+        """Event times come from the publishers' clocks: never past this process's now."""
+        return min(ts, self._clock.now())
+
+    async def _answer(self, room_id: str, engine: RoomFacilitator, events: list[BusEvent], at: float) -> None:
+        """Answer events nobody facilitated yet, in order, at their own times (and the wake-ups due between)."""
+        for event in events:
+            at = max(at, self._replay_time(event.ts))
+            await self._publish(engine, self._catch_up(engine, at))
+            await self._apply(room_id, engine, event, at)
+
+    @staticmethod
+    def _catch_up(engine: RoomFacilitator, until: float) -> list[BusEvent]:
+        out: list[BusEvent] = []
+        for _ in range(REPLAY_TICKS_MAX):
+            wake = engine.next_wakeup()
+            if wake is None or wake > until:
+                break
+            out += engine.tick(wake)
+        return out
+
+    async def _lost(self, lease: Lease) -> None:
+        """Another worker has the room now (this one was too slow to renew): stop facilitating it."""
+        room_id = lease.key
+        if self._leases.get(room_id) != lease:
+            return
+        logger.warning("lost the facilitator lease of room %s; another worker facilitates it now", room_id)
+        self._release(room_id)
+        self._elsewhere[room_id] = self._clock.now() + lease.ttl_s / 2
+
+    def _release(self, room_id: str) -> None:
+        self._engines.pop(room_id, None)
+        self._captions.pop(room_id, None)
+        self._unreviewed.pop(room_id, None)
+        self._replayed.pop(room_id, None)
+        self._leases.pop(room_id, None)
+        timer = self._timers.pop(room_id, None)
+        if timer is not None and timer[1] is not asyncio.current_task():
+            timer[1].cancel()
 
     def _remember_inactive(self, room_id: str, why: str) -> None:
         self._inactive[room_id] = why
@@ -190,12 +304,10 @@ class FacilitatorService:
     def _end(self, room_id: str, why: str) -> None:
         """The room's session is over: release everything held for it."""
         logger.info("facilitation of room %s ended (%s)", room_id, why)
-        self._engines.pop(room_id, None)
-        self._captions.pop(room_id, None)
-        self._unreviewed.pop(room_id, None)
-        timer = self._timers.pop(room_id, None)
-        if timer is not None and timer[1] is not asyncio.current_task():
-            timer[1].cancel()
+        lease = self._leases.get(room_id)
+        self._release(room_id)
+        if lease is not None and self._keeper is not None:
+            self._spawn(self._keeper.drop(lease), f"release-{room_id}")
         self._remember_inactive(room_id, "ended")
 
     async def _handle(self, event: BusEvent) -> None:
@@ -203,16 +315,24 @@ class FacilitatorService:
         engine = await self._engine_for(room_id)
         if engine is None:
             return
+        if event.seq and event.seq <= self._replayed.get(room_id, 0):
+            if room_id not in self._timers:  # the replay that built the engine fed it this event: schedule it
+                self._after(room_id, engine)
+            return
+        await self._apply(room_id, engine, event, self._clock.now())
+        self._after(room_id, engine)
+
+    async def _apply(self, room_id: str, engine: RoomFacilitator, event: BusEvent, now: float) -> None:
+        """Answer one room event: the engine's response, the caption buffer for summaries, safety screening."""
         if isinstance(event, FacilitatorControl):
             await (self.pause(room_id) if event.action == "pause" else self.resume(room_id))
             return
-        await self._publish(engine, engine.handle(event, self._clock.now()))
+        await self._publish(engine, engine.handle(event, now))
         if isinstance(event, CaptionFinal) and event.text:
             buffer = self._captions.setdefault(room_id, [])
             buffer.append(event)
             del buffer[:-500]  # bounded: summaries look at recent talk only
             await self._screen(room_id, engine, event)
-        self._after(room_id, engine)
 
     async def _screen(self, room_id: str, engine: RoomFacilitator, caption: CaptionFinal) -> None:
         """Rules on every caption at once; a language-model review every few captions (in the background)."""
@@ -269,8 +389,13 @@ class FacilitatorService:
         task.add_done_callback(self._llm_tasks.discard)
 
     async def _record(self, room_id: str, calls: list[LLMCallRecord]) -> None:
-        if self._record_llm_call is not None:
-            for call in calls:
+        """Every model call goes on the bus for the record (the recorder stores it), and to the optional hook."""
+        for call in calls:
+            await self._bus.publish(LLMCallRecorded(
+                room_id=room_id, ts=call.at, call_id=new_id(16), purpose=call.purpose, model=call.model,
+                messages=[dict(m) for m in call.messages], output=call.output, latency_s=call.latency_s,
+                outcome=call.outcome, error=call.error))
+            if self._record_llm_call is not None:
                 await self._record_llm_call(room_id, call)
 
     async def _propose(self, engine: RoomFacilitator, stage_id: str, lines: list[CaptionFinal]) -> None:
@@ -385,12 +510,18 @@ class FacilitatorService:
         self._schedule(room_id, engine)
         return True
 
-    async def close(self) -> None:
+    async def close(self, hand_over: bool = True) -> None:
+        """Stop. ``hand_over``: release this worker's room leases so another takes them at once (a crash leaves them
+        to expire instead; tests pass False to act one out)."""
+        self._closed = True
+        self._changed.set()
         if self._sub is not None:
             await self._sub.close()
-        for task in [self._task, *(t for _, t in self._timers.values()), *self._llm_tasks]:
+        for task in [self._task, self._scanner, *(t for _, t in self._timers.values()), *self._llm_tasks]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._timers.clear()
+        if self._keeper is not None:
+            await self._keeper.close(release=hand_over)

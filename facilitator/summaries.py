@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
 from facilitator.prompt import number_lines, shorten
-from server.events import MAX_AI_MESSAGE_CHARS, MAX_AI_POINT_CHARS, AIMessage, AIMessagePoint, CaptionFinal
+from server.core.events import MAX_AI_MESSAGE_CHARS, MAX_AI_POINT_CHARS, AIMessage, AIMessagePoint, CaptionFinal
 
 logger = logging.getLogger(__name__)
 

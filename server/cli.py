@@ -1,5 +1,6 @@
-"""The ``moot`` command: ``serve`` runs the embedded server; ``facilitator`` runs the AI facilitator as its own worker
-process; ``bench`` runs benchmarks; ``models`` prepares weights."""
+"""The ``moot`` command: ``serve`` runs the embedded server; ``worker facilitator|recorder|speech`` runs one worker role
+as its own process; ``bench`` runs benchmarks; ``models`` prepares weights; ``schema`` prints the browser protocol's
+JSON Schema."""
 
 from __future__ import annotations
 
@@ -12,15 +13,26 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from server import __version__
-from server.settings import Settings
+from server.core.settings import Settings, environment_help
 
 
-def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+def _add_serve(subparsers: argparse._SubParsersAction, command: str = "serve") -> None:
+    if command == "serve":
+        about = "run everything in one process (embedded default: in-process bus, SQLite, CPU speech model)"
+        description = "Run the Moot server with every component in one process."
+    else:
+        about = "run a server node (web, signaling, media) of a scaled deployment, beside worker processes"
+        description = ("Run a server node: web, signaling and media. Speech recognition runs here too unless "
+                       "MOOT_SPEECH_PLACEMENT=remote sends speakers' audio to speech workers ('moot worker speech'). "
+                       "The facilitator and the recorder run as workers ('moot worker ...'); "
+                       "MOOT_FACILITATOR_ENABLED=true or MOOT_RECORDER_ENABLED=true runs them here as well.")
     p = subparsers.add_parser(
-        "serve",
-        help="run the server (embedded default: one process, in-process bus, SQLite, CPU speech model)",
-        description="Run the Moot server. Every option can also be set as an environment variable MOOT_<NAME> "
-        "(for example MOOT_ICE_SERVERS=stun:stun.example.org:3478; TURN: MOOT_TURN_URLS and MOOT_TURN_SECRET).",
+        command,
+        help=about,
+        epilog=environment_help(command),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=description + " Every option can also be set as an environment variable MOOT_<NAME> (for "
+        "example MOOT_ICE_SERVERS=stun:stun.example.org:3478; TURN: MOOT_TURN_URLS and MOOT_TURN_SECRET).",
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)")
     p.add_argument("--port", type=int, help="port (default 8000)")
@@ -35,9 +47,29 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--asr-language", help="language hint, e.g. en (default: detect)")
     p.add_argument("--asr-compute-type", help="CTranslate2 compute type: int8 (default, CPU), float16 (GPU), ...")
     p.add_argument("--asr-beam-size", type=int, help="beam size (default 1: fastest)")
+    p.add_argument("--speech-placement", choices=["local", "remote"],
+                   help="'remote': send speakers' audio to speech workers over the Redis bus (default local)")
     p.add_argument("--max-participants", type=int, help="room capacity (default 8)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING...")
+    if command == "server":
+        p.add_argument("--processes", type=int, default=None,
+                       help="node processes on this machine (default: one per core with MOOT_BUS=redis, else 1); "
+                       "each has its own port from --port on, its own node id and URL (MOOT_NODE_URL with {node_id}, "
+                       "{index} or {port}), sharing the Redis room directory")
     p.set_defaults(func=_serve)
+
+
+def _has_accounts(settings: Settings) -> bool:
+    """Whether the database has any organiser, moderator or administrator account (it is created if missing)."""
+    from server.accounts.store import AccountStore
+    from server.storage import Storage
+
+    storage = Storage(settings.resolved_database_url())
+    try:
+        storage.create_schema()
+        return bool(AccountStore(storage.sessions).users())
+    finally:
+        storage.close()
 
 
 class BadSettings(Exception):
@@ -66,6 +98,20 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     settings = _settings_from_args(args)
+    if args.command == "server":
+        from server.nodes import default_processes
+
+        processes = args.processes
+        if processes is None:  # one per core; a memory bus cannot share rooms between processes: then one
+            processes = default_processes() if settings.bus == "redis" else 1
+        if processes != 1:
+            return _serve_processes(settings, processes)
+    if args.command == "server":  # a node: the facilitator and the recorder are workers unless asked for here
+        import os
+
+        settings = settings.model_copy(update={
+            "facilitator_enabled": os.environ.get("MOOT_FACILITATOR_ENABLED", "false").lower() in ("1", "true", "yes"),
+            "recorder_enabled": os.environ.get("MOOT_RECORDER_ENABLED", "false").lower() in ("1", "true", "yes")})
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.log_level.upper() != "DEBUG":
         # Per-decode and per-ICE-check chatter from libraries; Moot logs what matters about them itself.
@@ -74,7 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
     if bool(settings.tls_cert) != bool(settings.tls_key):
         print("error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    if settings.asr_backend == "whisper":
+    if settings.asr_backend == "whisper" and settings.speech_placement == "local":
         from models.whisper import ModelNotAvailable, resolve_whisper_model
 
         try:  # fail early and plainly; on the first run this also assembles the shipped model (a few seconds)
@@ -82,17 +128,18 @@ def _serve(args: argparse.Namespace) -> int:
         except ModelNotAvailable as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    from server.auth import moderator_token_path, resolve_moderator_token
+    from server.accounts.secret import resolve_secret_key
 
     try:
-        resolve_moderator_token(settings)  # created now so that its place can be printed
+        resolve_secret_key(settings)  # (created now: a bad MOOT_SECRET_KEY stops here, plainly)
     except (ValueError, OSError) as exc:
-        print(f"error: moderator token: {exc}", file=sys.stderr)
+        print(f"error: secret key: {exc}", file=sys.stderr)
         return 2
-    where = "MOOT_MODERATOR_TOKEN" if settings.moderator_token else moderator_token_path(settings)
     scheme = "https" if settings.tls_cert else "http"
     print(f"Moot {__version__}: open {scheme}://{settings.host}:{settings.port}/ (Ctrl+C to stop)", flush=True)
-    print(f"Moderator API token: {where}", flush=True)
+    if not _has_accounts(settings):
+        print("No organiser account yet: create one with  moot users add you@example.org --role organiser",
+              flush=True)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -106,52 +153,104 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_facilitator(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "facilitator",
-        help="run the AI facilitator as its own worker process (scaled deployment: Redis bus, shared database)",
-        description="Run only the AI facilitator, on the Redis bus and the database the server nodes use. Exactly one "
-        "process per deployment may run it: start the server nodes with MOOT_FACILITATOR_ENABLED=false. Options can "
-        "also be set as MOOT_<NAME> environment variables (e.g. MOOT_LLM_URL).",
-    )
+def _serve_processes(settings: Settings, processes: int) -> int:
+    """``moot server --processes N`` (N > 1; by default one per core): supervise N node processes."""
+    import os
+
+    from server.nodes import ProcessesMisconfigured, Supervisor, child_command, plan
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        children = plan(settings, processes)
+    except ProcessesMisconfigured as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return Supervisor(children, child_command(sys.argv[1:]), dict(os.environ)).run()
+
+
+_WORKER_ROLES = {
+    "facilitator": "the AI facilitator: facilitates the rooms whose lease it holds (any number may run)",
+    "recorder": "the transcript recorder: stores what the rooms say, each event once (any number may run)",
+    "speech": "live captions: transcribes the speakers whose lease it holds, for server nodes with "
+              "MOOT_SPEECH_PLACEMENT=remote (any number may run; another takes over a speaker when one dies)",
+}
+
+
+def _worker_options(p: argparse.ArgumentParser, role: str) -> None:
     p.add_argument("--bus", choices=["redis", "memory"], default="redis", help="event bus (default redis)")
     p.add_argument("--redis-url", help="default redis://127.0.0.1:6379/0")
     p.add_argument("--database-url", help="the server nodes' database, e.g. postgresql://user@host/moot")
     p.add_argument("--data-dir", type=Path, help="data directory (default ./data; SQLite lives here by default)")
-    p.add_argument("--llm-backend", choices=["local", "openai", "none"], help="language model backend")
-    p.add_argument("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
-    p.add_argument("--llm-model", help="model name at the endpoint")
-    p.add_argument("--llm-model-path", type=Path, help="local model: a .gguf file or a Hugging Face directory")
+    p.add_argument("--health-port", type=int, help="answer GET /health on this port (for orchestrators)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING...")
-    p.set_defaults(func=_facilitator)
+    if role == "facilitator":
+        p.add_argument("--llm-backend", choices=["local", "openai", "none"], help="language model backend")
+        p.add_argument("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
+        p.add_argument("--llm-model", help="model name at the endpoint")
+        p.add_argument("--llm-model-path", type=Path, help="local model: a .gguf file or a Hugging Face directory")
+    if role == "speech":
+        p.add_argument("--asr-backend", choices=["whisper", "fake"], help="speech recognition backend")
+        p.add_argument("--asr-model", help="'base' (default), 'tiny.en' or a CTranslate2 Whisper model directory")
+        p.add_argument("--asr-device", choices=["cpu", "cuda", "auto"], help="where Whisper runs")
+        p.add_argument("--asr-compute-type", help="CTranslate2 compute type: int8 (default, CPU), float16 (GPU), ...")
+        p.add_argument("--asr-language", help="language hint, e.g. en (default: detect)")
+    p.set_defaults(func=_worker, role=role)
 
 
-def _facilitator(args: argparse.Namespace) -> int:
+def _add_worker(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="run one worker role as its own process (scaled deployment: Redis bus, shared database)",
+        description="Run one worker role on the Redis bus and the database the server nodes use. Options can also "
+        "be set as MOOT_<NAME> environment variables (e.g. MOOT_REDIS_URL, MOOT_LLM_URL). SIGTERM stops it cleanly.",
+    )
+    roles = p.add_subparsers(dest="role", required=True, metavar="{" + ",".join(_WORKER_ROLES) + "}")
+    for role, about in _WORKER_ROLES.items():
+        _worker_options(roles.add_parser(role, help=about, description=f"Run {about}.",
+                                         epilog=environment_help(f"worker {role}"),
+                                         formatter_class=argparse.RawDescriptionHelpFormatter), role)
+
+
+def _add_facilitator(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("facilitator", help="the same as 'moot worker facilitator' (kept for old scripts)",
+                              description="The same as 'moot worker facilitator'.")
+    _worker_options(p, "facilitator")
+
+
+def _worker(args: argparse.Namespace) -> int:
     import asyncio
-    import signal
 
     from facilitator.llm import LLMError
-    from facilitator.worker import run_worker
+    from server.runtime import Runtime
 
     settings = _settings_from_args(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.role == "facilitator":
+        from server.workers.facilitator import assemble
+    elif args.role == "speech":
+        from server.workers.speech import assemble
+
+        if settings.bus != "redis":
+            print("error: speech workers serve server nodes over the Redis bus: use --bus redis", file=sys.stderr)
+            return 2
+    else:
+        from server.workers.recorder import assemble
+
+    def ready(runtime: Runtime) -> None:
+        health = f", health on port {runtime.health_port}" if runtime.health_port is not None else ""
+        print(f"Moot {__version__} {runtime.role} worker {runtime.resources.name}: listening on the "
+              f"{settings.bus} bus{health} (Ctrl+C to stop)", flush=True)
 
     async def main() -> None:
-        stop, ready = asyncio.Event(), asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        worker = asyncio.create_task(run_worker(settings, stop, ready))
-        await asyncio.wait({worker, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-        if ready.is_set():
-            print(f"Moot {__version__} facilitator: listening on the {settings.bus} bus (Ctrl+C to stop)", flush=True)
-        await worker
+        await Runtime(settings, args.role).run(assemble, ready)
 
     from redis.exceptions import RedisError
 
+    from server.core.errors import Unavailable
+
     try:
         asyncio.run(main())
-    except (LLMError, RedisError, OSError) as exc:
+    except (LLMError, RedisError, OSError, Unavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -181,18 +280,51 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "client" / "schema" / "protocol.schema.json"
+
+
+def _add_schema(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "schema",
+        help="print the JSON Schema of the browser protocol (the client's copy: client/schema/protocol.schema.json)",
+        description="Print (or write with --out) the JSON Schema of every message a browser may send and receive.",
+    )
+    p.add_argument("--out", type=Path, help=f"write it to this file (the client's copy: {SCHEMA_FILE})")
+    p.set_defaults(func=_schema)
+
+
+def schema_text() -> str:
+    import json
+
+    from server.core.events import protocol_schema
+
+    return json.dumps(protocol_schema(), indent=1, sort_keys=True) + "\n"
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = schema_text()
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
 def _add_bench(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bench",
         help="run a benchmark (results: docs/benchmarks.md)",
         description="Benchmarks of the media server and of live captions.",
     )
-    bench = p.add_subparsers(dest="bench", required=True, metavar="{sfu,asr,facilitator}")
-    from server.bench import asr, facilitator, sfu
+    bench = p.add_subparsers(dest="bench", required=True, metavar="{sfu,asr,decode,facilitator,speech-wire}")
+    from server.bench import asr, decode, facilitator, sfu, speech_wire
 
     sfu.register(bench)
     asr.register(bench)
+    decode.register(bench)
     facilitator.register(bench)
+    speech_wire.register(bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,11 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="moot", description="Moot: AI-facilitated deliberation in small video groups."
     )
     parser.add_argument("--version", action="version", version=f"moot {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="{serve,facilitator,bench,models}")
+    subparsers = parser.add_subparsers(dest="command", required=True,
+                                       metavar="{serve,server,worker,bench,models,schema,users,import}")
     _add_serve(subparsers)
+    _add_serve(subparsers, "server")
+    _add_worker(subparsers)
     _add_facilitator(subparsers)
     _add_bench(subparsers)
     _add_models(subparsers)
+    _add_schema(subparsers)
+    from server import import_cli, users_cli
+
+    users_cli.register(subparsers)
+    import_cli.register(subparsers)
     return parser
 
 

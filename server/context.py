@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from server.bus import Bus
-from server.settings import Settings
+from server.accounts.throttle import SignInThrottle
+from server.core.bus import Bus
+from server.core.directory import RoomDirectory
+from server.core.leases import Leases
+from server.core.settings import Settings
 from server.storage import Storage
 
 if TYPE_CHECKING:
-    from server.asr.base import CaptionService
-    from server.rtc.rooms import RoomRegistry
+    from server.accounts.service import AccountService
+    from server.core.speech import CaptionService
+    from server.lobby.credentials import CredentialSigner
+    from server.rooms import RoomRegistry
 
 
 @dataclass
@@ -21,4 +28,18 @@ class ServerContext:
     storage: Storage
     captions: CaptionService | None = None
     rooms: RoomRegistry | None = field(default=None)
-    moderator_token: str = ""  # see server/auth.py; empty: nobody is a moderator
+    leases: Leases | None = None  # follows the bus: in memory, or on Redis shared by every node
+    directory: RoomDirectory | None = None  # which node hosts which room; None: this node hosts every room
+    accounts: AccountService | None = None  # organisers', moderators' and administrators' sign-in
+    sign_in_throttle: SignInThrottle = field(default_factory=SignInThrottle)
+    participant_credentials: CredentialSigner | None = None  # made on first use (reads the signing key)
+
+    def participant_signer(self) -> CredentialSigner:
+        """Signs and reads participant credentials (blocking the first time: it may create the key file)."""
+        if self.participant_credentials is None:
+            from server.accounts.secret import resolve_secret_key
+            from server.lobby.credentials import CredentialSigner
+
+            self.participant_credentials = CredentialSigner(resolve_secret_key(self.settings), self.clock)
+        return self.participant_credentials
+    clock: Callable[[], float] = time.time

@@ -43,11 +43,12 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "statement": (5, 1 / 10, "statements"),  # five at once, then one every 10 s
     "vote": (40, 2, "votes"),
     "flag": (5, 1 / 30, "flags"),
+    "help": (3, 1 / 60, "calls for a moderator"),
     "media": (10, 1, "camera and microphone changes"),
     "any": (60, 20, "messages"),  # every message, whatever it is
 }
 ACTION_OF_TYPE = {"statement.add": "statement", "statement.edit": "statement", "vote": "vote",
-                  "summary.flag": "flag", "media": "media"}
+                  "summary.flag": "flag", "media": "media", "help.request": "help"}
 
 
 class ConnectionLimits:

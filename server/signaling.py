@@ -1,7 +1,7 @@
 """The signaling WebSocket: one browser's (or test peer's) whole stay in a room.
 
-Protocol in docs/architecture.md; message models in server/events.py. Everything the client sends is size-checked and
-decoded into a known message type; bad input gets an ``error`` message and never an exception that could disturb
+Protocol in docs/architecture.md; message models in server/core/events.py. Everything the client sends is size-checked
+and decoded into a known message type; bad input gets an ``error`` message and never an exception that could disturb
 another participant. Outgoing messages go through a bounded per-client queue drained by a writer task, so one slow
 client never stalls the room: when its queue is full, the oldest provisional updates (partial captions, voice
 activity) are dropped; a client so far behind that nothing else can go is disconnected.
@@ -18,31 +18,36 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from server.bus import room_channel
 from server.context import ServerContext
-from server.events import (
+from server.core.bus import room_channel
+from server.core.events import (
     AddStatement,
     Answer,
+    BusEvent,
+    CallModerator,
     CaptionPartial,
     EditStatement,
     Error,
     EventDecodeError,
     FlagSummary,
+    HelpRequested,
     Join,
     Leave,
     MediaState,
     Ping,
     Pong,
-    RoomVisibleEvent,
     ServerMessage,
     VoiceActivity,
     Vote,
     Welcome,
     decode_client_message,
     encode,
+    visible_to,
 )
+from server.core.ids import new_id
+from server.lobby.credentials import ParticipantClaims
 from server.ratelimit import ConnectionLimits
-from server.rtc.rooms import JoinRefused, Participant
+from server.rooms import JoinRefused, Participant
 from server.statements import StatementBoard, StatementRefused
 from server.turn import browser_ice_servers
 
@@ -67,7 +72,7 @@ class ClientConnection:
         self.failed = asyncio.Event()  # set when the client is gone or too slow: the handler then ends the session
         self._writer = asyncio.create_task(self._write(), name="signaling-writer")
 
-    def send(self, message: ServerMessage) -> None:
+    def send(self, message: ServerMessage | BusEvent) -> None:
         if self._closed:
             return
         if len(self._queue) >= self._limit:
@@ -111,6 +116,15 @@ class ClientConnection:
             await self._ws.close(code or self.close_code)
 
 
+async def call_moderator(ctx: ServerContext, room_id: str, participant_id: str, name: str, note: str) -> None:
+    """Store the call (one pending per participant) and alert the room's moderators."""
+    request = HelpRequested(room_id=room_id, request_id=new_id(16), participant_id=participant_id,
+                            participant_name=name, note=" ".join(note.split()))
+    stored = await asyncio.to_thread(ctx.storage.add_help_request, request)
+    if stored.request_id == request.request_id:  # (a repeated press while one is pending alerts nobody again)
+        await ctx.bus.publish(request)
+
+
 async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContext) -> None:
     await websocket.accept()
     conn = ClientConnection(websocket)
@@ -126,6 +140,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
     receive: asyncio.Future[Any] | None = None
 
     leave_reason = "left"
+    explicit_leave = False
 
     def on_removed(code: str, message: str) -> None:
         nonlocal leave_reason
@@ -191,17 +206,22 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     conn.send(Error(code="consent_required",
                                     message="Please agree to transcription and the AI assistant to join."))
                     continue
+                after_seq = None
+                if message.resume is not None and await rooms.resume(room_id, message.resume.token) is not None:
+                    after_seq = message.resume.after_seq  # a valid ticket: replay what this person missed
                 try:
-                    sub = await ctx.bus.subscribe(room_channel(room_id), maxsize=1000)
+                    sub = await ctx.bus.subscribe(room_channel(room_id), maxsize=1000, after_seq=after_seq)
                     try:
                         participant = await rooms.join(room_id, message.name, message.audio, message.video,
-                                                       conn.send, on_removed)
+                                                       conn.send, on_removed, message.credential)
                     except BaseException:
                         await sub.close()
                         raise
                 except JoinRefused as exc:
-                    fatal = exc.code in ("unknown_room", "room_full")
-                    conn.send(Error(code=exc.code, message=str(exc), fatal=fatal))  # type: ignore[arg-type]
+                    fatal = exc.code in ("unknown_room", "room_full", "room_elsewhere", "credential_required",
+                                         "not_your_room", "deliberation_closed")
+                    conn.send(Error(code=exc.code, message=str(exc), fatal=fatal,  # type: ignore[arg-type]
+                                    location=exc.location))
                     if fatal:
                         return
                     continue
@@ -210,6 +230,9 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     room=participant.room.info(),
                     participants=rooms.participants(participant.room),
                     ice_servers=browser_ice_servers(ctx.settings, participant.id),
+                    resume_token=rooms.resume_tickets.issue(room_id, participant.id),
+                    credential=None if participant.room.deliberation_id else ctx.participant_signer().sign(
+                        ParticipantClaims(participant.id, None, room_id)),
                 ))
                 forwarder = asyncio.create_task(_forward_events(sub, conn), name="signaling-forwarder")
             elif participant is None:
@@ -236,7 +259,10 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                                          message.revision)
                 except StatementRefused as exc:
                     conn.send(Error(code=exc.code, message=str(exc)))  # type: ignore[arg-type]
+            elif isinstance(message, CallModerator):
+                await call_moderator(ctx, room_id, participant.id, participant.name, message.note)
             elif isinstance(message, Leave):
+                explicit_leave = True
                 break
     except WebSocketDisconnect:
         pass
@@ -250,6 +276,12 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pending
         if participant is not None:
+            if leave_reason == "joined_elsewhere":
+                pass  # the same participant's new connection holds the tickets now
+            elif explicit_leave or leave_reason not in ("left", "room_moved"):
+                rooms.resume_tickets.revoke(participant.id)  # left on purpose, or removed: no rejoin
+            else:  # the connection dropped, or the room moved: may rejoin for a while (resumed if it is back here)
+                rooms.resume_tickets.disconnected(participant.id)
             try:
                 await rooms.leave(participant, reason=leave_reason)
             except Exception:
@@ -274,12 +306,12 @@ async def _first_set(*events: asyncio.Event) -> None:
 
 async def _forward_events(sub: object, conn: ClientConnection) -> None:
     """Relay every bus event of the room to this client."""
-    from server.bus import Subscription
+    from server.core.bus import Subscription
 
     assert isinstance(sub, Subscription)
     try:
         async for event in sub:
-            if isinstance(event, RoomVisibleEvent):  # votes show only as tallies; flags go to moderators
+            if visible_to(event, "participant"):  # the one table: votes show only as tallies, flags go to moderators
                 conn.send(event)
     finally:
         await sub.close()

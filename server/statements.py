@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import asyncio
 
-from server import plaintext
 from server.context import ServerContext
-from server.events import StatementAdded, StatementEdited, SummaryFlagged, VoteCast, VoteTally
-from server.storage.repository import new_id
+from server.core import plaintext
+from server.core.errors import Refused
+from server.core.events import StatementAdded, StatementEdited, SummaryFlagged, VoteCast, VoteTally
+from server.core.ids import new_id
 
 LOCKED = ("People have already voted on this statement, so it can no longer be changed: propose a revised statement "
           "instead.")
 CHANGED = "The statement was edited: read it again and vote."
 
 
-class StatementRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class StatementRefused(Refused):
+    """A statement, edit, vote or flag was refused; ``code`` says why."""
 
 
 class StatementBoard:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from server.settings import Settings
+from server.core.settings import Settings
 
 # The opaque part of the username: coturn rejects spaces, quotes and backslashes, and ':' separates the expiry.
 _OPAQUE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")

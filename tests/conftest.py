@@ -10,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.settings import Settings
+from server.core.settings import Settings
+from server.storage import Storage
+from tests.databases import postgres_database
 
 # Servers started by tests (in-process, threads, subprocesses, the browser tests' namespaced child) use rules only;
 # the real default local model (about 20 s to load) runs in tests/test_local_llm.py, which asks for it explicitly.
@@ -26,3 +28,21 @@ def settings(tmp_path: Path) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on SQLite and on a fresh database of the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'moot.db'}"
+        return
+    yield from postgres_database()
+
+
+@pytest.fixture
+def migrated_storage(database_url: str) -> Iterator[Storage]:
+    """Storage on ``database_url``, its schema at the head migration."""
+    store = Storage(database_url)
+    store.create_schema()
+    yield store
+    store.close()

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import numpy.typing as npt
 
-from server.asr.base import SAMPLE_RATE
+from server.core.speech import SAMPLE_RATE
 
 
 class RecordingSink:

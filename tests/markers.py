@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
-from server.bus import Bus, Subscription
-from server.events import BusEvent, ParticipantMediaState
+from server.core.bus import Bus, Subscription
+from server.core.events import BusEvent, ParticipantMediaState
 
 
 async def collect(bus: Bus, sub: Subscription, room_id: str | None = None, timeout: float = 10.0) -> list[BusEvent]:

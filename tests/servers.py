@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from server.app import create_app
-from server.settings import Settings
+from server.core.settings import Settings
 
 
 def free_port() -> int:
@@ -61,21 +62,37 @@ class RunningServer:
 
         return asyncio.run_coroutine_threadsafe(stacks(), loop).result(timeout=10)
 
+    def drop_websockets(self, room_id: str) -> int:
+        """Cut the TCP connections of the room's signaling WebSockets without a closing handshake, as a lost network
+        does (both ends see the connection end); returns how many were cut."""
+        path = f"/ws/rooms/{room_id}"
+
+        async def drop() -> int:
+            dropped = 0
+            for connection in list(self.server.server_state.connections):  # uvicorn's open connections (protocols)
+                scope = getattr(connection, "scope", None) or {}
+                if scope.get("type") == "websocket" and scope.get("path") == path:
+                    connection.transport.abort()
+                    dropped += 1
+            return dropped
+
+        return asyncio.run_coroutine_threadsafe(drop(), self.app.state.loop).result(timeout=10)
+
     def publish(self, event: Any) -> None:
         """Publish a bus event on the server's own loop (e.g. a marker that clients then wait for)."""
         asyncio.run_coroutine_threadsafe(self.ctx.bus.publish(event), self.app.state.loop).result(timeout=10)
 
 
 @contextmanager
-def running_server(settings: Settings, **app_kwargs: Any) -> Iterator[RunningServer]:
-    with serve_app(create_app(settings, **app_kwargs)) as running:
+def running_server(settings: Settings, port: int | None = None, **app_kwargs: Any) -> Iterator[RunningServer]:
+    with serve_app(create_app(settings, **app_kwargs), port) as running:
         yield running
 
 
 @contextmanager
-def serve_app(app: Any) -> Iterator[RunningServer]:
-    """Serve any ASGI app on a free localhost port from a background thread."""
-    port = free_port()
+def serve_app(app: Any, port: int | None = None) -> Iterator[RunningServer]:
+    """Serve any ASGI app on a localhost port (default: a free one) from a background thread."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=2**20)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -90,3 +107,17 @@ def serve_app(app: Any) -> Iterator[RunningServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def drain(proc: subprocess.Popen[str]) -> list[str]:
+    """Keep reading a child process's output in the background (a full pipe would block it); returns the list the
+    lines are collected in."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, name=f"drain-{proc.pid}", daemon=True).start()
+    return lines

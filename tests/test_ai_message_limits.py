@@ -12,7 +12,7 @@ from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.llm import LLMCallRecord, ScriptedLLM
 from facilitator.summaries import write_summary
 from facilitator.template import builtin_templates
-from server.events import (
+from server.core.events import (
     MAX_AI_MESSAGE_CHARS,
     MAX_AI_POINT_CHARS,
     AIMessage,

@@ -5,10 +5,14 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from server.events import AIMessage, CaptionFinal, CaptionWord, StatementAdded
+from server.core.events import AIMessage, CaptionFinal, CaptionWord, StatementAdded
+from tests.staff import bearer, sign_in
 
 
 def create(client: TestClient, title: str = "Housing in our town") -> dict:
+    """A room created by a signed-in organiser (who may then read everything in it)."""
+    if "authorization" not in client.headers:
+        sign_in(client)
     response = client.post("/api/rooms", json={"title": title})
     assert response.status_code == 201, response.text
     return response.json()
@@ -66,12 +70,30 @@ def test_transcript_and_exports(client: TestClient) -> None:
     assert body.startswith("WEBVTT")
     assert "00:00:00.000 --> 00:00:02.500" in body
     assert "00:00:03.000 --> 00:00:05.500" in body
-    assert "<v Ada &lt;b&gt;>we should build more homes" in body
+    assert "<v Participant 1>we should build more homes" in body, "exports name speakers by alias"
+    assert "Ada" not in body
     assert "I agree --&gt; strongly" in body, "cue text never contains a raw -->"
     assert "secret" not in body
 
     exported = client.get(f"/api/rooms/{room['id']}/transcript.json").json()
     assert exported["room"]["id"] == room["id"] and len(exported["captions"]) == 2
+    assert {(c["speaker_name"], c["participant_id"]) for c in exported["captions"]} == {("Participant 1",
+                                                                                          "Participant 1")}
+    assert "Ada" not in str(exported) and "p1" not in str(exported["captions"])
+
+    # Real names: only for the room's organiser (here its creator) or an administrator, and each request is logged.
+    real_names = f"/api/rooms/{room['id']}/transcript.vtt?names=real"
+    assert client.get(real_names, headers={"Authorization": ""}).status_code == 401
+    other = bearer(client, "org@example.org", "organiser")
+    assert client.get(real_names, headers=other).status_code == 404  # may not even read this room
+    moderator = bearer(client, "mod@example.org", "moderator")
+    assert client.get(real_names, headers=moderator).status_code == 404
+    for headers in ({}, bearer(client, "root@example.org", "admin")):  # the creator, then an administrator
+        real = client.get(real_names, headers=headers)
+        assert real.status_code == 200 and "<v Ada &lt;b&gt;>we should build more homes" in real.text
+    log = client.app.state.ctx.storage.audit_log(room["id"])  # type: ignore[attr-defined]
+    assert [action for _, _, action in log] == ["export_real_names", "export_real_names"]
+    assert client.get(f"/api/rooms/{room['id']}/transcript.vtt?names=everyone").status_code == 422
 
 
 def test_client_pages_served(client: TestClient) -> None:
@@ -95,11 +117,11 @@ def test_statements_endpoint_shows_tallies_not_votes(client: TestClient) -> None
     storage.add_statement(StatementAdded(room_id=room["id"], statement_id="s1", text="Build homes", author_id="p1",
                                          author_name="Ada"))
     storage.cast_vote("s1", "p1", "agree", 0)
-    storage.cast_vote("s1", "p2", "disagree", 0)
+    storage.cast_vote("s1", "voter-who-disagreed", "disagree", 0)
     (statement,) = client.get(f"/api/rooms/{room['id']}/statements").json()
     assert statement["text"] == "Build homes" and statement["revision"] == 0
     assert statement["tally"] == {"agree": 1, "disagree": 1, "pass": 0}
-    assert "p2" not in str(statement)
+    assert "voter-who-disagreed" not in str(statement)  # (a random room id may contain any short string)
 
 
 def test_listing_statements_is_one_query_whatever_their_number(client: TestClient) -> None:
@@ -131,3 +153,17 @@ def test_listing_statements_is_one_query_whatever_their_number(client: TestClien
         ("s3", "Statement 3", 0, {"agree": 1, "disagree": 1, "pass": 1}),
         ("s4", "Statement 4", 0, {"agree": 2, "disagree": 1, "pass": 1}),
     ]
+
+
+def test_aliases_follow_arrival_order_then_first_words() -> None:
+    from server.exports import aliases
+    from server.storage import CaptionRecord
+
+    def said(who: str) -> CaptionRecord:
+        return CaptionRecord(utterance_id=who, room_id="r", participant_id=who, speaker_name=who.upper(), start=0.0,
+                             end=1.0, text="hello", language="en")
+
+    captions = [said("bo"), said("zed"), said("ada"), said("bo")]
+    assert aliases(["ada", "bo", "cy"], captions) == {"ada": "Participant 1", "bo": "Participant 2",
+                                                      "cy": "Participant 3", "zed": "Participant 4"}
+    assert aliases([], captions) == {"bo": "Participant 1", "zed": "Participant 2", "ada": "Participant 3"}

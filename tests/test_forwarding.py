@@ -302,3 +302,105 @@ async def test_a_failing_audio_tap_does_not_stop_forwarding() -> None:
     assert published.tap_errors == 2
     source.end()
     await published.close()
+
+
+def test_vp8_payloads_are_aiortcs_packets() -> None:
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    for size in (1, 1296, 1297, 5000):
+        frame = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        for picture_id in (0, 1, 0x7FFF):
+            assert forwarding.vp8_payloads(frame, picture_id) == Vp8Encoder._packetize(frame, picture_id)
+
+
+def test_ntp_time_matches_aiortcs_clock() -> None:
+    from aiortc import clock
+
+    assert abs(forwarding.ntp_time() - clock.current_ntp_time()) < (1 << 32) // 10  # within 0.1 s
+
+
+class _FakeUdp:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def sendto(self, data: bytes, address: object) -> None:
+        self.sent.append(data)
+
+
+class _FakeProtocol:
+    def __init__(self) -> None:
+        self.transport = _FakeUdp()
+
+    async def send_data(self, data: bytes, address: object) -> None:  # aiortc's own path (retransmissions)
+        self.transport.sendto(data, address)
+
+
+class _IdentitySrtp:
+    def protect(self, data: bytes) -> bytes:
+        return data
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return data
+
+
+async def test_direct_sender_writes_aiortcs_rtp_and_retransmits() -> None:
+    """Frames sent by DirectSender parse as RTP with the negotiated payload type, SSRC, MID and abs-send-time, one
+    marker per frame, consecutive sequence numbers and the frame's timestamp; a NACKed packet is resent through
+    aiortc's own retransmission (as RTX when negotiated). The socket and SRTP are fakes; the sender is aiortc's."""
+    from aiortc.codecs.vpx import vp8_depayload
+    from aiortc.rtcdtlstransport import State
+    from aiortc.rtcrtpparameters import (
+        RTCRtpCodecParameters,
+        RTCRtpHeaderExtensionParameters,
+        RTCRtpSendParameters,
+    )
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        flushed: list[int] = []
+        direct = forwarding.DirectSender.install(sender, lambda: flushed.append(1))
+        assert not direct.send(b"\x00early", 0, Fraction(1, 90_000))  # not started: the caller queues it
+        protocol = _FakeProtocol()
+        dtls = sender.transport
+        dtls._state = State.CONNECTED
+        dtls._tx_srtp = _IdentitySrtp()  # type: ignore[assignment]
+        pair = type("Pair", (), {"protocol": protocol, "remote_addr": ("x", 1)})
+        dtls.transport._connection._nominated = {1: pair}  # type: ignore[dict-item]
+        vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
+        rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90_000, payloadType=97, parameters={"apt": 96})
+        extensions = [
+            RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+            RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+        ]
+        parameters = RTCRtpSendParameters(codecs=[vp8, rtx], headerExtensions=extensions, muxId="4")
+        await sender.send(parameters)
+        await asyncio.wait_for(sender._RTCRtpSender__rtp_started.wait(), 5)  # type: ignore[attr-defined]
+        assert flushed == [1]
+
+        frames = [bytes([0]) + bytes(range(256)) * 11, bytes([1]) + b"delta"]
+        for n, frame in enumerate(frames):
+            assert direct.send(frame, 3000 * n, Fraction(1, 90_000))
+        parse_map = HeaderExtensionsMap()
+        parse_map.configure(parameters)
+        packets = [RtpPacket.parse(data, parse_map) for data in protocol.transport.sent]
+        assert len(packets) == 3 + 1  # 2817 bytes: three packets, then one
+        assert {p.payload_type for p in packets} == {96} and {p.ssrc for p in packets} == {sender._ssrc}
+        assert all(p.extensions.mid == "4" and p.extensions.abs_send_time is not None for p in packets)
+        assert [p.marker for p in packets] == [0, 0, 1, 1]
+        assert [(p.sequence_number - packets[0].sequence_number) & 0xFFFF for p in packets] == [0, 1, 2, 3]
+        assert packets[3].timestamp - packets[0].timestamp == 3000
+        assert b"".join(vp8_depayload(p.payload) for p in packets[:3]) == frames[0]
+        assert vp8_depayload(packets[3].payload) == frames[1]
+
+        await sender._retransmit(packets[1].sequence_number)
+        resent = RtpPacket.parse(protocol.transport.sent[-1], parse_map)
+        assert resent.payload_type == 97 and resent.payload[2:] == packets[1].payload  # RTX: original seq + payload
+
+        sender._enabled = False  # the m-line is inactive: frames are dropped, not queued
+        assert direct.send(frames[1], 6000, Fraction(1, 90_000))
+        assert len(protocol.transport.sent) == 5
+    finally:
+        await sender.stop()
+        await pc.close()

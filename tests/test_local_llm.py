@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from facilitator.llm import LLMCallRecord, LLMError, create_llm, generate_structured
+from facilitator.backends import create_llm
+from facilitator.llm import LLMCallRecord, LLMError, generate_structured
 from facilitator.local_llm import DEFAULT_GGUF, TransformersLLM, default_model_path
 from facilitator.summaries import Summary
-from server.settings import Settings
+from server.core.settings import Settings
 
 
 def test_default_backend_is_the_shipped_local_model(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,21 +1,17 @@
-"""Moderator routes through the real app and in-process bus: the token, approving/editing/rejecting AI messages,
-pausing and resuming the facilitator, the audit log and flags."""
+"""Moderator routes through the real app and in-process bus: who may use them, approving/editing/rejecting AI
+messages, pausing and resuming the facilitator, the audit log and flags."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from server.app import create_app
-from server.auth import moderator_token_path
-from server.events import (
+from server.core.events import (
     AIMessage,
     AIMessageProposed,
     CaptionFinal,
@@ -23,17 +19,22 @@ from server.events import (
     ParticipantJoined,
     StatementAdded,
 )
-from server.settings import Settings
+from server.core.settings import Settings
+from tests.staff import bearer, sign_in
 
 
 @pytest.fixture
 def app_client(settings: Settings) -> Iterator[TestClient]:
+    """Signed in as the organiser who creates the rooms (so they may moderate and read them)."""
     with TestClient(create_app(settings)) as client:
-        yield client
+        yield sign_in(client)
 
 
 def auth(client: TestClient) -> dict[str, str]:
-    return {"authorization": f"Bearer {client.app.state.ctx.moderator_token}"}  # type: ignore[attr-defined]
+    return {}  # (the client already sends the organiser's token)
+
+
+ANONYMOUS = {"Authorization": ""}
 
 
 def publish(client: TestClient, event: Any) -> None:
@@ -68,38 +69,23 @@ def settle(client: TestClient) -> None:
     eventually(lambda: client.get(f"/api/rooms/{room}/transcript").json()["captions"])
 
 
-def test_moderator_routes_need_the_token(app_client: TestClient, settings: Settings) -> None:
+def test_moderator_routes_are_for_the_rooms_staff_only(app_client: TestClient) -> None:
     room = make_room(app_client, template="quick-20")
     paths = [f"/api/rooms/{room}/llm-calls", f"/api/rooms/{room}/summary-flags", f"/api/rooms/{room}/safety-flags",
              f"/api/rooms/{room}/ai-messages/pending"]
+    other_organiser = bearer(app_client, "other@example.org", "organiser")
+    unassigned_moderator = bearer(app_client, "mod@example.org", "moderator")
+    admin = bearer(app_client, "root@example.org", "admin")
     for path in paths:
-        for headers in ({}, {"authorization": "Bearer wrong-token-wrong-token"}, {"authorization": "Basic abc"}):
-            response = app_client.get(path, headers=headers)
-            assert response.status_code == 401, (path, headers)
-            assert "moderator-token" in response.json()["detail"]
-        assert app_client.get(path, headers=auth(app_client)).status_code == 200
-    assert app_client.post(f"/api/rooms/{room}/facilitator/pause").status_code == 401
-    # The token was generated into the data directory, owner-only, and is kept across restarts.
-    token_file = moderator_token_path(settings)
-    assert token_file.read_text().strip() == app_client.app.state.ctx.moderator_token  # type: ignore[attr-defined]
-    assert os.stat(token_file).st_mode & 0o077 == 0
-    with TestClient(create_app(settings)) as again:
-        assert again.app.state.ctx.moderator_token == token_file.read_text().strip()  # type: ignore[attr-defined]
-
-
-def test_configured_token(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, asr_backend="none", moderator_token=SecretStr("s3cret-token-for-all-nodes"))
-    with TestClient(create_app(settings)) as client:
-        room = make_room(client)
-        good = {"authorization": "Bearer s3cret-token-for-all-nodes"}
-        ok = client.get(f"/api/rooms/{room}/safety-flags", headers=good)
-        assert ok.status_code == 200
-        denied = client.get(f"/api/rooms/{room}/safety-flags", headers={"authorization": "Bearer nope"})
-        assert denied.status_code == 401 and "MOOT_MODERATOR_TOKEN" in denied.json()["detail"]
-    assert not moderator_token_path(settings).exists()
-    with pytest.raises(ValueError, match="at least 16"), \
-            TestClient(create_app(Settings(data_dir=tmp_path, asr_backend="none", moderator_token=SecretStr("short")))):
-        pass
+        for headers in (ANONYMOUS, {"Authorization": "Bearer wrong.token.here"}, {"Authorization": "Basic abc"}):
+            assert app_client.get(path, headers=headers).status_code == 401, (path, headers)
+        for headers in (other_organiser, unassigned_moderator):  # as if the room did not exist
+            answer = app_client.get(path, headers=headers)
+            assert answer.status_code == 404 and answer.json()["detail"] == "unknown room", (path, headers)
+        assert app_client.get(path).status_code == 200  # the room's creator
+        assert app_client.get(path, headers=admin).status_code == 200
+    assert app_client.post(f"/api/rooms/{room}/facilitator/pause", headers=ANONYMOUS).status_code == 401
+    assert app_client.post(f"/api/rooms/{room}/facilitator/pause", headers=other_organiser).status_code == 404
 
 
 def test_ai_messages_wait_for_a_moderator(app_client: TestClient) -> None:
@@ -150,6 +136,14 @@ def test_ai_messages_wait_for_a_moderator(app_client: TestClient) -> None:
     assert bad.status_code == 422
     extra = app_client.post(f"{url}/{first['message_id']}/approve", headers=auth(app_client), json={"x": 1})
     assert extra.status_code == 422
+    # Every action is logged, with who did it and what it acted on; refused attempts are not actions.
+    log = app_client.get(f"/api/rooms/{room}/moderator-actions").json()
+    assert [(a["who"], a["action"], a["detail"]) for a in log] == [
+        ("organiser@example.org", "ai_message.edited", first["message_id"]),
+        ("organiser@example.org", "ai_message.rejected", second["message_id"])]
+    assert log[0]["at"] <= log[1]["at"] <= time.time()
+    assert app_client.get(f"/api/rooms/{other}/moderator-actions").json() == []
+    assert app_client.get(f"/api/rooms/{room}/moderator-actions", headers=ANONYMOUS).status_code == 401
 
 
 def test_pause_and_resume_the_facilitator(app_client: TestClient) -> None:
@@ -167,6 +161,8 @@ def test_pause_and_resume_the_facilitator(app_client: TestClient) -> None:
     assert app_client.post(f"/api/rooms/{plain}/facilitator/pause", headers=auth(app_client)).status_code == 409
     assert app_client.post(f"/api/rooms/{room}/facilitator/stop", headers=auth(app_client)).status_code == 422
     assert app_client.post("/api/rooms/unknown1/facilitator/pause", headers=auth(app_client)).status_code == 404
+    log = app_client.get(f"/api/rooms/{room}/moderator-actions").json()
+    assert [a["action"] for a in log] == ["facilitator.pause", "facilitator.resume"]
 
 
 def test_abuse_is_flagged_to_moderators_only(app_client: TestClient) -> None:

@@ -13,7 +13,7 @@ from facilitator.prompt import (
     number_lines,
     shorten,
 )
-from server.events import CaptionFinal
+from server.core.events import CaptionFinal
 
 
 @pytest.mark.parametrize(

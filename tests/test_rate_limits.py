@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.events import Error, ParticipantMediaState, ServerMessage, StatementAdded
+from server.core.events import Error, ParticipantMediaState, ServerMessage, StatementAdded
+from server.core.settings import Settings
 from server.ratelimit import LIMITS, ConnectionLimits, TokenBucket
 from server.rtc.testpeer import TestPeer
-from server.settings import Settings
 from tests.servers import RunningServer, running_server
 
 
@@ -111,5 +111,5 @@ async def test_media_toggles_and_message_floods_are_limited(server: RunningServe
 
 
 def test_limits_table_names_every_limited_action() -> None:
-    assert set(LIMITS) == {"statement", "vote", "flag", "media", "any"}
+    assert set(LIMITS) == {"statement", "vote", "flag", "media", "help", "any"}
     assert all(burst >= 1 and rate > 0 for burst, rate, _ in LIMITS.values())

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.events import CaptionFinal, Error, ParticipantLeft
+from server.core.events import CaptionFinal, Error, ParticipantLeft
+from server.core.settings import Settings
 from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack, dominant_frequency
 from server.rtc.testpeer import TestPeer
-from server.settings import Settings
 from tests.fakes import RecordingCaptionService
 from tests.servers import RunningServer, running_server
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from server.bus import InProcessBus, room_channel
 from server.context import ServerContext
-from server.events import Offer, ParticipantJoined, ParticipantLeft, ServerMessage, VoiceActivity
-from server.rtc.rooms import JoinRefused, RoomRegistry
-from server.settings import Settings
+from server.core.bus import InProcessBus, room_channel
+from server.core.events import Offer, ParticipantJoined, ParticipantLeft, ServerMessage, VoiceActivity
+from server.core.settings import Settings
+from server.rooms import JoinRefused, RoomRegistry
 from server.storage import Storage
 from tests.fakes import RecordingCaptionService
 
@@ -27,10 +27,10 @@ class GatedStorage:
         self._gated_name = gated_name
         self.left = threading.Event()
 
-    def add_participant(self, room_id: str, name: str, consented_at: float) -> Any:
+    def add_participant(self, room_id: str, name: str, consented_at: float, participant_id: str | None = None) -> Any:
         if name == self._gated_name:
             assert self.left.wait(10)
-        return self._storage.add_participant(room_id, name, consented_at)
+        return self._storage.add_participant(room_id, name, consented_at, participant_id)
 
     def mark_left(self, participant_id: str) -> None:
         self._storage.mark_left(participant_id)

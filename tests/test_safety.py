@@ -9,10 +9,11 @@ import pytest
 
 from facilitator.llm import LLMCallRecord, ScriptedLLM
 from facilitator.safety import review_lines, screen_utterance
-from facilitator.service import SAFETY_REVIEW_EVERY, FacilitatorService, ManualClock
+from facilitator.service import SAFETY_REVIEW_EVERY, FacilitatorService
 from facilitator.template import Template, builtin_templates
-from server.bus import InProcessBus, Subscription
-from server.events import (
+from server.core.bus import InProcessBus, Subscription
+from server.core.clock import ManualClock
+from server.core.events import (
     AIMessage,
     BusEvent,
     CaptionFinal,

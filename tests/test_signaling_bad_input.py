@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import websockets
 
-from server.events import Error, ParticipantJoined, ParticipantLeft, VoiceActivity
+from server.core.events import Error, ParticipantJoined, ParticipantLeft, VoiceActivity
+from server.core.settings import Settings
 from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack
 from server.rtc.testpeer import TestPeer
-from server.settings import Settings
 from tests.servers import RunningServer, running_server
 
 

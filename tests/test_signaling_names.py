@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.events import Error, ParticipantJoined, Welcome
+from server.core.events import Error, ParticipantJoined, Welcome
+from server.core.settings import Settings
 from server.rtc.testmedia import MovingPatternVideoTrack, WavAudioTrack
 from server.rtc.testpeer import TestPeer
-from server.settings import Settings
 from tests.servers import RunningServer, running_server
 
 

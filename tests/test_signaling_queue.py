@@ -7,10 +7,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from server.bus import InProcessBus
 from server.context import ServerContext
-from server.events import CaptionPartial, Error, Pong, VoiceActivity, decode_server_message
-from server.settings import Settings
+from server.core.bus import InProcessBus
+from server.core.events import CaptionPartial, Error, Pong, VoiceActivity, decode_server_message
+from server.core.settings import Settings
 from server.signaling import ClientConnection, handle_signaling
 from server.storage import Storage
 

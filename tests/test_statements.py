@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from server.bus import room_channel
-from server.bus.base import Subscription
-from server.events import (
+from server.core.bus import room_channel
+from server.core.bus.base import Subscription
+from server.core.events import (
     AIMessage,
     AIMessagePoint,
     BusEvent,
@@ -23,8 +23,8 @@ from server.events import (
     SummaryFlagged,
     VoteTally,
 )
+from server.core.settings import Settings
 from server.rtc.testpeer import TestPeer
-from server.settings import Settings
 from tests.servers import RunningServer, running_server
 
 

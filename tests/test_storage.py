@@ -3,9 +3,7 @@ statements that keep their meaning once voted on, summary flags stored once."""
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,11 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, create_engine, event, select, text
 
-from server.events import CaptionFinal, CaptionWord, StatementAdded
+from server.core.events import CaptionFinal, CaptionWord, StatementAdded
 from server.storage import Storage
 from server.storage.tables import VoteRow
-
-PG_ADMIN_URL = os.environ.get("MOOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.databases import postgres_database
 
 
 def caption(room: str, n: int, start: float) -> CaptionFinal:
@@ -28,31 +25,14 @@ def caption(room: str, n: int, start: float) -> CaptionFinal:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'moot.db'}"
-        return
-    yield from _postgres_database()
+@pytest.fixture
+def storage_url(database_url: str) -> str:
+    return database_url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    yield from _postgres_database()
-
-
-def _postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    name = f"moot_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from postgres_database()
 
 
 def test_transcript_survives_restart_and_is_ordered(storage_url: str) -> None:
@@ -109,7 +89,7 @@ def test_older_database_gains_the_new_columns_and_keeps_its_rows(storage_url: st
     store = Storage(storage_url)
     store.create_schema()
     store.create_schema()  # idempotent
-    deliberation = store.deliberation("abcd2345")
+    deliberation = store.room_plan("abcd2345")
     assert deliberation is not None and deliberation.ai_messages == "direct"
     assert [m.text for m in store.ai_messages("abcd2345")] == ["Hi?"]
     room = store.get_room("abcd2345")
@@ -305,3 +285,20 @@ def test_older_database_gains_statement_revisions_and_keeps_one_flag_per_partici
     assert not store.add_summary_flag("abcd2345", "m1", 0, "p2", "once more")
     assert store.add_summary_flag("abcd2345", "m1", 1, "p2", "")
     store.close()
+
+
+def test_two_processes_creating_the_schema_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two nodes starting together on one new database: the one whose CREATE TABLE loses the race looks again."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    script = ("import sys; from server.storage import Storage; s = Storage(sys.argv[1]); s.create_schema(); "
+              "s.close(); print('ok')")
+    for _ in range(5):
+        (tmp_path / "shared.db").unlink(missing_ok=True)
+        runs = [subprocess.Popen([sys.executable, "-c", script, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(3)]
+        for run in runs:
+            out, err = run.communicate(timeout=60)
+            assert run.returncode == 0 and out.strip() == "ok", err

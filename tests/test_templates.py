@@ -83,7 +83,7 @@ def test_yaml_errors_say_where(tmp_path: Path) -> None:
 
 def test_question_placeholder_follows_a_rooms_override() -> None:
     from facilitator.engine import RoomFacilitator
-    from server.events import AIMessage, ParticipantInfo, ParticipantJoined
+    from server.core.events import AIMessage, ParticipantInfo, ParticipantJoined
 
     template = builtin_templates()["quick-20"]
     assert "{question}" in template.stages[1].intro

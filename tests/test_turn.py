@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from server.app import create_app
-from server.settings import IceServer, Settings
+from server.core.settings import IceServer, Settings
 from server.turn import browser_ice_servers, turn_credential
 
 SECRET = "a-test-secret-shared-with-coturn"

@@ -133,6 +133,24 @@ export class FacilitatorView {
     this.messages.scrollTop = this.messages.scrollHeight;
   }
 
+  // A moderator's message to this room (or to every room: broadcast), shown with the moderator badge.
+  moderatorMessage(event) {
+    this.panel.hidden = false;
+    const item = document.createElement("li");
+    item.className = "control moderator-message";
+    const text = document.createElement("span");
+    text.textContent = event.text;
+    item.append(roleBadge("moderator"), text);
+    if (event.broadcast) {
+      const scope = document.createElement("span");
+      scope.className = "hint";
+      scope.textContent = " (to every room)";
+      item.append(scope);
+    }
+    this.messages.append(item);
+    this.messages.scrollTop = this.messages.scrollHeight;
+  }
+
   speaking(event) {
     const total = event.speakers.reduce((sum, s) => sum + s.seconds, 0) || 1;
     this.balance.replaceChildren();

@@ -1,4 +1,6 @@
-// Landing page: create a room and share its link.
+// Landing page: sign in, create a room and share its link.
+import { changeHeaders, signOut, whoAmI, wireSignInForm } from "./session.js";
+
 const form = document.getElementById("create-room");
 const titleInput = document.getElementById("room-title");
 const errorBox = document.getElementById("create-error");
@@ -41,7 +43,7 @@ form.addEventListener("submit", async (event) => {
   try {
     const response = await fetch("/api/rooms", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: changeHeaders({ "content-type": "application/json" }),
       body: JSON.stringify({
         title,
         template: templateSelect.value || null,
@@ -50,6 +52,10 @@ form.addEventListener("submit", async (event) => {
       }),
     });
     const body = await response.json().catch(() => ({}));
+    if (response.status === 401) {
+      showSignIn();
+      return;
+    }
     if (!response.ok) {
       showError(body.detail || `Could not create the room (${response.status}).`);
       return;
@@ -77,3 +83,37 @@ copyButton.addEventListener("click", async () => {
     copyStatus.textContent = "Press Ctrl+C (or Cmd+C) to copy the selected link.";
   }
 });
+
+let openRooms = false; // anyone may start a room (MOOT_OPEN_ROOMS): the form shows without signing in
+
+function showSignIn() {
+  document.getElementById("sign-in").hidden = false;
+  document.getElementById("create-room").hidden = !openRooms;
+  document.getElementById("signed-in").hidden = true;
+  document.getElementById("deliberations-link").hidden = true;
+  document.getElementById("sign-in-note").hidden = !openRooms;
+}
+
+function showSignedIn(me) {
+  document.getElementById("sign-in").hidden = true;
+  document.getElementById("create-room").hidden = false;
+  document.getElementById("signed-in").hidden = false;
+  document.getElementById("deliberations-link").hidden = false;
+  document.getElementById("signed-in-email").textContent = me.email;
+}
+
+wireSignInForm({ form: "sign-in", email: "sign-in-email", password: "sign-in-password", error: "sign-in-error" },
+  (me) => (me ? showSignedIn(me) : showSignIn()));
+document.getElementById("sign-out").addEventListener("click", async () => {
+  await signOut();
+  showSignIn();
+});
+fetch("/api/config")
+  .then((response) => (response.ok ? response.json() : {}))
+  .catch(() => ({}))
+  .then((config) => {
+    openRooms = Boolean(config.open_rooms);
+    return whoAmI();
+  })
+  .then((me) => (me ? showSignedIn(me) : showSignIn()))
+  .catch(showSignIn);

@@ -1,18 +1,17 @@
-// A moderator's controls for one room (/moderate/<room id>): pause or resume the AI facilitator, approve, edit or
-// reject AI messages waiting for approval, and see safety and summary flags. Polls the moderator API every two
-// seconds; the token stays in this tab (sessionStorage).
+// A moderator's controls for one room (/moderate/<room id>): calls for a moderator (take them), pause or resume the
+// AI facilitator, approve, edit or reject AI messages waiting for approval, and see safety and summary flags. Polls the moderator API every two
+// seconds, signed in (the session cookie; changes carry the CSRF token).
+import { changeHeaders, whoAmI, wireSignInForm } from "./session.js";
 
 const roomId = decodeURIComponent(location.pathname.split("/").pop() || "");
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = "moot-moderator-token";
-let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let timer = null;
 const drafts = new Map(); // message id -> text being edited (survives re-rendering)
 
 async function api(path, options = {}) {
   const response = await fetch(`/api/rooms/${encodeURIComponent(roomId)}${path}`, {
     ...options,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(options.headers || {}) },
+    headers: changeHeaders({ "content-type": "application/json", ...(options.headers || {}) }),
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -144,11 +143,51 @@ function renderCalls(calls) {
   if (!calls.length) list.append(noneItem("None yet."));
 }
 
+function renderHelp(requests) {
+  const list = $("help-requests");
+  const ids = new Set(requests.map((r) => r.request_id));
+  for (const item of [...list.children]) if (!ids.has(item.dataset.id)) item.remove();
+  for (const request of requests) {
+    if (list.querySelector(`li[data-id="${CSS.escape(request.request_id)}"]`)) continue;
+    const item = document.createElement("li");
+    item.dataset.id = request.request_id;
+    const text = document.createElement("span");
+    text.textContent = `${when(request.ts)} · ${request.participant_name}${request.note ? `: “${request.note}”` : ""}`;
+    const take = document.createElement("button");
+    take.type = "button";
+    take.textContent = "Take this call";
+    take.setAttribute("aria-label", `Take the call from ${request.participant_name}`);
+    take.addEventListener("click", async () => {
+      take.disabled = true;
+      try {
+        await api(`/help-requests/${encodeURIComponent(request.request_id)}/take`, { method: "POST" });
+        item.remove();
+        showHelpCount();
+        status(`You took the call from ${request.participant_name}: they were told a moderator is coming.`);
+      } catch (err) {
+        take.disabled = false;
+        status(`Could not take the call: ${err.message}`);
+      }
+    });
+    item.append(text, " ", take);
+    list.append(item);
+  }
+  showHelpCount();
+}
+
+function showHelpCount() {
+  const count = $("help-requests").children.length;
+  $("help-empty").hidden = count > 0;
+  $("help-count").textContent = count ? `(${count})` : "";
+}
+
 async function refresh() {
   try {
-    const [pending, safety, summary, calls] = await Promise.all([
+    const [pending, safety, summary, calls, help] = await Promise.all([
       api("/ai-messages/pending"), api("/safety-flags"), api("/summary-flags"), api("/llm-calls"),
+      api("/help-requests"),
     ]);
+    renderHelp(help);
     renderCalls(calls);
     renderPending(pending);
     renderFlags("safety-flags", safety, (f) =>
@@ -176,41 +215,45 @@ async function control(action) {
 
 function signOut(message) {
   clearInterval(timer);
-  sessionStorage.removeItem(TOKEN_KEY);
   $("controls").hidden = true;
-  $("token-form").hidden = false;
-  $("token-error").textContent = message;
-  $("token-error").hidden = false;
-  $("token").focus();
+  $("sign-in").hidden = false;
+  if (message) {
+    $("sign-in-error").textContent = message;
+    $("sign-in-error").hidden = false;
+  }
+  $("sign-in-email").focus();
+}
+
+function refused(message) {
+  clearInterval(timer);
+  $("controls").hidden = true;
+  $("sign-in").hidden = true;
+  $("mod-error").textContent = message;
+  $("mod-error").hidden = false;
 }
 
 async function start() {
   try {
     const room = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`).then((r) => (r.ok ? r.json() : null));
-    if (!room) {
-      $("token-error").textContent = "There is no room with this link.";
-      $("token-error").hidden = false;
-      return;
-    }
+    if (!room) return refused("There is no room with this link.");
     $("room-title").textContent = `Moderate: ${room.title}`;
     document.title = `Moot: moderate ${room.title}`;
     await api("/ai-messages/pending");
   } catch (err) {
-    return signOut(err.status === 401 ? "That token was not accepted." : err.message);
+    if (err.status === 401) return signOut("");
+    if (err.status === 404) return refused("This account may not moderate this room (or it does not exist).");
+    return refused(err.message);
   }
-  sessionStorage.setItem(TOKEN_KEY, token);
-  $("token-form").hidden = true;
-  $("token-error").hidden = true;
+  $("sign-in").hidden = true;
+  $("sign-in-error").hidden = true;
   $("controls").hidden = false;
   await refresh();
   timer = setInterval(refresh, 2000);
+  return undefined;
 }
 
-$("token-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  token = $("token").value.trim();
-  if (token) start();
-});
+wireSignInForm({ form: "sign-in", email: "sign-in-email", password: "sign-in-password", error: "sign-in-error" },
+  () => start());
 $("pause").addEventListener("click", () => control("pause"));
 $("resume").addEventListener("click", () => control("resume"));
-if (token) start();
+whoAmI().then((me) => (me ? start() : signOut(""))).catch(() => signOut(""));

@@ -1,5 +1,8 @@
 // The room page: the join form (name, consent, device check), then the call (video grid, controls, captions,
-// transcript, facilitator, statements). Signaling protocol: docs/architecture.md; message shapes: server/events.py.
+// transcript, facilitator, statements). When the signaling connection drops, the page rejoins by itself and the server
+// replays what it missed. The signaling may go to another server node than the page's: the one hosting the room (the
+// page's server says which with "room_elsewhere"). Signaling protocol: docs/architecture.md; message shapes:
+// server/core/events.py.
 import { CaptionsView } from "./captions.js";
 import { FacilitatorView } from "./facilitator.js";
 import { LevelMonitor } from "./levels.js";
@@ -13,14 +16,30 @@ const roomId = decodeURIComponent(location.pathname.split("/").filter(Boolean).p
 const roomApi = `/api/rooms/${encodeURIComponent(roomId)}`;
 const $ = (id) => document.getElementById(id);
 const PREVIEW = "preview"; // level-monitor key of the join page's microphone meter
+// Rejoining after a lost connection: waits of 0.5, 1, 2, 4, 8, 8... s (each shortened by a random up to half) between
+// attempts, for 2 minutes.
+const REJOIN_FIRST_DELAY_MS = 500;
+const REJOIN_MAX_DELAY_MS = 8_000;
+const REJOIN_GIVE_UP_MS = 120_000;
+const REJOIN_ATTEMPT_LIMIT_MS = 10_000; // an attempt with no welcome by then is given up for the next one
+// "room_elsewhere" hops followed in a row (from the page's server to the room's node); more means the servers disagree.
+const MAX_NODE_HOPS = 3;
 
 const state = {
   config: { ice_servers: [], test_mode: false },
   room: null, // GET /api/rooms/{id}
   media: { stream: new MediaStream(), audio: null, video: null, messages: [] },
   signaling: null,
+  node: null, // base URL of the server node the signaling goes to; null: this page's server
+  nodeHops: 0, // room_elsewhere answers followed since the last fresh start from this page's server
   peer: null,
-  participantId: null,
+  name: "", // as typed on the join form (a rejoin sends it again)
+  participantId: null, // a new one after each rejoin (a deliberation's participant keeps theirs)
+  credential: null, // a deliberation's room: the participant credential its lobby gave this browser
+  readCredential: null, // reads the room's history and transcript: the lobby's, or a stand-alone room's welcome's
+  resumeToken: null, // from the latest welcome: rejoin with it after a lost connection
+  lastSeq: 0, // seq of the latest room event received (they arrive in increasing order): the replay starts after it
+  reconnect: null, // while rejoining: {attempt, timer, giveUp}
   participants: new Map(), // id -> {participant_id, name, audio, video}
   grid: new VideoGrid($("video-grid")),
   captions: null,
@@ -60,6 +79,10 @@ function errorText(message) {
       return "Your browser did not finish connecting to the room in time. Join again to retry.";
     case "media_failed":
       return "Your audio and video cannot reach the server: a firewall may be blocking them (the organiser can set up a TURN server). Captions and the transcript still work.";
+    case "reconnected":
+      return "You joined this room again from another connection (for example another tab), so this page has left it.";
+    case "room_elsewhere":
+      return "This room is on another server, which could not be reached. Try again in a moment.";
     default:
       return message.message;
   }
@@ -85,12 +108,39 @@ async function init() {
   }
   $("room-title").textContent = state.room.title;
   document.title = `${state.room.title} · Moot`;
-  for (const [id, ext] of [["download-vtt", "vtt"], ["download-json", "json"], ["left-vtt", "vtt"], ["left-json", "json"]]) {
-    $(id).href = `${roomApi}/transcript.${ext}`;
+  const exports = { vtt: "transcript.vtt", srt: "transcript.srt", csv: "transcript.csv", json: "transcript.json",
+    md: "report.md" };
+  for (const [ext, file] of Object.entries(exports)) {
+    for (const id of [`download-${ext}`, `left-${ext}`]) {
+      $(id).href = `${roomApi}/${file}`;
+      $(id).addEventListener("click", (event) => {
+        event.preventDefault();
+        download(file);
+      });
+    }
   }
   $("rejoin").href = location.pathname;
-  const savedName = localStorage.getItem("moot:name");
-  if (savedName) $("display-name").value = savedName;
+  if (state.room.deliberation_id) {
+    // A deliberation's room: its lobby gave this browser a credential, which says who joins (name and consent
+    // were given there).
+    const key = `moot:credential:${state.room.deliberation_id}`;
+    state.credential = localStorage.getItem(key);
+    if (!state.credential) {
+      showRoomError("This room belongs to a deliberation: open the deliberation's link you were given, which "
+        + "places you in your group.");
+      return;
+    }
+    $("display-name").value = localStorage.getItem(`${key}:name`) || "Participant";
+    $("display-name").closest("form").classList.add("from-lobby");
+    $("name-row").hidden = true;
+    $("consent-block").hidden = true;
+    $("consent").checked = true;
+    $("joining-as").textContent = `You join as ${$("display-name").value}.`;
+    $("joining-as").hidden = false;
+  } else {
+    const savedName = localStorage.getItem("moot:name");
+    if (savedName) $("display-name").value = savedName;
+  }
   updateJoinButton();
   await checkDevices();
 }
@@ -161,22 +211,45 @@ $("join-form").addEventListener("submit", (event) => {
 async function join() {
   const name = $("display-name").value.trim().replace(/\s+/g, " ");
   if (!name || !$("consent").checked) return;
-  localStorage.setItem("moot:name", name);
+  if (!state.credential) localStorage.setItem("moot:name", name);
   $("join-error").hidden = true;
   $("join-button").disabled = true;
   setStatus("Connecting…");
-  const signaling = new Signaling(roomId);
-  state.signaling = signaling;
-  // Ignore a previous attempt's socket (e.g. after "name taken" the person fixes the name and joins again).
-  signaling.addEventListener("message", (event) => state.signaling === signaling && onMessage(event.detail));
-  signaling.addEventListener("close", () => state.signaling === signaling && onClosed());
+  state.name = name;
+  state.node = null; // start at this page's server: it knows where the room lives
+  state.nodeHops = 0;
+  await connectAndJoin();
+}
+
+async function connectAndJoin() {
+  const signaling = openSignaling();
   try {
     await signaling.connect();
   } catch {
-    joinFailed("The server could not be reached. Check your connection and try again.");
+    if (state.signaling !== signaling) return;
+    joinFailed(state.node
+      ? "The server hosting this room could not be reached (it may be restarting). Try again in a few seconds."
+      : "The server could not be reached. Check your connection and try again.");
     return;
   }
-  signaling.send({ type: "join", name, consent: true, audio: micOn(), video: camOn() });
+  signaling.send(joinMessage());
+}
+
+// A new signaling connection, which becomes the current one: the events of earlier ones are ignored from then on (e.g.
+// after "name taken" the person fixes the name and joins again, or a rejoin attempt was given up).
+function openSignaling() {
+  const signaling = new Signaling(roomId, state.node);
+  state.signaling = signaling;
+  signaling.addEventListener("message", (event) => state.signaling === signaling && onMessage(event.detail));
+  signaling.addEventListener("close", () => state.signaling === signaling && onClosed());
+  return signaling;
+}
+
+function joinMessage(resume = null) {
+  const message = { type: "join", name: state.name, consent: true, audio: micOn(), video: camOn() };
+  if (resume) message.resume = resume;
+  if (state.credential) message.credential = state.credential;
+  return message;
 }
 
 function joinFailed(message) {
@@ -186,14 +259,16 @@ function joinFailed(message) {
   updateJoinButton();
 }
 
-function setStatus(text) {
+function setStatus(text, warning = false) {
   $("connection-status").textContent = text;
+  $("connection-status").classList.toggle("warning", warning);
 }
 
 function onMessage(message) {
-  if (message.type === "welcome") return onWelcome(message);
+  if (message.type === "welcome") return state.reconnect ? onRejoined(message) : onWelcome(message);
   if (message.type === "error") return onError(message);
   if (!state.joined) return undefined;
+  if (message.seq > 0) state.lastSeq = message.seq; // room events only: replies such as offers carry no seq
   switch (message.type) {
     case "offer":
       return state.peer.handleOffer(message).catch((error) => {
@@ -224,6 +299,14 @@ function onMessage(message) {
       return state.facilitator.speaking(message);
     case "facilitator.control":
       return state.facilitator.control(message);
+    case "moderator.message":
+      return state.facilitator.moderatorMessage(message);
+    case "help.taken":
+      if (message.participant_id === state.participantId) {
+        $("help-status").textContent = "A moderator is on the way.";
+        $("help-status").hidden = false;
+      }
+      return undefined;
     case "statement.added":
       return state.statements.added(message);
     case "statement.edited":
@@ -237,19 +320,7 @@ function onMessage(message) {
 
 function onWelcome(message) {
   state.joined = true;
-  state.participantId = message.participant_id;
-  for (const p of message.participants) state.participants.set(p.participant_id, p);
-  const iceServers = message.ice_servers && message.ice_servers.length ? message.ice_servers : state.config.ice_servers;
-  state.peer = new RoomPeer({
-    iceServers,
-    sendAnswer: (sdp) => state.signaling.send({ type: "answer", sdp }),
-    localTrack: (kind) => (kind === "audio" ? state.media.audio : state.media.video),
-  });
-  state.peer.addEventListener("tracks", renderTiles);
-  state.peer.addEventListener("state", (event) => {
-    const labels = { connecting: "Connecting…", connected: "Connected", disconnected: "Reconnecting…", failed: "Media connection lost" };
-    setStatus(labels[event.detail] || "");
-  });
+  acceptWelcome(message);
   state.captions = new CaptionsView({
     live: $("live-captions"), transcript: $("transcript"), announcer: $("captions-announcer"), jump: $("transcript-jump"),
   });
@@ -271,11 +342,67 @@ function onWelcome(message) {
   loadHistory();
 }
 
+// What every welcome (the first, and each after a rejoin) sets: who we are, who is here, and a new peer connection
+// (the server then sends a new offer; our microphone and camera tracks stay the same).
+function acceptWelcome(message) {
+  state.participantId = message.participant_id;
+  state.readCredential = state.credential || message.credential || state.readCredential;
+  state.resumeToken = message.resume_token || null;
+  state.participants = new Map(message.participants.map((p) => [p.participant_id, p]));
+  if (state.peer) state.peer.close();
+  const iceServers = message.ice_servers && message.ice_servers.length ? message.ice_servers : state.config.ice_servers;
+  const peer = new RoomPeer({
+    iceServers,
+    sendAnswer: (sdp) => state.signaling.send({ type: "answer", sdp }),
+    localTrack: (kind) => (kind === "audio" ? state.media.audio : state.media.video),
+  });
+  state.peer = peer;
+  peer.addEventListener("tracks", renderTiles);
+  peer.addEventListener("state", (event) => {
+    if (state.peer !== peer || state.reconnect) return; // while rejoining the status says so
+    const labels = { connecting: "Connecting…", connected: "Connected", disconnected: "Reconnecting…", failed: "Media connection lost" };
+    setStatus(labels[event.detail] || "");
+  });
+}
+
+// Back in the room after a lost connection. The views keep what they show (a new one would wipe the transcript): the
+// server replays the room events after state.lastSeq, the history fills in the rest, and the views ignore duplicates.
+function onRejoined(message) {
+  stopReconnecting();
+  acceptWelcome(message);
+  state.statements.setParticipantId(state.participantId);
+  setStatus("Connecting…");
+  renderTiles();
+  loadHistory();
+}
+
+function readHeaders() {
+  return state.readCredential ? { "X-Moot-Participant": state.readCredential } : {};
+}
+
+// The transcript as a file: fetched with this participant's credential (a plain link cannot send it), then saved.
+async function download(name) {
+  try {
+    const response = await fetch(`${roomApi}/${name}`, { headers: readHeaders() });
+    if (!response.ok) throw new Error(`error ${response.status}`);
+    const url = URL.createObjectURL(await response.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `moot-${roomId}-${name}`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (error) {
+    showAlert(`The transcript could not be downloaded (${error.message}).`);
+  }
+}
+
 // What happened before we joined. Live events keep arriving meanwhile; the views ignore duplicates.
 async function loadHistory() {
   const load = async (path, apply) => {
     try {
-      const response = await fetch(`${roomApi}/${path}`);
+      const response = await fetch(`${roomApi}/${path}`, { headers: readHeaders() });
       if (response.ok) apply(await response.json());
     } catch {
       /* the history is a convenience: live events still arrive */
@@ -289,7 +416,23 @@ async function loadHistory() {
 }
 
 function onError(message) {
+  if (message.code === "room_elsewhere" && message.location && state.nodeHops < MAX_NODE_HOPS) {
+    followRoom(message.location);
+    return;
+  }
+  if (message.code === "room_moved" && state.joined) {
+    // This server lost the room (another node may host it now): as after a lost connection, rejoin with resume.
+    state.signaling.close();
+    if (state.reconnect) rejoinLater();
+    else startReconnecting();
+    return;
+  }
   const text = errorText(message);
+  if (state.reconnect) {
+    // The rejoin was refused (e.g. the room filled up, or someone took the name meanwhile): stop trying.
+    leave(`The connection to the room was lost, and joining again was refused: ${text}`);
+    return;
+  }
   if (!state.joined) {
     joinFailed(text);
     if (["name_taken", "name_reserved", "bad_name"].includes(message.code)) $("display-name").focus();
@@ -300,6 +443,16 @@ function onError(message) {
   else showAlert(text, message.code !== "media_failed");
 }
 
+// The room lives on another server node: join (or rejoin) there. The page, its API calls and its history stay with
+// this page's server (every node serves them); only the signaling connection, which carries the media, moves.
+function followRoom(node) {
+  state.nodeHops += 1;
+  state.node = node;
+  state.signaling.close();
+  if (state.reconnect) rejoinAttempt();
+  else connectAndJoin();
+}
+
 function showAlert(text, autoHide = true) {
   clearTimeout(state.alertTimer);
   $("room-alert").textContent = text;
@@ -307,15 +460,18 @@ function showAlert(text, autoHide = true) {
   if (autoHide) state.alertTimer = setTimeout(() => ($("room-alert").hidden = true), 15_000);
 }
 
+// The signaling connection ended without our asking (a fatal error from the server makes us leave first).
 function onClosed() {
   if (state.leaving) return;
-  if (state.joined) leave("The connection to the room was lost.");
+  if (state.reconnect) rejoinLater(); // this attempt failed
+  else if (state.joined) startReconnecting();
   else if ($("join-error").hidden) joinFailed("The room closed the connection before you could join. Try again.");
 }
 
 function leave(reason) {
   if (state.leaving) return;
   state.leaving = true;
+  stopReconnecting();
   if (state.signaling) {
     state.signaling.send({ type: "leave" });
     state.signaling.close();
@@ -329,6 +485,59 @@ function leave(reason) {
   $("left-reason").textContent = reason || "";
   $("left-heading").focus();
   setStatus("");
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rejoining after a lost connection: each attempt is a new connection whose join carries the resume token of the last
+// welcome and the seq of the last room event received; the server replays the room events after it.
+
+function startReconnecting() {
+  state.reconnect = {
+    attempt: 0,
+    timer: null,
+    giveUp: setTimeout(() => leave("The connection to the room was lost."), REJOIN_GIVE_UP_MS),
+  };
+  setStatus("Reconnecting…", true);
+  rejoinLater();
+}
+
+// Exponential backoff with jitter, so that the clients of a room do not all come back at the same moment.
+function rejoinLater() {
+  const reconnect = state.reconnect;
+  clearTimeout(reconnect.timer);
+  const delay = Math.min(REJOIN_MAX_DELAY_MS, REJOIN_FIRST_DELAY_MS * 2 ** reconnect.attempt);
+  reconnect.attempt += 1;
+  reconnect.timer = setTimeout(rejoin, delay * (0.5 + Math.random() / 2));
+}
+
+// Each attempt starts at this page's server, not at the node the room was on: that node may be gone, and whichever
+// node answers knows where the room lives now (after a dead node's lease expires, the node that answers takes it).
+function rejoin() {
+  state.node = null;
+  state.nodeHops = 0;
+  rejoinAttempt();
+}
+
+function rejoinAttempt() {
+  const reconnect = state.reconnect;
+  const signaling = openSignaling();
+  clearTimeout(reconnect.timer);
+  reconnect.timer = setTimeout(() => {
+    signaling.close(); // no answer and no error: give this attempt up
+    rejoinLater();
+  }, REJOIN_ATTEMPT_LIMIT_MS);
+  const resume = state.resumeToken ? { token: state.resumeToken, after_seq: state.lastSeq } : null;
+  signaling.connect().then(
+    () => signaling.send(joinMessage(resume)),
+    () => {}, // the "close" event that follows a failed connection schedules the next attempt
+  );
+}
+
+function stopReconnecting() {
+  if (!state.reconnect) return;
+  clearTimeout(state.reconnect.timer);
+  clearTimeout(state.reconnect.giveUp);
+  state.reconnect = null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -394,6 +603,27 @@ $("toggle-cam").dataset.label = "Camera";
 $("toggle-mic").addEventListener("click", () => toggle("audio"));
 $("toggle-cam").addEventListener("click", () => toggle("video"));
 $("leave").addEventListener("click", () => leave("You left the room."));
+$("call-moderator").addEventListener("click", () => {
+  const form = $("help-form");
+  form.hidden = !form.hidden;
+  $("call-moderator").setAttribute("aria-expanded", String(!form.hidden));
+  if (!form.hidden) $("help-note").focus();
+});
+$("help-cancel").addEventListener("click", () => {
+  $("help-form").hidden = true;
+  $("call-moderator").setAttribute("aria-expanded", "false");
+  $("call-moderator").focus();
+});
+$("help-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!state.signaling || !state.joined) return;
+  state.signaling.send({ type: "help.request", note: $("help-note").value.trim() });
+  $("help-form").hidden = true;
+  $("help-note").value = "";
+  $("call-moderator").setAttribute("aria-expanded", "false");
+  $("help-status").textContent = "A moderator has been called. They will come to this room.";
+  $("help-status").hidden = false;
+});
 window.addEventListener("pagehide", () => {
   if (state.signaling && state.joined && !state.leaving) state.signaling.send({ type: "leave" });
 });

@@ -1,10 +1,17 @@
-// The signaling WebSocket: JSON messages with a "type" (see docs/architecture.md and server/events.py).
+// The signaling WebSocket: JSON messages with a "type" (see docs/architecture.md and server/core/events.py).
+// Events: "message" (detail: the decoded message) and "close" (detail: {code}), which fires when the connection ends
+// or could not be made, but not after close() was called here.
+// `node` is the base URL of the server node to connect to (another node's, when the room lives there: the server says
+// so with the error "room_elsewhere"); by default, the server this page came from.
 export class Signaling extends EventTarget {
-  constructor(roomId) {
+  constructor(roomId, node = null) {
     super();
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    this.url = `${scheme}://${location.host}/ws/rooms/${encodeURIComponent(roomId)}`;
+    const base = new URL(node || location.origin);
+    const scheme = base.protocol === "https:" ? "wss" : "ws";
+    const prefix = base.pathname.replace(/\/+$/, ""); // a node behind a proxy may live under a path
+    this.url = `${scheme}://${base.host}${prefix}/ws/rooms/${encodeURIComponent(roomId)}`;
     this.ws = null;
+    this.closedHere = false;
   }
 
   connect() {
@@ -23,6 +30,7 @@ export class Signaling extends EventTarget {
         this.dispatchEvent(new CustomEvent("message", { detail: message }));
       });
       ws.addEventListener("close", (event) => {
+        if (this.closedHere) return;
         this.dispatchEvent(new CustomEvent("close", { detail: { code: event.code } }));
       });
     });
@@ -35,6 +43,7 @@ export class Signaling extends EventTarget {
   }
 
   close() {
+    this.closedHere = true;
     if (this.ws) this.ws.close();
   }
 }

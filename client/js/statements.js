@@ -23,6 +23,12 @@ export class StatementsView {
     });
   }
 
+  // Our participant id changes when we rejoin after a lost connection. Statements already listed keep the buttons
+  // they were given (the server decides who may edit).
+  setParticipantId(participantId) {
+    this.participantId = participantId;
+  }
+
   load(statements) {
     for (const s of statements) {
       this.added(s);

@@ -16,15 +16,16 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from server.asr.base import SAMPLE_RATE
-from server.settings import Settings
+from server.core.errors import Unavailable
+from server.core.settings import Settings
+from server.core.speech import SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,31 @@ class Transcription:
         return "".join(w.text for w in self.words).strip()
 
 
+@dataclass(frozen=True, eq=False)
+class DecodeRequest:
+    """One decode: a mono 16 kHz buffer, its language (``None``: detect it) and text to prompt the decoder with (what
+    was said just before, names; ``None``: no prompt)."""
+
+    audio: npt.NDArray[np.float32]
+    language: str | None = None
+    prompt: str | None = None
+    # Called in the decode worker just before the decode runs, to get the prompt then (it may wait briefly: the
+    # speaker's previous final caption may still be on its way to the context); replaces ``prompt``.
+    prompt_from: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
+    # The shortest input window for this decode, in seconds (``None``: the backend's setting, ``asr_min_window_s``).
+    min_window_s: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.audio.size / SAMPLE_RATE
+
+    def resolved(self) -> DecodeRequest:
+        """This request with its prompt read now (call in the worker thread)."""
+        if self.prompt_from is None:
+            return self
+        return replace(self, prompt=self.prompt_from(), prompt_from=None)
+
+
 class AsrBackend(Protocol):
     name: str
 
@@ -64,7 +90,21 @@ class AsrBackend(Protocol):
                    prompt: str | None = None) -> Transcription: ...
 
 
-class AsrUnavailable(RuntimeError):
+class BatchingBackend(AsrBackend, Protocol):
+    """A backend that decodes several buffers in one call (one model pass for the batch): much cheaper per decode
+    than one call each on a GPU."""
+
+    def transcribe_batch(self, requests: Sequence[DecodeRequest]) -> list[Transcription]:
+        """One ``Transcription`` per request, in order; results match ``transcribe`` of each request closely."""
+        ...
+
+
+def batches(backend: AsrBackend) -> bool:
+    """Whether ``backend`` can decode a batch in one call."""
+    return callable(getattr(backend, "transcribe_batch", None))
+
+
+class AsrUnavailable(Unavailable):
     """The configured speech backend cannot run here; the message says what to install or change."""
 
 
@@ -129,6 +169,13 @@ class WhisperBackend:
         self._model = _shared_model(self.model_path, s.asr_device, s.asr_compute_type, s.asr_cpu_threads)
         logger.info("Whisper model %s ready (%s, %s)", s.asr_model, s.asr_device, s.asr_compute_type)
 
+    @property
+    def device(self) -> str:
+        """Where the model runs: "cpu" or "cuda" (what ``asr_device`` "auto" chose, once loaded)."""
+        if self._model is not None:
+            return str(self._model.model.device)
+        return self._settings.asr_device
+
     def transcribe(self, audio: npt.NDArray[np.float32], language: str | None = None,
                    prompt: str | None = None) -> Transcription:
         _refuse_event_loop()
@@ -147,12 +194,43 @@ class WhisperBackend:
         )
         words: list[Word] = []
         for segment in segments:  # the generator does the work: iterated here, in the worker thread
-            if not keep_segment(segment.text, segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio):
-                logger.debug("dropped segment %r (no_speech %.2f, logprob %.2f, compression %.2f)", segment.text,
-                             segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio)
-                continue
-            words.extend(Word(w.word, float(w.start), float(w.end), float(w.probability)) for w in segment.words or [])
+            if _keep(segment.text, segment.no_speech_prob, segment.avg_logprob, segment.compression_ratio):
+                words.extend(Word(w.word, float(w.start), float(w.end), float(w.probability))
+                             for w in segment.words or [])
         return Transcription(words=words, language=info.language, language_probability=info.language_probability)
+
+    def transcribe_batch(self, requests: Sequence[DecodeRequest]) -> list[Transcription]:
+        """The requests in one batched model call (``server/asr/whisper_batch.py``): same options, prompts and
+        segment filter as ``transcribe``."""
+        _refuse_event_loop()
+        if self._model is None:
+            self.load()
+        if not requests:
+            return []
+        from server.asr.whisper_batch import decode_batch
+
+        s = self._settings
+        decoded = decode_batch(self._model, [r.audio for r in requests],
+                               [r.language or s.asr_language for r in requests], [r.prompt for r in requests],
+                               s.asr_beam_size,
+                               min_window=[round((r.min_window_s or s.asr_min_window_s) * 100) for r in requests])
+        results = []
+        for segments, language, probability in decoded:
+            words = [Word(w["word"], float(w["start"]), float(w["end"]), float(w["probability"]))
+                     for segment in segments
+                     if _keep(segment["text"], segment["no_speech_prob"], segment["avg_logprob"],
+                              segment["compression_ratio"])
+                     for w in segment["words"]]
+            results.append(Transcription(words=words, language=language, language_probability=probability))
+        return results
+
+
+def _keep(text: str, no_speech_prob: float, avg_logprob: float, compression_ratio: float) -> bool:
+    if keep_segment(text, no_speech_prob, avg_logprob, compression_ratio):
+        return True
+    logger.debug("dropped segment %r (no_speech %.2f, logprob %.2f, compression %.2f)", text, no_speech_prob,
+                 avg_logprob, compression_ratio)
+    return False
 
 
 class ScriptedBackend:
@@ -168,6 +246,7 @@ class ScriptedBackend:
         self.language = language
         self.garble_last = garble_last
         self.calls: list[float] = []  # buffer durations seen
+        self.prompts: list[str | None] = []  # the prompt of each call
         self.offset = 0.0  # stream time of the current buffer's first sample (set by the caller in tests)
 
     def load(self) -> None:
@@ -177,6 +256,7 @@ class ScriptedBackend:
                    prompt: str | None = None) -> Transcription:
         duration = audio.size / SAMPLE_RATE
         self.calls.append(duration)
+        self.prompts.append(prompt)
         if float(np.abs(audio).max(initial=0.0)) < 1e-4:
             return Transcription([], self.language)
         words = [Word(" " + text, start - self.offset, end - self.offset)

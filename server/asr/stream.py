@@ -7,12 +7,19 @@ silence; one longer than ``asr_max_utterance_s`` is split at its quietest recent
 decode of the utterance so far is queued ``asr_partial_interval_s`` after the previous one finished (at most one
 pending per speaker) and fed to the LocalAgreement policy; ``caption.partial`` carries committed and tentative text.
 After a short silence the final decode starts speculatively (discarded if speech resumes), so recognition overlaps the
-silence needed to end the utterance. Exactly one ``caption.final`` per utterance that produced any words is published,
+silence needed to end the utterance. Utterance ids are ``<session>-<first sample index>``: a speech worker that
+resumes a speaker from a checkpoint (``resume``, ``resume_point``) gives the unfinished utterance the same id. Exactly
+one ``caption.final`` per utterance that produced any words is published,
 in order, beginning with the committed words (if partials were shown but the whole utterance decodes to nothing, its
 final has empty text: it closes the provisional caption); a speaker's events go to the bus through one ordered outbox.
 
-Language: decodes detect it (a second encoder pass) until a detection is confident; the utterance then keeps it, and
-once two utterances in a row agree the speaker keeps it (``asr_language`` fixes it from the start).
+Context: every decode is prompted with the tail of the speaker's previous final captions (``PriorText``,
+``asr_prompt_chars``; read in the decode worker when the decode starts, so a final that has just come in counts), as
+offline transcription of a whole recording hears each sentence after the ones before it.
+
+Language: decodes detect it (on the batch's encoding; faster-whisper's own ``transcribe`` pays a second encoder pass)
+until a detection is confident; the utterance then keeps it, and once two utterances in a row agree the speaker keeps
+it (``asr_language`` fixes it from the start).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import asyncio
 import collections
 import contextlib
 import logging
-import uuid
+import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,13 +37,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from server.asr.backends import Transcription
-from server.asr.base import SAMPLE_RATE
+from server.asr import metrics
+from server.asr.backends import DecodeRequest, Transcription
+from server.asr.context import PriorText
 from server.asr.policy import LocalAgreement, join_words
 from server.asr.scheduler import FINAL, PARTIAL
 from server.asr.timeline import Clock, Timeline
 from server.asr.vad import WINDOW, Segmenter, StreamingVad
-from server.events import BusEvent, CaptionFinal, CaptionPartial, CaptionWord, VoiceActivity
+from server.core.events import BusEvent, CaptionFinal, CaptionPartial, CaptionWord, VoiceActivity
+from server.core.ids import new_id
+from server.core.speech import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from server.asr.service import WhisperCaptionService
@@ -50,6 +61,7 @@ SPLIT_SEARCH_S = 3.0  # a long utterance is split at the quietest window of its 
 LANGUAGE_PROBABILITY = 0.5
 LANGUAGE_MIN_AUDIO_S = 1.0
 YIELD_EVERY = 25  # chunks processed between yields to the event loop when catching up
+CONTEXT_WAIT_S = 1.0  # longest a decode waits in the worker for the previous final's text to reach the context
 
 
 @dataclass(eq=False)
@@ -70,8 +82,10 @@ class Utterance:
 class SpeakerStream:
     """Implements ``SpeakerAudioSink`` for one participant."""
 
-    def __init__(self, service: WhisperCaptionService, room_id: str, participant_id: str, speaker_name: str) -> None:
+    def __init__(self, service: WhisperCaptionService, room_id: str, participant_id: str, speaker_name: str,
+                 session: str | None = None) -> None:
         self._service = service
+        self.session = session or f"{participant_id}-{new_id(6)}"  # utterance ids derive from it
         s = self._settings = service.settings
         self.room_id, self.participant_id, self.speaker_name = room_id, participant_id, speaker_name
         self._incoming: collections.deque[tuple[npt.NDArray[np.float32], float]] = collections.deque()
@@ -87,10 +101,15 @@ class SpeakerStream:
         self._utterance: Utterance | None = None
         self._silence_at: int | None = None
         self._count = 0
+        self._unfinished: dict[str, int] = {}  # utterances whose final is not published yet: id -> start (oldest first)
+        self.settled_until = 0  # where the last utterance ended
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_final: asyncio.Task[None] | None = None
         self.language: str | None = s.asr_language
         self._detected: list[str] = []  # languages detected in recent utterances
+        self.context = PriorText(s.asr_prompt_chars)
+        # Set once the latest ended utterance's final text is in the context (None: nothing pending).
+        self._context_ready: threading.Event | None = None
         self._outbox: asyncio.Queue[BusEvent | None] = asyncio.Queue()
         self._publisher = asyncio.create_task(self._publish_loop(), name=f"captions-out-{participant_id}")
         self._task = asyncio.create_task(self._run(), name=f"captions-{participant_id}")
@@ -108,6 +127,38 @@ class SpeakerStream:
                 logger.warning("captions for %s fall behind: dropping the oldest audio", self.participant_id)
             self.dropped_samples += old.size
         self._wake.set()
+
+    @property
+    def queued_samples(self) -> int:
+        """Audio pushed and not processed yet."""
+        return self._incoming_samples
+
+    def resume(self, index: int, utterance_id: str | None = None, utterance_start: int | None = None,
+               language: str | None = None) -> None:
+        """Continue a speaker from a checkpoint (call before the first ``push``): the next pushed sample is number
+        ``index``, and ``utterance_id`` (begun at ``utterance_start``) is open again under the same id."""
+        self.timeline.restart_at(index)
+        self._vad_index = self.settled_until = index
+        if self.language is None and language:
+            self.language = language
+        if utterance_id is not None:
+            start = max(index, utterance_start if utterance_start is not None else index)
+            self._utterance = Utterance(utterance_id, start, start)
+            self._unfinished[utterance_id] = start
+            self._segmenter.speaking = True
+
+    @property
+    def resume_point(self) -> tuple[int, str | None]:
+        """Where to resume this speaker elsewhere: the start (and id) of the oldest utterance whose final caption is
+        not published yet; otherwise a second before the latest audio, never before the end of the last utterance."""
+        for utterance_id, start in self._unfinished.items():
+            return start, utterance_id
+        return max(self.settled_until, self.timeline.total - SAMPLE_RATE), None
+
+    def abort(self) -> None:
+        """Stop at once, finishing nothing (another worker took the speaker over)."""
+        self.closing = True
+        self._task.cancel()
 
     async def aclose(self) -> None:
         """Finish the utterance in progress (its final caption is published), then stop."""
@@ -194,7 +245,8 @@ class SpeakerStream:
 
     def _begin(self, start: int) -> None:
         self._count += 1
-        self._utterance = Utterance(f"{self.participant_id}-{self._count}-{uuid.uuid4().hex[:6]}", start, start)
+        self._utterance = Utterance(f"{self.session}-{start}", start, start)
+        self._unfinished[self._utterance.id] = start
         self._silence_at = None
 
     def _enough_speech(self, u: Utterance) -> bool:
@@ -202,11 +254,20 @@ class SpeakerStream:
 
     # Decodes -----------------------------------------------------------------------------------------------------
     def _decode(self, priority: int, u: Utterance, end: int) -> asyncio.Future[Transcription]:
-        audio = self.timeline.audio(u.start, end)
-        backend = self._service.backend
         language = self.language or u.language
-        return self._service.scheduler.submit(priority, lambda: backend.transcribe(audio, language=language),
-                                              room=self.room_id)
+        context, at, ready = self.context, self.timeline.time_of(u.start), self._context_ready
+
+        def prompt() -> str | None:
+            # In the worker thread. The previous utterance's final decode ran before this one (finals first, in
+            # order), but its text reaches the context on the event loop: wait for it (briefly), then read the prompt.
+            if ready is not None:
+                ready.wait(CONTEXT_WAIT_S)
+            return context.prompt(at, language)
+
+        window = self._settings.asr_partial_window_s if priority == PARTIAL else None
+        request = DecodeRequest(self.timeline.audio(u.start, end), language=language, prompt_from=prompt,
+                                min_window_s=window)
+        return self._service.scheduler.decode(priority, request, room=self.room_id)
 
     def _learn_language(self, u: Utterance, result: Transcription, seconds: float) -> None:
         if self.language is not None or u.language is not None or not result.language:
@@ -266,6 +327,7 @@ class SpeakerStream:
             if self._enough_speech(u):
                 pad = 0 if split else int(END_PAD_S * SAMPLE_RATE)
                 pending = self._decode(FINAL, u, min(end + pad, self.timeline.total))
+        self.settled_until = max(self.settled_until, end)
         t_end = self.timeline.end_time_of(end)
         if not split:
             self._emit(VoiceActivity(room_id=self.room_id, participant_id=self.participant_id, speaking=False,
@@ -273,18 +335,25 @@ class SpeakerStream:
         if pending is not None:
             # The audio may be trimmed before the decode is done: keep its time mapping.
             clock = self.timeline.clock(u.start, self.timeline.total)
-            self._last_final = self._spawn(self._final(u, pending, clock, t_end, self._last_final))
+            self._context_ready = ready = threading.Event()
+            self._last_final = self._spawn(self._final(u, pending, clock, t_end, self._last_final, ready))
+        else:
+            self._unfinished.pop(u.id, None)
 
     async def _final(self, u: Utterance, pending: asyncio.Future[Transcription], clock: Clock, t_end: float,
-                     previous: asyncio.Task[None] | None) -> None:
-        result = await _outcome(pending) or Transcription()
-        if previous is not None:  # one speaker's finals go out in order
-            with contextlib.suppress(Exception):
-                await previous
-        words = u.policy.finish(result.words)
-        if result.words:
-            self._learn_language(u, result, result.words[-1].end)
-        text = join_words(words)
+                     previous: asyncio.Task[None] | None, context_ready: threading.Event) -> None:
+        try:
+            result = await _outcome(pending) or Transcription()
+            if previous is not None:  # one speaker's finals go out in order
+                with contextlib.suppress(Exception):
+                    await previous
+            words = u.policy.finish(result.words)
+            if result.words:
+                self._learn_language(u, result, result.words[-1].end)
+            text = join_words(words)
+            self.context.add(text, t_end, result.language or u.language)
+        finally:
+            context_ready.set()  # even if cancelled or failed: the next decodes must not wait for nothing
         if not text:
             if u.last_sent is not None:
                 # Partials were shown, but the whole utterance decodes to nothing (typically not speech after all,
@@ -294,7 +363,10 @@ class SpeakerStream:
                     speaker_name=self.speaker_name, text="", start=clock.time_of(u.start), end=t_end,
                     language=result.language or u.language,
                 ))
+            else:
+                self._unfinished.pop(u.id, None)
             return
+
         def index(seconds: float) -> int:  # a point in the utterance's audio (mapped across any jumps in time)
             return u.start + round(seconds * SAMPLE_RATE)
 
@@ -318,6 +390,10 @@ class SpeakerStream:
         while (event := await self._outbox.get()) is not None:
             try:
                 await self._service.bus.publish(event)
+                if isinstance(event, CaptionFinal):
+                    self._unfinished.pop(event.utterance_id, None)
+                    metrics.finals_total.inc()
+                    metrics.final_latency_seconds.observe(max(0.0, time.time() - event.end))
             except Exception:
                 logger.exception("could not publish %s for %s", event.type, self.participant_id)
 

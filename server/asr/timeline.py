@@ -13,7 +13,7 @@ import bisect
 import numpy as np
 import numpy.typing as npt
 
-from server.asr.base import SAMPLE_RATE
+from server.core.speech import SAMPLE_RATE
 
 JUMP_S = 0.05  # a chunk stamped further than this from where the timeline would put it starts a new anchor
 
@@ -82,6 +82,12 @@ class Timeline(Clock):
         data = self._data if size == self._data.size else np.zeros(size, dtype=np.float32)
         data[: keep.size] = keep  # numpy handles the overlapping move
         self._data, self._offset, self._used = data, self.start, keep.size
+
+    def restart_at(self, index: int) -> None:
+        """Number samples from ``index`` on (a speaker resumed from a checkpoint); forgets what is kept."""
+        self._offset = self.start = self.total = index
+        self._used = 0
+        del self._anchor_index[:], self._anchor_time[:]
 
     def audio(self, start: int, end: int) -> npt.NDArray[np.float32]:
         """A copy of samples ``[start, end)`` (clipped to what is kept)."""

@@ -2,9 +2,9 @@
 
 The WAV is played through exactly the live caption path (``WhisperCaptionService`` with an in-process bus) in 20 ms
 chunks, in real time or ``--speed`` times faster. Reported: word error rate of the concatenated final captions (``wer``)
-and of one offline transcription of the whole file (``offline_wer``), final-caption latency from the end of each
-utterance's speech to its final caption, the interval between partial captions, and the real-time factor of the
-decoding worker.
+and of one offline transcription of the whole file (``offline_wer``), both after Whisper's English text normaliser
+(``server.bench.wer``); final-caption latency from the end of each utterance's speech to its final caption, the
+interval between partial captions, and the real-time factor of the decoding worker.
 """
 
 from __future__ import annotations
@@ -12,18 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import re
 import time
-import unicodedata
-import wave
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from server.asr.base import SAMPLE_RATE
 from server.bench import print_result
+from server.bench.scoring import percentile as _percentile
+from server.bench.scoring import read_wav_16k, word_error_rate
+from server.core.speech import SAMPLE_RATE
 
 CHUNK_S = 0.02
 
@@ -35,82 +33,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Play a WAV through the live caption path and compare with offline transcription. "
         "Make a test file with scripts/make_speech_fixture.",
     )
-    p.add_argument("--wav", type=Path, required=True, help="speech recording (WAV, 16-bit PCM, any rate)")
-    p.add_argument("--text", type=Path, required=True, help="reference transcript (plain text)")
+    p.add_argument("--wav", type=Path, required=True, action="append",
+                   help="speech recording (WAV, 16-bit PCM, any rate); repeat with --text for more speakers' files")
+    p.add_argument("--text", type=Path, required=True, action="append", help="reference transcript (plain text)")
+    p.add_argument("--streams", type=int, default=None,
+                   help="N speakers at once, each in its own room, through the caption tier (see --placement)")
+    p.add_argument("--placement", choices=("local", "remote"), default="local",
+                   help="with --streams: the caption service in this process (local), or --workers speech worker "
+                   "processes behind Redis, fed Opus packets as a server node feeds them (remote)")
+    p.add_argument("--workers", type=int, default=1, help="with --placement remote: speech worker processes")
+    p.add_argument("--redis-url", default=None, help="with --placement remote: default redis://127.0.0.1:6379/0")
     p.add_argument("--speed", type=float, default=1.0, help="play this many times faster than real time")
     p.add_argument("--model", default=None, help="ASR model (default: the server default, 'base')")
     p.add_argument("--language", default=None, help="language hint (default: detect)")
+    p.add_argument("--prompt-chars", type=int, default=None,
+                   help="prior-text prompt per speaker, in characters (default: the server default; 0: none)")
     p.add_argument("--data-dir", type=Path, default=None, help="data directory holding the model cache")
     p.add_argument("--json", action="store_true", help="print one JSON object (default: also human-readable)")
     p.set_defaults(func=main)
 
 
-def normalise_text(text: str) -> list[str]:
-    """Words for WER: case-folded, punctuation stripped (apostrophes too: "don't" = "dont")."""
-    text = unicodedata.normalize("NFKC", text).casefold().replace("'", "").replace("\u2019", "")
-    return re.sub(r"[^\w\s]", " ", text).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """WER over normalised words: jiwer when installed (the test extras), else the same Levenshtein distance."""
-    ref, hyp = normalise_text(reference), normalise_text(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    try:
-        import jiwer
-    except ImportError:
-        pass
-    else:
-        return float(jiwer.wer(" ".join(ref), " ".join(hyp))) if hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / len(ref)
-
-
-def read_wav_16k(path: Path) -> npt.NDArray[np.float32]:
-    """A 16-bit PCM WAV as mono float32 at 16 kHz (channels averaged, resampled with FFmpeg's resampler if needed)."""
-    with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise SystemExit(f"{path}: only 16-bit PCM WAV is supported")
-        rate, channels = w.getframerate(), w.getnchannels()
-        raw = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    audio = raw.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
-    if rate != SAMPLE_RATE:
-        import av
-
-        frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate = rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        chunks = [out.to_ndarray().reshape(-1) for f in (frame, None) for out in resampler.resample(f)]
-        audio = np.concatenate(chunks).astype(np.float32)
-    return audio
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 async def run_asr_bench(wav: Path, reference: str, speed: float = 1.0, model: str | None = None,
-                        language: str | None = None, data_dir: Path | None = None) -> dict[str, Any]:
+                        language: str | None = None, data_dir: Path | None = None,
+                        prompt_chars: int | None = None) -> dict[str, Any]:
     from server.asr.service import WhisperCaptionService
-    from server.bus import InProcessBus
-    from server.events import CaptionFinal, CaptionPartial
-    from server.settings import Settings
+    from server.core.bus import InProcessBus
+    from server.core.events import CaptionFinal, CaptionPartial
+    from server.core.settings import Settings
 
     overrides: dict[str, Any] = {"asr_backend": "whisper", "asr_language": language}
     if model:
         overrides["asr_model"] = model
     if data_dir:
         overrides["data_dir"] = data_dir
+    if prompt_chars is not None:
+        overrides["asr_prompt_chars"] = prompt_chars
     settings = Settings(**overrides)
     audio = read_wav_16k(wav)
     audio = np.concatenate([audio, np.zeros(int(1.5 * SAMPLE_RATE), dtype=np.float32)])  # let the last one end
@@ -121,7 +78,7 @@ async def run_asr_bench(wav: Path, reference: str, speed: float = 1.0, model: st
     offline_started = time.perf_counter()
     offline = await asyncio.to_thread(service.backend.transcribe, audio, language)
     offline_s = time.perf_counter() - offline_started
-    busy_before = service.scheduler.busy_s
+    busy_before, completed_before = service.scheduler.busy_s, service.scheduler.completed
 
     subscription = await bus.subscribe("room:*", maxsize=100_000)
     received: list[tuple[float, Any]] = []
@@ -146,6 +103,7 @@ async def run_asr_bench(wav: Path, reference: str, speed: float = 1.0, model: st
     await subscription.close()
     await collector
     decode_busy = service.scheduler.busy_s - busy_before
+    decodes = service.scheduler.completed - completed_before
     await service.close()
 
     def pushed_at(stream_time: float) -> float:
@@ -163,6 +121,7 @@ async def run_asr_bench(wav: Path, reference: str, speed: float = 1.0, model: st
     duration = audio.size / SAMPLE_RATE
     return {
         "model": settings.asr_model,
+        "prompt_chars": settings.asr_prompt_chars,
         "audio_s": round(duration, 2),
         "speed": speed,
         "utterances": len(finals),
@@ -173,6 +132,8 @@ async def run_asr_bench(wav: Path, reference: str, speed: float = 1.0, model: st
         "partial_interval_p50_s": _round(_percentile(intervals, 0.5)),
         "partials": sum(len(v) for v in partial_times.values()),
         "rtf": round(decode_busy / duration, 3),
+        "decodes": decodes,
+        "decode_mean_s": round(decode_busy / decodes, 3) if decodes else None,
         "final_latencies_s": [round(x, 2) for x in latencies],
         "offline_rtf": round(offline_s / duration, 3),
         "live_text": live_text,
@@ -185,7 +146,14 @@ def _round(value: float | None) -> float | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    reference = args.text.read_text(encoding="utf-8")
-    result = asyncio.run(run_asr_bench(args.wav, reference, args.speed, args.model, args.language, args.data_dir))
+    if len(args.wav) != len(args.text):
+        raise SystemExit("give one --text per --wav")
+    if args.streams is not None:
+        from server.bench.asr_load import main_streams
+
+        return main_streams(args)
+    reference = args.text[0].read_text(encoding="utf-8")
+    result = asyncio.run(run_asr_bench(args.wav[0], reference, args.speed, args.model, args.language,
+                                       args.data_dir, args.prompt_chars))
     print_result(result, args.json)
     return 0

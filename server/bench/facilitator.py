@@ -62,11 +62,13 @@ def _scripted_answer(purpose: str, messages: Any) -> str:
 
 async def run_facilitator_bench(template_id: str, llm_kind: str, llm_url: str | None, llm_model: str,
                                 llm_model_path: str | None = None, safety_review: bool = True) -> dict[str, Any]:
-    from facilitator.llm import LLMBackend, LLMCallRecord, ScriptedLLM, create_llm
-    from facilitator.service import FacilitatorService, ManualClock
+    from facilitator.backends import create_llm
+    from facilitator.llm import LLMBackend, LLMCallRecord, ScriptedLLM
+    from facilitator.service import FacilitatorService
     from facilitator.template import Template, builtin_templates
-    from server.bus import InProcessBus
-    from server.events import AIMessage, CaptionFinal, ParticipantInfo, ParticipantJoined, VoiceActivity
+    from server.core.bus import InProcessBus
+    from server.core.clock import ManualClock
+    from server.core.events import AIMessage, CaptionFinal, ParticipantInfo, ParticipantJoined, VoiceActivity
 
     template = builtin_templates()[template_id]
     llm: LLMBackend | None = (ScriptedLLM(_scripted_answer) if llm_kind == "fake"

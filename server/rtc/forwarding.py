@@ -10,6 +10,10 @@ decoder thread (``aiortc.rtcrtpreceiver.decoder_worker``). A forwarding server m
   completes them (aiortc waits for the next frame's first packet, one frame interval of extra delay per hop), and
   audio packets pass straight through (the receiving browser runs its own jitter buffer);
 - lets a sender route keyframe requests (PLI/FIR from the subscriber) to a callback instead of its encoder;
+- sends forwarded frames synchronously (``DirectSender``): in place of aiortc's per-sender task, which awaits the
+  track, repacketises through the encoder, builds an ``RtpPacket`` with header extensions for every packet and awaits
+  four coroutines down to the socket, a frame is packetised and written to the UDP socket in the publisher's own
+  task, with a precomputed RTP header template (per-packet cost measured in docs/benchmarks.md);
 - sends a PLI from a receiver to the publisher;
 - gives a decoding receiver (a test peer's) an empty jitter buffer when its m-line changes hands;
 - optionally offers 127.0.0.1 ICE candidates (aioice skips loopback), for tests and single-machine benchmarks;
@@ -26,7 +30,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import struct
 import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -152,6 +159,7 @@ class MarkerJitterBuffer:
         self.capacity = capacity
         self._packets: list[Any] = [None] * capacity
         self._origin: int | None = None
+        self._held: dict[int, int] = {}  # RTP timestamp -> packets held (``_resync`` scans only past GIVE_UP_FRAMES)
 
     def add(self, packet: Any) -> tuple[bool, _FrameJitterFrame | None]:
         seq = packet.sequence_number
@@ -165,7 +173,10 @@ class MarkerJitterBuffer:
             self._reset(seq)
             delta = 0
             pli = True
-        self._packets[seq % self.capacity] = packet
+        slot = seq % self.capacity
+        if self._packets[slot] is None:
+            self._held[packet.timestamp] = self._held.get(packet.timestamp, 0) + 1
+            self._packets[slot] = packet
         frame, dropped = self._release()
         if frame is None and dropped:  # resynchronised: a complete frame may now be at the origin
             frame, _ = self._release()
@@ -173,6 +184,7 @@ class MarkerJitterBuffer:
 
     def _reset(self, origin: int) -> None:
         self._packets = [None] * self.capacity
+        self._held.clear()
         self._origin = origin
 
     def _release(self) -> tuple[_FrameJitterFrame | None, bool]:
@@ -196,8 +208,17 @@ class MarkerJitterBuffer:
 
     def _drop(self, count: int) -> None:
         assert self._origin is not None
+        held = self._held
         for i in range(count):
-            self._packets[(self._origin + i) % self.capacity] = None
+            slot = (self._origin + i) % self.capacity
+            p = self._packets[slot]
+            if p is not None:
+                self._packets[slot] = None
+                left = held[p.timestamp] - 1
+                if left:
+                    held[p.timestamp] = left
+                else:
+                    del held[p.timestamp]
         self._origin = (self._origin + count) & 0xFFFF
 
     def _resync(self) -> bool:
@@ -205,9 +226,9 @@ class MarkerJitterBuffer:
         packets of ``GIVE_UP_FRAMES`` later frames are held, drop the incomplete frame(s) and restart at the newest
         packet known to begin a frame (one after a packet with the marker bit). Returns True when it dropped."""
         assert self._origin is not None
-        held = [(c, p) for c in range(self.capacity) if (p := self._packets[(self._origin + c) % self.capacity])]
-        if len({p.timestamp for _, p in held}) <= self.GIVE_UP_FRAMES:
+        if len(self._held) <= self.GIVE_UP_FRAMES:  # the usual case: a frame still arriving
             return False
+        held = [(c, p) for c in range(self.capacity) if (p := self._packets[(self._origin + c) % self.capacity])]
         starts = [c + 1 for c, p in held if p.marker and self._packets[(self._origin + c + 1) % self.capacity]]
         if not starts:
             return False
@@ -239,6 +260,183 @@ def forward_encoded(receiver: RTCRtpReceiver, estimate_bandwidth: bool = True) -
         receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer()  # type: ignore[attr-defined]
     else:
         receiver._RTCRtpReceiver__jitter_buffer = AudioPassThroughBuffer()  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sending encoded frames without aiortc's per-sender task
+
+VP8_PACKET_MAX = 1300  # payload bytes per RTP packet, descriptor included (aiortc's PACKET_MAX)
+RTP_HISTORY_SIZE = 128  # packets kept for retransmission (NACK), as aiortc's sender
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
+
+
+def ntp_time(now: float | None = None) -> int:
+    """The 64-bit NTP timestamp of ``now`` (``time.time()``), as ``aiortc.clock.current_ntp_time`` without datetime."""
+    t = time.time() if now is None else now
+    seconds = int(t)
+    return ((seconds + NTP_EPOCH_OFFSET) << 32) | int((t - seconds) * (1 << 32))
+
+
+def vp8_payloads(frame: bytes, picture_id: int) -> list[bytes]:
+    """One VP8 frame as RTP payloads (RFC 7741): a 4-byte descriptor (15-bit picture id, start bit on the first)
+    before each chunk; the same packets aiortc's ``Vp8Encoder`` makes."""
+    pid = struct.pack("!BH", 0x80, 0x8000 | picture_id)
+    size = VP8_PACKET_MAX - 4
+    first, rest = b"\x90" + pid, b"\x80" + pid
+    return [(first if pos == 0 else rest) + frame[pos:pos + size] for pos in range(0, len(frame), size)]
+
+
+def _dtls_connected() -> Any:
+    from aiortc.rtcdtlstransport import State
+
+    return State.CONNECTED
+
+
+_DTLS_CONNECTED = _dtls_connected()
+
+
+class _HistoryEntry:
+    __slots__ = ("marker", "payload", "sequence_number", "timestamp")
+
+    def __init__(self, sequence_number: int, timestamp: int, marker: int, payload: bytes) -> None:
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.marker = marker
+        self.payload = payload
+
+
+class DirectSender:
+    """Writes forwarded frames straight to a sender's SRTP session and UDP socket, in the caller's task.
+
+    ``install(sender, flush)`` replaces the sender's RTP task (``RTCRtpSender._run_rtp``, started once DTLS is up): the
+    replacement only learns the negotiated codec, header extension ids and SSRC, calls ``flush`` (frames queued while
+    the connection came up) and then waits to be stopped. ``send()`` returns False while the sender has not started
+    (the caller queues the frame) and True once the frame was written or deliberately dropped (m-line disabled,
+    transport gone). It keeps what aiortc's task keeps: the history of sent packets for retransmissions (NACK, with RTX
+    when negotiated, through aiortc's own ``_retransmit``) and the counters of the RTCP sender reports. It omits the
+    per-packet debug log and the DTLS transport's byte counters (``getStats``' transport bytes stay 0)."""
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
+        self._active = False
+        self._ssrc = sender._ssrc
+        self._payload_type = 0
+        self._clock_rate = 90_000
+        self._video = sender.kind == "video"
+        self._sequence = struct.unpack("!H", os.urandom(2))[0]
+        self._timestamp_origin = struct.unpack("!L", os.urandom(4))[0]
+        self._picture_id = 0
+        self._ext_header = b""  # profile + length + extension values, abs-send-time zeroed
+        self._abs_at = -1  # where abs-send-time's 3 bytes sit in _ext_header, -1 when not negotiated
+        self._history: list[_HistoryEntry | None] = [None] * RTP_HISTORY_SIZE
+        self.packets = 0
+
+    @classmethod
+    def install(cls, sender: RTCRtpSender, flush: Callable[[], None]) -> DirectSender:
+        check_aiortc_version()
+        if not hasattr(sender, "_RTCRtpSender__rtp_started") or not hasattr(sender, "_RTCRtpSender__rtp_history"):
+            raise UnsupportedAiortcVersion("aiortc's sender internals changed: direct sending needs aiortc 1.16.x")
+        direct = cls(sender)
+        original_retransmit = sender._retransmit
+
+        async def run_rtp(codec: Any) -> None:
+            direct._start(codec)
+            sender._RTCRtpSender__rtp_started.set()
+            try:
+                flush()
+                await asyncio.Future()  # until RTCRtpSender.stop() cancels it
+            except asyncio.CancelledError:
+                pass
+            finally:
+                direct._active = False
+                sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+
+        async def retransmit(sequence_number: int) -> None:
+            entry = direct._history[sequence_number % RTP_HISTORY_SIZE]
+            if entry is not None and entry.sequence_number == sequence_number:
+                sender._RTCRtpSender__rtp_history[sequence_number % RTP_HISTORY_SIZE] = \
+                    direct._rtp_packet(entry)
+            await original_retransmit(sequence_number)
+
+        sender._run_rtp = run_rtp  # type: ignore[method-assign]
+        sender._retransmit = retransmit  # type: ignore[method-assign]
+        return direct
+
+    def _start(self, codec: Any) -> None:
+        from aiortc.rtp import HeaderExtensions
+
+        self._payload_type = codec.payloadType
+        self._clock_rate = codec.clockRate
+        extensions = self._sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+        mid = self._sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        templates = []
+        for abs_send_time in (0, 0xFFFFFF):
+            profile, value = extensions.set(HeaderExtensions(mid=mid, abs_send_time=abs_send_time))
+            templates.append(struct.pack("!HH", profile, len(value) >> 2) + value if value else b"")
+        differ = [i for i, (a, b) in enumerate(zip(*templates, strict=True)) if a != b]
+        self._ext_header = templates[0]
+        self._abs_at = differ[0] if len(differ) == 3 and differ[2] - differ[0] == 2 else -1
+        self._active = True
+
+    def _rtp_packet(self, entry: _HistoryEntry) -> Any:
+        from aiortc.rtp import RtpPacket
+
+        packet = RtpPacket(payload_type=self._payload_type, marker=entry.marker,
+                           sequence_number=entry.sequence_number, timestamp=entry.timestamp, ssrc=self._ssrc,
+                           payload=entry.payload)
+        packet.extensions.mid = self._sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        packet.extensions.abs_send_time = (ntp_time() >> 14) & 0xFFFFFF
+        return packet
+
+    def send(self, data: bytes, pts: int, time_base: Fraction | None) -> bool:
+        """Packetise one encoded frame and write its RTP packets. False: not started yet (queue it)."""
+        if not self._active:
+            return False
+        sender = self._sender
+        if not sender._enabled:
+            return True
+        dtls = sender.transport
+        if dtls._state is not _DTLS_CONNECTED:  # closing: nothing to send to
+            return True
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return True
+        if time_base is not None and time_base.denominator != self._clock_rate * time_base.numerator:
+            pts = int(pts * time_base * self._clock_rate)
+        timestamp = (self._timestamp_origin + pts) & 0xFFFFFFFF
+        if self._video:
+            payloads = vp8_payloads(data, self._picture_id)
+            self._picture_id = (self._picture_id + 1) & 0x7FFF
+        else:
+            payloads = [data]
+        ntp = ntp_time()
+        ext = self._ext_header
+        if self._abs_at >= 0:
+            at = self._abs_at
+            ext = ext[:at] + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big") + ext[at + 3:]
+        first_byte = 0x90 if ext else 0x80
+        protect = dtls._tx_srtp.protect
+        sendto = pair.protocol.transport.sendto
+        address = pair.remote_addr
+        pack = struct.pack
+        last = len(payloads) - 1
+        sequence = self._sequence
+        history = self._history
+        octets = 0
+        for i, payload in enumerate(payloads):
+            marker = 0x80 if i == last else 0
+            header = pack("!BBHLL", first_byte, marker | self._payload_type, sequence, timestamp, self._ssrc)
+            sendto(protect(header + ext + payload), address)
+            history[sequence % RTP_HISTORY_SIZE] = _HistoryEntry(sequence, timestamp, marker >> 7, payload)
+            octets += len(payload)
+            sequence = (sequence + 1) & 0xFFFF
+        self._sequence = sequence
+        self.packets += len(payloads)
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]  # RTCP sender reports
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += len(payloads)  # type: ignore[attr-defined]
+        return True
 
 
 def restart_jitter_buffer(receiver: RTCRtpReceiver) -> None:

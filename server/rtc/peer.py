@@ -29,8 +29,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 
-from server.asr.base import SpeakerAudioSink
-from server.events import Error, Offer, ServerMessage, TrackInfo
+from server.core.events import Error, Offer, ServerMessage, TrackInfo
+from server.core.speech import SpeakerAudioSink
 from server.rtc import forwarding
 from server.rtc.audio_tap import AudioTap
 from server.rtc.relay import ForwardedTrack, PublishedTrack
@@ -164,6 +164,7 @@ class Peer:
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_preferred_codecs(kind))
                 forwarding.on_keyframe_request(transceiver.sender, track.request_keyframe)
+                track.set_sink(forwarding.DirectSender.install(transceiver.sender, track.flush).send)
                 sub = Subscription(kind, transceiver, track)
             sub.publisher_id, sub.source = publisher_id, source
             self.subscriptions[key] = sub

@@ -9,6 +9,8 @@ publisher for one, and shifts the new publisher's timestamps so that the m-line'
 When a subscriber falls behind, its queue drops frames, then waits for the next keyframe (a VP8 stream cannot be
 decoded past a gap) and asks for one. Keyframe requests are rate-limited per publisher and repeated while a subscriber
 still waits (a request can be lost, or arrive before the publisher's first packet, when it cannot be sent at all).
+A forwarded track given a ``sink`` (the server's peers: ``forwarding.DirectSender``) hands each frame to it at once,
+in the publisher's task, once the sink has started; until then frames queue.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from fractions import Fraction
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -29,9 +32,13 @@ KEYFRAME_REQUEST_INTERVAL_S = 0.5
 DEFAULT_QUEUE = {"video": 60, "audio": 50}  # frames: about 2 s of 30 fps video, 1 s of 20 ms Opus
 
 
-def is_vp8_keyframe(packet: av.Packet) -> bool:
+FrameSink = Callable[[bytes, int, Fraction | None], bool]
+"""Takes (encoded frame, pts, time base) and sends it; False when it cannot yet (the frame is queued instead)."""
+
+
+def is_vp8_keyframe(packet: av.Packet | bytes) -> bool:
     """VP8 frame tag: bit 0 of the first byte is 0 for a key frame (RFC 6386, section 9.1)."""
-    data = bytes(packet)
+    data = packet if isinstance(packet, bytes) else bytes(packet)
     return len(data) > 0 and data[0] & 1 == 0
 
 
@@ -50,8 +57,22 @@ class ForwardedTrack(MediaStreamTrack):
         self._rebase = False
         self._last_pts: int | None = None
         self._last_at = 0.0
+        self._sink: FrameSink | None = None
         self.dropped = 0
         self.forwarded = 0
+
+    def set_sink(self, sink: FrameSink) -> None:
+        """Hand frames to ``sink`` as they arrive instead of waiting for ``recv()``."""
+        self._sink = sink
+
+    def flush(self) -> None:
+        """Hand the queued frames to the sink (it has just started)."""
+        while self._queue and self._sink is not None:
+            packet = self._queue[0]
+            if not self._sink(bytes(packet), self._retime(int(packet.pts or 0), packet.time_base), packet.time_base):
+                return
+            self._queue.popleft()
+            self.forwarded += 1
 
     @property
     def source(self) -> PublishedTrack | None:
@@ -78,18 +99,29 @@ class ForwardedTrack(MediaStreamTrack):
         if self._source is source:
             self.attach(None)
 
-    def push(self, packet: av.Packet) -> None:
+    def push(self, packet: av.Packet, data: bytes | None = None, pts: int | None = None,
+             time_base: Fraction | None = None) -> None:
+        """One frame from the source. ``data``, ``pts``, ``time_base``: the packet's, when the caller has them already
+        (the source reads them once for all its subscribers)."""
         if self.readyState != "live":
             return
+        if data is None:
+            data = bytes(packet)
         if self._waiting_for_keyframe:
-            if not is_vp8_keyframe(packet):
+            if not is_vp8_keyframe(data):
                 return
             self._waiting_for_keyframe = False
+        if self._sink is not None and not self._queue:
+            if pts is None:
+                pts, time_base = int(packet.pts or 0), packet.time_base
+            if self._sink(data, self._retime(pts, time_base), time_base):
+                self.forwarded += 1
+                return
         if len(self._queue) >= self._max_queue:
             self.dropped += len(self._queue)
             self._queue.clear()
             if self.kind == "video":  # a gap in a VP8 stream: resume at the next keyframe
-                self._waiting_for_keyframe = not is_vp8_keyframe(packet)
+                self._waiting_for_keyframe = not is_vp8_keyframe(data)
                 if self._waiting_for_keyframe:
                     self.request_keyframe()
                     return
@@ -109,21 +141,25 @@ class ForwardedTrack(MediaStreamTrack):
             await self._ready.wait()
         packet = self._queue.popleft()
         self.forwarded += 1
-        now = time.monotonic()
-        pts = int(packet.pts or 0)
-        if self._rebase and self._last_pts is not None and packet.time_base is not None:
-            # Another publisher now feeds this m-line: continue the m-line's timeline by the wall-clock time since
-            # its last frame.
-            step = max(1, round((now - self._last_at) / packet.time_base))
-            self._offset = self._last_pts + step - pts
-            self._rebase = False
-        if self._offset:
+        pts = self._retime(int(packet.pts or 0), packet.time_base)
+        if pts != packet.pts:
             shifted = av.Packet(bytes(packet))  # the original is shared with the other subscribers: do not modify it
-            shifted.pts = pts + self._offset
+            shifted.pts = pts
             shifted.time_base = packet.time_base
             packet = shifted
-        self._last_pts, self._last_at = pts + self._offset, now
         return packet
+
+    def _retime(self, pts: int, time_base: Fraction | None) -> int:
+        """A source pts on this m-line's timeline."""
+        now = time.monotonic()
+        if self._rebase and self._last_pts is not None and time_base is not None:
+            # Another publisher now feeds this m-line: continue the m-line's timeline by the wall-clock time since
+            # its last frame.
+            step = max(1, round((now - self._last_at) / time_base))
+            self._offset = self._last_pts + step - pts
+            self._rebase = False
+        self._last_pts, self._last_at = pts + self._offset, now
+        return pts + self._offset
 
     def stop(self) -> None:
         super().stop()
@@ -212,8 +248,10 @@ class PublishedTrack:
                         if self.tap_errors == 1:
                             logger.exception("processing a published %s packet failed", self.kind)
                 waiting = False
+                if self._subscribers:  # read once for all subscribers (each PyAV access makes a new object)
+                    data, pts, time_base = bytes(packet), int(packet.pts or 0), packet.time_base
                 for subscriber in self._subscribers:
-                    subscriber.push(packet)
+                    subscriber.push(packet, data, pts, time_base)
                     waiting = waiting or subscriber.waiting_for_keyframe
                 if waiting:  # the request was lost or came before the publisher's media: ask again (rate-limited)
                     self.request_keyframe()

@@ -24,7 +24,7 @@ import websockets
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.events import (
+from server.core.events import (
     Error,
     Offer,
     Pong,
@@ -88,6 +88,7 @@ class TestPeer:
         self.pc.on("track", self._on_track)
         self.messages: list[ServerMessage] = []
         self._changed = asyncio.Condition()
+        self._read_all = False  # the reader has seen the connection close
         self.streams: dict[str, ReceivedStream] = {}
         self._mid_owner: dict[str, str] = {}
         self._ws: Any = None
@@ -127,6 +128,7 @@ class TestPeer:
             pass
         finally:
             async with self._changed:
+                self._read_all = True  # every message the server sent is in self.messages
                 self._changed.notify_all()
 
     async def _answer(self, offer: Offer) -> None:
@@ -197,7 +199,9 @@ class TestPeer:
 
             def check() -> bool:
                 found[:] = [m for m in self.messages if predicate(m)][:1]
-                return bool(found) or self._ws.state.name == "CLOSED"
+                # Closed means: the reader has taken every message that arrived before the close (the socket's
+                # state turns CLOSED while earlier messages may still wait in its queue).
+                return bool(found) or self._read_all
 
             await asyncio.wait_for(self._changed.wait_for(check), timeout)
             if not found:

@@ -2,27 +2,59 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib
 import logging
-import secrets
+import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Float, Integer, String, case, create_engine, event, func, inspect, literal, select, text, update
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Connection,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    case,
+    create_engine,
+    event,
+    func,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.events import AIMessage, CaptionFinal, CaptionWord, SafetyFlagged, StatementAdded
+from server.core.events import (
+    AIMessage,
+    CaptionFinal,
+    CaptionWord,
+    HelpRequested,
+    LLMCallRecorded,
+    SafetyFlagged,
+    StatementAdded,
+)
+from server.core.ids import new_id
 from server.storage.tables import (
     AIMessageRow,
+    AuditEventRow,
     Base,
     CaptionRow,
-    DeliberationRow,
+    HelpRequestRow,
     LLMCallRow,
     ParticipantRow,
+    RoomPlanRow,
     RoomRow,
     SafetyFlagRow,
     StatementRow,
@@ -32,7 +64,6 @@ from server.storage.tables import (
 
 logger = logging.getLogger(__name__)
 
-_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 CHOICES = ("agree", "disagree", "pass")
 
@@ -46,13 +77,8 @@ _DEDUPLICATE_BEFORE = {
 }
 
 
-def new_id(length: int = 12) -> str:
-    """An unguessable, URL-safe, unambiguous id (about 59 bits for 12 characters)."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
-
-
 @dataclass(frozen=True)
-class Deliberation:
+class RoomPlan:
     template_id: str
     question: str | None  # replaces the template's question
     ai_messages: str  # "direct" or "approve"
@@ -64,6 +90,8 @@ class RoomRecord:
     title: str
     created_at: float
     max_participants: int
+    deliberation_id: str | None = None  # the deliberation whose round formed it (None: a stand-alone room)
+    created_by: str | None = None  # a stand-alone room's creator
 
 
 @dataclass(frozen=True)
@@ -100,29 +128,72 @@ class Storage:
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
-        """Create missing tables, and add the nullable columns and the indexes that a database made by an earlier
-        version lacks (the only kinds of schema change so far; existing rows keep their data, except duplicates a
-        new unique index forbids: the first of them is kept)."""
-        Base.metadata.create_all(self.engine)
-        inspector = inspect(self.engine)
-        with self.engine.begin() as connection:
-            for table in Base.metadata.sorted_tables:
-                present = {c["name"] for c in inspector.get_columns(table.name)}
-                for column in table.columns:
-                    if column.name not in present and column.nullable:
-                        kind = column.type.compile(dialect=self.engine.dialect)
-                        logger.info("adding column %s.%s to the database", table.name, column.name)
-                        connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-                indexes = {i["name"] for i in inspector.get_indexes(table.name)}
-                for index in table.indexes:
-                    if index.name not in indexes:
-                        logger.info("adding index %s to the database", index.name)
-                        if index.name in _DEDUPLICATE_BEFORE:
-                            connection.execute(text(_DEDUPLICATE_BEFORE[index.name]))
-                        index.create(connection)
+        """Bring the database to the current schema with the migrations (``server/storage/migrations``), in one
+        transaction, one process at a time (several nodes may start together on one new database). A database made
+        by the last release before migrations (tables, no ``alembic_version``) is first brought up to the baseline
+        with that release's additive upgrade, then stamped and migrated; rows are kept."""
+        with _migration_lock(self.url), self.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite alters a table by copying it and dropping the original; with foreign keys enforced, that
+                # drop would cascade to every row referring to it. Off for the migration (it only works outside a
+                # transaction), checked afterwards.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    if not sqlite:
+                        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+                    self._migrate(connection)
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(f"the migration left rows with broken references: {broken[:5]}")
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
+
+    @staticmethod
+    def _migrate(connection: Connection) -> None:
+        config = _alembic_config(connection)
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables and "rooms" in tables:
+            logger.info("database made before migrations: bringing it to the baseline")
+            _legacy_upgrade(connection)
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def audit(self, user_id: str | None, action: str, target: str, detail: str | None = None) -> None:
+        """Write a sensitive or moderating action to the audit log."""
+        with self._s() as s, s.begin():
+            s.add(AuditEventRow(at=time.time(), user_id=user_id, action=action, target=target, detail=detail))
+
+    def audit_entries(self, target: str) -> list[AuditEntry]:
+        """Everything logged about ``target`` (a room), oldest first, with who did it (their email; None once the
+        account is deleted)."""
+        from server.storage.tables import UserRow
+
+        with self._s() as s:
+            rows = s.execute(select(AuditEventRow.at, UserRow.email, AuditEventRow.action, AuditEventRow.detail)
+                             .outerjoin(UserRow, UserRow.id == AuditEventRow.user_id)
+                             .where(AuditEventRow.target == target).order_by(AuditEventRow.id))
+            return [AuditEntry(at, email, action, detail) for at, email, action, detail in rows]
+
+    def audit_log(self, target: str) -> list[tuple[float, str | None, str]]:
+        """(at, user id, action) of everything logged about ``target``, oldest first."""
+        with self._s() as s:
+            rows = s.execute(select(AuditEventRow.at, AuditEventRow.user_id, AuditEventRow.action)
+                             .where(AuditEventRow.target == target).order_by(AuditEventRow.id))
+            return [(at, user, action) for at, user, action in rows]
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, for stores of other packages on the same database (accounts)."""
+        return self._session
 
     def _s(self) -> Session:
         return self._session()
@@ -137,23 +208,24 @@ class Storage:
         return True
 
     # Rooms --------------------------------------------------------------------------------------------------------
-    def create_room(self, title: str, max_participants: int) -> RoomRecord:
-        row = RoomRow(id=new_id(), title=title, created_at=time.time(), max_participants=max_participants)
+    def create_room(self, title: str, max_participants: int, created_by: str | None = None) -> RoomRecord:
+        row = RoomRow(id=new_id(), title=title, created_at=time.time(), max_participants=max_participants,
+                      created_by=created_by)
         with self._s() as s, s.begin():
             s.add(row)
         return _room(row)
 
-    def set_deliberation(self, room_id: str, template_id: str, question: str | None = None,
+    def set_room_plan(self, room_id: str, template_id: str, question: str | None = None,
                          ai_messages: str = "direct") -> None:
         with self._s() as s, s.begin():
-            s.merge(DeliberationRow(room_id=room_id, template_id=template_id, question=question,
+            s.merge(RoomPlanRow(room_id=room_id, template_id=template_id, question=question,
                                     ai_messages=ai_messages))
 
-    def deliberation(self, room_id: str) -> Deliberation | None:
+    def room_plan(self, room_id: str) -> RoomPlan | None:
         """The room's deliberation settings, or None when it has no facilitator."""
         with self._s() as s:
-            row = s.get(DeliberationRow, room_id)
-            return Deliberation(row.template_id, row.question, row.ai_messages or "direct") if row else None
+            row = s.get(RoomPlanRow, room_id)
+            return RoomPlan(row.template_id, row.question, row.ai_messages or "direct") if row else None
 
     def get_room(self, room_id: str) -> RoomRecord | None:
         with self._s() as s:
@@ -161,11 +233,19 @@ class Storage:
             return _room(row) if row else None
 
     # Participants -------------------------------------------------------------------------------------------------
-    def add_participant(self, room_id: str, name: str, consented_at: float) -> ParticipantRecord:
+    def add_participant(self, room_id: str, name: str, consented_at: float,
+                        participant_id: str | None = None) -> ParticipantRecord:
+        """Record a join. A participant whose id is fixed (a deliberation's, from its lobby) who joins again (a
+        reload, another device) keeps one record: joined again, no longer left."""
         now = time.time()
-        row = ParticipantRow(id=new_id(), room_id=room_id, name=name, consented_at=consented_at, joined_at=now)
         with self._s() as s, s.begin():
-            s.add(row)
+            row = s.get(ParticipantRow, participant_id) if participant_id else None
+            if row is not None and row.room_id == room_id:
+                row.name, row.joined_at, row.left_at = name, now, None
+            else:
+                row = ParticipantRow(id=participant_id or new_id(), room_id=room_id, name=name,
+                                     consented_at=consented_at, joined_at=now)
+                s.add(row)
         return _participant(row)
 
     def mark_left(self, participant_id: str) -> None:
@@ -246,6 +326,13 @@ class Storage:
             s.add(LLMCallRow(room_id=room_id, at=at, purpose=purpose, model=model, messages=messages, output=output,
                              latency_s=latency_s, outcome=outcome, error=error))
 
+    def add_llm_call_record(self, call: LLMCallRecorded) -> bool:
+        """Store an ``llm.call`` event; False if this call was already stored (idempotent)."""
+        return self._insert_once(LLMCallRow(call_id=call.call_id, room_id=call.room_id, at=call.ts,
+                                            purpose=call.purpose, model=call.model, messages=call.messages,
+                                            output=call.output, latency_s=call.latency_s, outcome=call.outcome,
+                                            error=call.error))
+
     def llm_calls(self, room_id: str) -> list[dict[str, object]]:
         with self._s() as s:
             rows = s.scalars(select(LLMCallRow).where(LLMCallRow.room_id == room_id).order_by(LLMCallRow.at))
@@ -276,10 +363,46 @@ class Storage:
             rows = s.scalars(select(AIMessageRow).where(AIMessageRow.room_id == room_id).order_by(AIMessageRow.ts))
             return [AIMessage.model_validate(r.event) for r in rows if (r.status or "posted") == status]
 
+    # Help requests ------------------------------------------------------------------------------------------------
+    def add_help_request(self, request: HelpRequested) -> HelpRequested:
+        """Store a call for a moderator; a participant with one pending already gets that one back (pressing the
+        button again calls nobody twice)."""
+        with self._s() as s, s.begin():
+            pending = s.scalar(select(HelpRequestRow).where(HelpRequestRow.room_id == request.room_id,
+                                                            HelpRequestRow.participant_id == request.participant_id,
+                                                            HelpRequestRow.taken_at.is_(None)))
+            if pending is not None:
+                return _help(pending)
+            s.add(HelpRequestRow(request_id=request.request_id, room_id=request.room_id,
+                                 participant_id=request.participant_id, participant_name=request.participant_name,
+                                 note=request.note, requested_at=request.ts))
+        return request
+
+    def pending_help_requests(self, room_id: str) -> list[HelpRequested]:
+        with self._s() as s:
+            rows = s.scalars(select(HelpRequestRow).where(HelpRequestRow.room_id == room_id,
+                                                          HelpRequestRow.taken_at.is_(None))
+                             .order_by(HelpRequestRow.requested_at))
+            return [_help(r) for r in rows]
+
+    def take_help_request(self, room_id: str, request_id: str, user_id: str) -> HelpRequested | None:
+        """Mark a pending request as taken by ``user_id``; None if it is unknown here or was taken already."""
+        with self._s() as s, s.begin():
+            taken = s.connection().execute(update(HelpRequestRow).where(HelpRequestRow.request_id == request_id,
+                                                                        HelpRequestRow.room_id == room_id,
+                                                                        HelpRequestRow.taken_at.is_(None))
+                                           .values(taken_at=time.time(), taken_by=user_id))
+            if taken.rowcount != 1:
+                return None
+            row = s.get(HelpRequestRow, request_id)
+            assert row is not None
+            return _help(row)
+
     # Safety -------------------------------------------------------------------------------------------------------
     def add_safety_flag(self, flag: SafetyFlagged) -> bool:
         return self._insert_once(SafetyFlagRow(
-            flag_id=f"{flag.utterance_id}:{flag.category}"[:120], room_id=flag.room_id, utterance_id=flag.utterance_id,
+            flag_id=f"{flag.room_id}:{flag.utterance_id}:{flag.category}"[:120], room_id=flag.room_id,
+            utterance_id=flag.utterance_id,
             participant_id=flag.participant_id, speaker_name=flag.speaker_name, category=flag.category,
             reason=flag.reason, detected_by=flag.detected_by, ts=flag.ts))
 
@@ -386,24 +509,85 @@ class Storage:
                 StatementRow, StatementRow.statement_id == VoteRow.statement_id).where(StatementRow.room_id == room_id))
             return [(a, b, c) for a, b, c in rows]
 
+    def search_captions(self, room_ids: Sequence[str], query: str, limit: int = 100) -> list[CaptionRecord]:
+        """Captions of these rooms containing every word of ``query`` (whole words, any case and accents on SQLite),
+        in time order, with the database's full-text index (migration 0008). Words only: no query syntax."""
+        words = re.findall(r"\w+", query)
+        if not words or not room_ids:
+            return []
+        match: Any
+        if self.engine.dialect.name == "sqlite":
+            phrase = " ".join(f'"{w}"' for w in words)  # each word quoted: nothing in it is FTS5 syntax
+            match = CaptionRow.id.in_(text("SELECT rowid FROM captions_fts WHERE captions_fts MATCH :match")
+                                      .bindparams(match=phrase))
+        else:
+            match = text("to_tsvector('simple', captions.text) @@ plainto_tsquery('simple', :match)").bindparams(
+                match=" ".join(words))
+        with self._s() as s:
+            rows = s.scalars(select(CaptionRow).where(CaptionRow.room_id.in_(list(room_ids)), match)
+                             .order_by(CaptionRow.start, CaptionRow.id).limit(limit))
+            return [_caption(r) for r in rows]
+
     def transcript(self, room_id: str) -> list[CaptionRecord]:
         with self._s() as s:
             rows = s.scalars(select(CaptionRow).where(CaptionRow.room_id == room_id).order_by(
                 CaptionRow.start, CaptionRow.id))
-            return [
-                CaptionRecord(
-                    utterance_id=r.utterance_id,
-                    room_id=r.room_id,
-                    participant_id=r.participant_id,
-                    speaker_name=r.speaker_name,
-                    start=r.start,
-                    end=r.end,
-                    text=r.text,
-                    language=r.language,
-                    words=[CaptionWord.model_validate(w) for w in (r.words or [])],
-                )
-                for r in rows
-            ]
+            return [_caption(r) for r in rows]
+
+
+BASELINE = "0001_baseline"
+_PG_MIGRATION_LOCK = 0x6D6F6F74  # "moot": one migration at a time across processes
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@contextlib.contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """SQLite: one process at a time migrates the file (a lock file beside it; PostgreSQL locks in the database)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        yield
+        return
+    with open(url.removeprefix("sqlite:///") + ".migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _legacy_upgrade(connection: Connection) -> None:
+    """The last release's own upgrade (before migrations): create missing tables, add the nullable columns and the
+    indexes an even older database lacks (duplicates a new unique index forbids are removed first, the first kept)."""
+    baseline = _baseline_metadata()
+    baseline.create_all(connection)
+    inspector = inspect(connection)
+    for table in baseline.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                logger.info("adding column %s.%s to the database", table.name, column.name)
+                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                logger.info("adding index %s to the database", index.name)
+                if index.name in _DEDUPLICATE_BEFORE:
+                    connection.execute(text(_DEDUPLICATE_BEFORE[index.name]))
+                index.create(connection)
+
+
+def _baseline_metadata() -> MetaData:
+    """The tables as the baseline migration defines them (frozen there, not today's models)."""
+    baseline = importlib.import_module("server.storage.migrations.versions.0001_baseline")
+    metadata: MetaData = baseline.baseline_metadata()
+    return metadata
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -426,7 +610,8 @@ def _statement(row: StatementRow) -> StatementAdded:
 
 
 def _room(row: RoomRow) -> RoomRecord:
-    return RoomRecord(id=row.id, title=row.title, created_at=row.created_at, max_participants=row.max_participants)
+    return RoomRecord(id=row.id, title=row.title, created_at=row.created_at, max_participants=row.max_participants,
+                      deliberation_id=row.deliberation_id, created_by=row.created_by)
 
 
 def _participant(row: ParticipantRow) -> ParticipantRecord:
@@ -434,3 +619,22 @@ def _participant(row: ParticipantRow) -> ParticipantRecord:
         id=row.id, room_id=row.room_id, name=row.name, consented_at=row.consented_at, joined_at=row.joined_at,
         left_at=row.left_at,
     )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: float
+    who: str | None  # the account's email
+    action: str
+    detail: str | None
+
+
+def _help(r: HelpRequestRow) -> HelpRequested:
+    return HelpRequested(room_id=r.room_id, request_id=r.request_id, participant_id=r.participant_id,
+                         participant_name=r.participant_name, note=r.note, ts=r.requested_at)
+
+
+def _caption(r: CaptionRow) -> CaptionRecord:
+    return CaptionRecord(utterance_id=r.utterance_id, room_id=r.room_id, participant_id=r.participant_id,
+                         speaker_name=r.speaker_name, start=r.start, end=r.end, text=r.text, language=r.language,
+                         words=[CaptionWord.model_validate(w) for w in (r.words or [])])

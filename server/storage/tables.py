@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -17,12 +17,17 @@ class RoomRow(Base):
     title: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Float)
     max_participants: Mapped[int] = mapped_column(Integer)
+    # The deliberation whose round formed this room (None: a stand-alone room).
+    deliberation_id: Mapped[str | None] = mapped_column(ForeignKey("deliberations.id", ondelete="CASCADE"),
+                                                        index=True, nullable=True)
+    # Who created a stand-alone room (they, and administrators, moderate and review it).
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
 
 
-class DeliberationRow(Base):
+class RoomPlanRow(Base):
     """The template a room's facilitator runs (rooms without a row have no facilitator)."""
 
-    __tablename__ = "deliberations"
+    __tablename__ = "room_plans"
 
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
     template_id: Mapped[str] = mapped_column(String(40))
@@ -82,6 +87,8 @@ class LLMCallRow(Base):
     __tablename__ = "llm_calls"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The producer's id of the call (``llm.call`` events): stored once however often the event is delivered.
+    call_id: Mapped[str | None] = mapped_column(String(40), nullable=True, unique=True, index=True)
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
     at: Mapped[float] = mapped_column(Float)
     purpose: Mapped[str] = mapped_column(String(40))
@@ -121,10 +128,12 @@ class ParticipantRow(Base):
 
 class CaptionRow(Base):
     __tablename__ = "captions"
-    __table_args__ = (Index("ix_captions_room_start", "room_id", "start"),)
+    # An utterance id is chosen by its producer and unique within its room (the recorder's idempotency key).
+    __table_args__ = (Index("ix_captions_room_start", "room_id", "start"),
+                      UniqueConstraint("room_id", "utterance_id", name="uq_captions_room_utterance"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    utterance_id: Mapped[str] = mapped_column(String(64), unique=True)
+    utterance_id: Mapped[str] = mapped_column(String(64))
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
     participant_id: Mapped[str] = mapped_column(String(32))
     speaker_name: Mapped[str] = mapped_column(String(64))
@@ -140,7 +149,7 @@ class SafetyFlagRow(Base):
 
     __tablename__ = "safety_flags"
 
-    flag_id: Mapped[str] = mapped_column(String(120), primary_key=True)  # utterance id + category: stored once
+    flag_id: Mapped[str] = mapped_column(String(120), primary_key=True)  # room, utterance id, category: stored once
     room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
     utterance_id: Mapped[str] = mapped_column(String(64))
     participant_id: Mapped[str] = mapped_column(String(32))
@@ -149,3 +158,136 @@ class SafetyFlagRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     detected_by: Mapped[str] = mapped_column(String(200))
     ts: Mapped[float] = mapped_column(Float)
+
+
+class UserRow(Base):
+    """An organiser's, moderator's or administrator's account (participants have none)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # normalised (server/accounts/emails.py)
+    password_hash: Mapped[str] = mapped_column(String(255))  # Argon2id, in its own encoded form
+    role: Mapped[str] = mapped_column(String(16))  # organiser | moderator | admin
+    created_at: Mapped[float] = mapped_column(Float)
+    disabled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AuthSessionRow(Base):
+    """A signed-in session: the token names it, so revoking the row ends the session before the token expires."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class DeliberationRow(Base):
+    """A deliberation: one question discussed in many small rooms, set up and run by an organiser."""
+
+    __tablename__ = "deliberations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organiser_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True,
+                                                     nullable=True)
+    title: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text)
+    background: Mapped[str] = mapped_column(Text)
+    template_id: Mapped[str] = mapped_column(String(40))
+    group_min: Mapped[int] = mapped_column(Integer)
+    group_max: Mapped[int] = mapped_column(Integer)
+    ai_messages: Mapped[str] = mapped_column(String(16))  # direct | approve
+    signup_questions: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    mix_question: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    languages: Mapped[list[str]] = mapped_column(JSON)
+    starts_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # draft | open | paused | closed
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class DeliberationModeratorRow(Base):
+    """A moderator assigned to a deliberation (they see and act on its rooms only)."""
+
+    __tablename__ = "deliberation_moderators"
+
+    deliberation_id: Mapped[str] = mapped_column(ForeignKey("deliberations.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    added_at: Mapped[float] = mapped_column(Float)
+
+
+class ModeratorInviteRow(Base):
+    """A single-use link inviting a moderator to a deliberation (only the token's hash is kept)."""
+
+    __tablename__ = "moderator_invites"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deliberation_id: Mapped[str] = mapped_column(ForeignKey("deliberations.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    used_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+class LobbyParticipantRow(Base):
+    """Someone who arrived on a deliberation's participant link: their consent, answers, and the room they were
+    given (None while they wait)."""
+
+    __tablename__ = "lobby_participants"
+    __table_args__ = (Index("ix_lobby_participants_deliberation_status", "deliberation_id", "status", "arrived_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the participant id in their room
+    deliberation_id: Mapped[str] = mapped_column(ForeignKey("deliberations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    answers: Mapped[dict[str, str]] = mapped_column(JSON)
+    consented_at: Mapped[float] = mapped_column(Float)
+    notice_version: Mapped[str] = mapped_column(String(32))
+    arrived_at: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # waiting | assigned | left
+    room_id: Mapped[str | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), nullable=True,
+                                                index=True)
+    room_name: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the name shown in the room
+    assigned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AuditEventRow(Base):
+    """Who did something sensitive or moderated, when, to what (revealing real names in an export, approving an AI
+    message, pausing the facilitator)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(100), index=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. the AI message acted on
+
+
+class HelpRequestRow(Base):
+    """A participant's call for a moderator, pending until a moderator takes it."""
+
+    __tablename__ = "help_requests"
+    __table_args__ = (Index("ix_help_requests_room_pending", "room_id", "taken_at"),)
+
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    participant_id: Mapped[str] = mapped_column(String(32))
+    participant_name: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[float] = mapped_column(Float)
+    taken_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    taken_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+
+
+def is_search_index(kind: str, name: str | None) -> bool:
+    """The full-text search objects of migration 0008 (an FTS5 table and its shadow tables on SQLite, an expression
+    index on PostgreSQL), which the models do not declare: schema comparisons leave them out."""
+    return (kind == "table" and (name or "").startswith("captions_fts")) or \
+        (kind == "index" and name == "ix_captions_text_search")

@@ -32,7 +32,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from server.settings import Settings
+from server.core.settings import Settings
 from tests.servers import RunningServer, running_server
 
 NETNS_ENV = "MOOT_BROWSER_NETNS"
@@ -245,11 +245,16 @@ def asking_browser(playwright: Playwright, silence_wav: Path) -> Iterator[Browse
 
 @pytest.fixture
 def new_page() -> Iterator[Callable[..., Page]]:
-    """new_page(browser, permissions=None): a page in its own context, closed after the test."""
+    """new_page(browser, permissions=None, enforce_csp=False): a page in its own context, closed after the test.
+
+    Playwright's waiting for a JavaScript condition evaluates strings in the page, which the server's
+    Content-Security-Policy forbids; tests bypass the policy unless they check it (tests/browser/test_csp.py runs
+    the pages under it)."""
     contexts: list[BrowserContext] = []
 
-    def make(browser: Browser, permissions: list[str] | None = None) -> Page:
-        context = browser.new_context(permissions=permissions, viewport={"width": 1280, "height": 800})
+    def make(browser: Browser, permissions: list[str] | None = None, enforce_csp: bool = False) -> Page:
+        context = browser.new_context(permissions=permissions, viewport={"width": 1280, "height": 800},
+                                      bypass_csp=not enforce_csp)
         contexts.append(context)
         return context.new_page()
 
@@ -262,10 +267,34 @@ def new_page() -> Iterator[Callable[..., Page]]:
 # Helpers
 
 
-def create_room(base_url: str, title: str, **extra: Any) -> str:
-    response = httpx.post(f"{base_url}/api/rooms", json={"title": title, **extra}, timeout=10)
+def create_room(base_url: str, title: str, headers: dict[str, str] | None = None, **extra: Any) -> str:
+    """A stand-alone room: anyone's (open rooms, the default), or the signed-in organiser's with ``headers``."""
+    response = httpx.post(f"{base_url}/api/rooms", json={"title": title, **extra}, headers=headers, timeout=10)
     response.raise_for_status()
     return str(response.json()["id"])
+
+
+STAFF_PASSWORD = "correct horse battery"
+
+
+def staff_headers(server: RunningServer, email: str = "organiser@example.org",
+                  role: str = "organiser") -> dict[str, str]:
+    """Bearer headers for an account on the running server (created in-process if new)."""
+    accounts = server.ctx.accounts
+    if accounts.store.user_by_email(email) is None:
+        accounts.add_user(email, role, STAFF_PASSWORD)
+    answer = httpx.post(f"{server.http}/api/auth/token", data={"username": email, "password": STAFF_PASSWORD},
+                        timeout=10)
+    answer.raise_for_status()
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def sign_in_page(page: Page, email: str = "organiser@example.org") -> None:
+    """Fill and send a page's sign-in form (landing or moderator page)."""
+    page.wait_for_selector("#sign-in:not([hidden])", timeout=10_000)
+    page.fill("#sign-in-email", email)
+    page.fill("#sign-in-password", STAFF_PASSWORD)
+    page.click("#sign-in button[type=submit]")
 
 
 def wait_devices_checked(page: Page) -> None:

@@ -16,7 +16,10 @@ def test_create_room_shows_shareable_link(base_url: str, quiet_browser: Browser,
                                           new_page: Callable[..., Page]) -> None:
     page = new_page(quiet_browser)
     page.goto(base_url + "/")
+    # Open rooms (the default): the form shows without signing in, once the page has asked the server.
+    page.wait_for_selector("#create-room:not([hidden])", timeout=10_000)
     assert page.locator("label[for=room-title]").is_visible(), "the title field has a visible label"
+    assert page.is_visible("#sign-in") and page.is_visible("#sign-in-note")
 
     # An empty title is refused in the page, with the reason shown next to the form.
     page.click("#create-room button[type=submit]")

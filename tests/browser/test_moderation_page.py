@@ -1,6 +1,7 @@
-"""The moderator's page for a room, end to end with a participant: approval mode chosen on the landing page, the
-token asked for and checked, an AI message edited and approved (the participant sees it labelled as AI and as edited
-by a moderator), a rejected one never shown, and pause/resume."""
+"""The moderator's page for a room, end to end with a participant: an organiser signs in on the landing page and
+creates a room in approval mode; on the moderator page a wrong password and another organiser are refused and the
+room's organiser gets the controls; an AI message edited and approved (the participant sees it labelled as AI and
+as edited by a moderator), a rejected one never shown, and pause/resume."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from server.events import CaptionFinal
-from tests.browser.conftest import join
+from server.core.events import CaptionFinal
+from tests.browser.conftest import join, sign_in_page, staff_headers
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -22,8 +23,12 @@ pytestmark = pytest.mark.slow
 
 def test_moderator_approves_edits_and_pauses(server: RunningServer, base_url: str, quiet_browser: Browser,
                                              new_page: Callable[..., Page], tmp_path: Path) -> None:
+    staff_headers(server, "organiser@example.org")  # the accounts exist
+    staff_headers(server, "other@example.org")
     organiser = new_page(quiet_browser)
     organiser.goto(base_url + "/")
+    sign_in_page(organiser)
+    organiser.wait_for_selector("#signed-in:not([hidden])", timeout=10_000)
     organiser.wait_for_selector("#room-template option[value=quick-20]", state="attached", timeout=10_000)
     organiser.fill("#room-title", "Library hours")
     organiser.select_option("#room-template", "quick-20")
@@ -38,14 +43,22 @@ def test_moderator_approves_edits_and_pauses(server: RunningServer, base_url: st
     ada = new_page(quiet_browser)
     join(ada, base_url, room, "Ada")
 
+    stranger = new_page(quiet_browser)  # another organiser: the room is not theirs
+    stranger.goto(base_url + moderate_url)
+    sign_in_page(stranger, "other@example.org")
+    stranger.wait_for_selector("#mod-error:not([hidden])", timeout=10_000)
+    assert "may not moderate this room" in stranger.inner_text("#mod-error")
+    assert stranger.is_hidden("#controls")
+
     moderator = new_page(quiet_browser)
     moderator.goto(base_url + moderate_url)
-    moderator.fill("#token", "not-the-token")
-    moderator.press("#token", "Enter")
-    moderator.wait_for_selector("#token-error:not([hidden])", timeout=10_000)
-    assert "not accepted" in moderator.inner_text("#token-error")
-    moderator.fill("#token", server.ctx.moderator_token)
-    moderator.press("#token", "Enter")
+    moderator.wait_for_selector("#sign-in:not([hidden])", timeout=10_000)
+    moderator.fill("#sign-in-email", "organiser@example.org")
+    moderator.fill("#sign-in-password", "not the password")
+    moderator.click("#sign-in button[type=submit]")
+    moderator.wait_for_selector("#sign-in-error:not([hidden])", timeout=10_000)
+    assert "Wrong email or password" in moderator.inner_text("#sign-in-error")
+    sign_in_page(moderator)
     moderator.wait_for_selector("#controls:not([hidden])", timeout=10_000)
     assert "Library hours" in moderator.inner_text("#room-title")
 

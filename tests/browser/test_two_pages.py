@@ -23,8 +23,15 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from facilitator.template import builtin_templates
-from server.events import BusEvent, CaptionPartial, VoiceActivity
-from tests.browser.conftest import create_room, join, tile_names, wait_devices_checked, wait_video_playing
+from server.core.events import BusEvent, CaptionPartial, VoiceActivity
+from tests.browser.conftest import (
+    create_room,
+    join,
+    staff_headers,
+    tile_names,
+    wait_devices_checked,
+    wait_video_playing,
+)
 from tests.caption_checks import check_committed_words_never_change
 from tests.servers import RunningServer
 
@@ -136,7 +143,7 @@ def call(base_url: str, speaking_browser: Browser, quiet_browser: Browser) -> It
     contexts: list[BrowserContext] = []
     pages = []
     for browser in (speaking_browser, quiet_browser):
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
         context.add_init_script(WATCH_CAPTIONS)
         context.add_init_script(RECORD_SIGNALING)
         contexts.append(context)
@@ -276,7 +283,7 @@ def test_facilitator_and_statements(call: Call) -> None:
 def test_moderator_pauses_and_resumes_the_facilitator(call: Call, server: RunningServer) -> None:
     ada = call.ada
     ada.wait_for_selector("#facilitator:not([hidden])", timeout=30_000)
-    headers = {"authorization": f"Bearer {server.ctx.moderator_token}"}
+    headers = staff_headers(server, "admin@example.org", "admin")  # the room is anyone's: an administrator moderates
     url = f"{server.http}/api/rooms/{call.room}/facilitator"
     httpx.post(f"{url}/pause", headers=headers, timeout=10).raise_for_status()
     ada.wait_for_function("document.getElementById('stage-time').textContent === 'paused'", timeout=10_000)
@@ -284,6 +291,13 @@ def test_moderator_pauses_and_resumes_the_facilitator(call: Call, server: Runnin
     httpx.post(f"{url}/resume", headers=headers, timeout=10).raise_for_status()
     ada.wait_for_function("document.getElementById('stage-time').textContent.endsWith('left')", timeout=10_000)
     assert "resumed" in ada.inner_text("#ai-messages li.control >> nth=-1")
+    # A moderator's message: shown with the moderator badge, never as the AI's.
+    sent = httpx.post(f"{server.http}/api/rooms/{call.room}/messages", json={"text": "Please keep to the topic."},
+                      headers=headers, timeout=10)
+    sent.raise_for_status()
+    item = ada.wait_for_selector("#ai-messages li.moderator-message", timeout=10_000)
+    assert item is not None and "Please keep to the topic." in item.inner_text()
+    assert item.query_selector(".moderator-badge") is not None and item.query_selector(".ai-badge") is None
 
 
 def test_keyboard_mute_is_announced_to_others(call: Call) -> None:
@@ -394,9 +408,12 @@ def test_late_joiner_gets_the_history_and_leaving_renegotiates(call: Call, base_
     wait_video_playing(ada, "Bo")
     wait_video_playing(bo, "Ada")
     assert tile_names(ada) == ["Ada (you)", "Bo"]
-    # The transcript downloads the page links to.
-    for fmt, kind in (("vtt", "text/vtt"), ("json", "application/json")):
-        response = bo.request.get(f"{base_url}/api/rooms/{call.room}/transcript.{fmt}")
-        assert response.ok and response.headers["content-type"].startswith(kind)
-        assert "families" in response.text()
-        assert bo.get_attribute(f"#download-{fmt}", "href") == f"/api/rooms/{call.room}/transcript.{fmt}"
+    # The transcript downloads: the page fetches them with the participant's credential (speakers by alias); the
+    # same address without it is refused.
+    for fmt in ("vtt", "json"):
+        with bo.expect_download(timeout=10_000) as download:
+            bo.click(f"#download-{fmt}")
+        content = Path(download.value.path()).read_text()
+        assert "families" in content and "Participant 1" in content
+        assert download.value.suggested_filename == f"moot-{call.room}-transcript.{fmt}"
+        assert bo.request.get(f"{base_url}/api/rooms/{call.room}/transcript.{fmt}").status == 401

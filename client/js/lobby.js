@@ -1,0 +1,233 @@
+// The lobby page (/d/<deliberation id>): read the question and the notice, check camera and microphone, give a name,
+// answer the sign-up questions, consent, and wait until the organisers form the groups; then go to one's room. The
+// participant credential is kept in localStorage, so a reload (or a later visit) goes straight back to waiting or to
+// the room. Every text from the server is set with textContent.
+import { LevelMonitor } from "./levels.js";
+import { getLocalMedia } from "./media.js";
+
+const deliberationId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+const api = `/api/lobby/${encodeURIComponent(deliberationId)}`;
+const credentialKey = `moot:credential:${deliberationId}`;
+const POLL_MS = 2000;
+const $ = (id) => document.getElementById(id);
+
+const state = { info: null, config: { test_mode: false }, media: null, pollTimer: null, failures: 0 };
+
+const levels = new LevelMonitor({
+  onLevel: (_key, rms) => { $("mic-meter").style.width = `${Math.min(100, Math.sqrt(rms) * 220)}%`; },
+});
+
+function showError(message) {
+  $("lobby-error").textContent = message;
+  $("lobby-error").hidden = false;
+}
+
+function paragraphs(container, text) {
+  container.replaceChildren();
+  for (const block of text.split(/\n\s*\n/)) {
+    if (!block.trim()) continue;
+    const p = document.createElement("p");
+    p.textContent = block.trim();
+    container.append(p);
+  }
+}
+
+async function init() {
+  try {
+    const [config, info] = await Promise.all([fetch("/api/config"), fetch(api)]);
+    if (config.ok) state.config = await config.json();
+    if (!info.ok) {
+      $("title").textContent = "Moot";
+      showError(info.status === 404
+        ? "This deliberation is not open. Check the link you were given, or try again when the organisers open it."
+        : `The deliberation could not be loaded (error ${info.status}). Reload the page to try again.`);
+      return;
+    }
+    state.info = await info.json();
+  } catch {
+    showError("The server could not be reached. Check your connection and reload the page.");
+    return;
+  }
+  const { info } = state;
+  $("title").textContent = info.title;
+  document.title = `${info.title} · Moot`;
+  $("question").textContent = info.question;
+  paragraphs($("background"), info.background || "");
+  $("about").hidden = false;
+  if (localStorage.getItem(credentialKey)) {
+    startWaiting(localStorage.getItem(`${credentialKey}:name`) || "");
+    return;
+  }
+  renderForm(info);
+  await checkDevices();
+}
+
+function renderForm(info) {
+  const notice = $("notice");
+  notice.replaceChildren(...info.notice.paragraphs.map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }));
+  const questions = $("questions");
+  questions.replaceChildren();
+  for (const question of info.signup_questions) {
+    const fieldset = document.createElement("fieldset");
+    fieldset.className = "signup-question";
+    const legend = document.createElement("legend");
+    legend.textContent = question.text;
+    fieldset.append(legend);
+    question.choices.forEach((choice, i) => {
+      const label = document.createElement("label");
+      label.className = "checkbox";
+      const input = document.createElement("input");
+      input.type = "radio";
+      input.name = `q-${question.id}`;
+      input.value = choice;
+      input.id = `q-${question.id}-${i}`;
+      input.dataset.question = question.id;
+      input.addEventListener("change", updateButton);
+      label.append(input, ` ${choice}`);
+      fieldset.append(label);
+    });
+    questions.append(fieldset);
+  }
+  const saved = localStorage.getItem("moot:name");
+  if (saved) $("display-name").value = saved;
+  $("arrive-form").hidden = false;
+  updateButton();
+}
+
+function answers() {
+  const chosen = {};
+  for (const input of document.querySelectorAll("#questions input:checked")) chosen[input.dataset.question] = input.value;
+  return chosen;
+}
+
+function updateButton() {
+  if (!state.info) return;
+  const hasName = $("display-name").value.trim().length > 0;
+  const answered = Object.keys(answers()).length === state.info.signup_questions.length;
+  const agreed = $("consent").checked;
+  const missing = [!hasName && "enter your name", !answered && "answer the questions", !agreed && "tick the box"]
+    .filter(Boolean);
+  $("arrive-button").disabled = missing.length > 0;
+  $("arrive-hint").textContent = missing.length ? `To join, ${missing.join(", ")}.` : "";
+  $("arrive-hint").hidden = missing.length === 0;
+}
+
+async function checkDevices() {
+  $("device-status").textContent = "Checking your camera and microphone…";
+  if (state.media) for (const track of state.media.stream.getTracks()) track.stop();
+  state.media = await getLocalMedia({ testMode: state.config.test_mode });
+  const { audio, video, messages } = state.media;
+  $("preview").srcObject = video ? new MediaStream([video]) : null;
+  $("preview").closest(".preview-box").classList.toggle("no-video", !video);
+  levels.watch("preview", audio);
+  const ready = [audio && "microphone", video && "camera"].filter(Boolean);
+  const lines = ready.length ? [`Your ${ready.join(" and ")} ${ready.length > 1 ? "are" : "is"} ready.`] : [];
+  lines.push(...messages);
+  $("device-status").textContent = lines.join(" ");
+  $("device-status").classList.toggle("warning", messages.length > 0);
+  $("retry-devices").hidden = messages.length === 0;
+}
+
+async function arrive() {
+  const name = $("display-name").value.trim().replace(/\s+/g, " ");
+  $("arrive-error").hidden = true;
+  $("arrive-button").disabled = true;
+  try {
+    const response = await fetch(`${api}/arrive`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name, consent: true, notice_version: state.info.notice.version, answers: answers() }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      $("arrive-error").textContent = typeof body.detail === "string" ? body.detail.replace(/^name: /, "")
+        : `Joining failed (error ${response.status}).`;
+      $("arrive-error").hidden = false;
+      updateButton();
+      return;
+    }
+    localStorage.setItem("moot:name", name);
+    localStorage.setItem(credentialKey, body.credential);
+    localStorage.setItem(`${credentialKey}:name`, body.name);
+    if (state.media) for (const track of state.media.stream.getTracks()) track.stop();
+    levels.unwatch("preview");
+    if (body.status === "assigned") goToRoom(body);
+    else startWaiting(body.name);
+  } catch {
+    $("arrive-error").textContent = "The server could not be reached. Check your connection and try again.";
+    $("arrive-error").hidden = false;
+    updateButton();
+  }
+}
+
+function startWaiting(name) {
+  $("arrive-form").hidden = true;
+  $("waiting").hidden = false;
+  $("waiting-name").textContent = name;
+  $("waiting-heading").focus();
+  poll();
+}
+
+async function poll() {
+  clearTimeout(state.pollTimer);
+  const credential = localStorage.getItem(credentialKey);
+  try {
+    const response = await fetch(`${api}/me`, { headers: { "X-Moot-Participant": credential || "" } });
+    if (response.status === 401 || response.status === 404) {
+      forget();
+      showError("Your place in this lobby has ended. Reload the page to join again.");
+      return;
+    }
+    if (response.ok) {
+      state.failures = 0;
+      const place = await response.json();
+      $("waiting-name").textContent = place.name;
+      if (place.status === "assigned") return goToRoom(place);
+      if (place.status === "left") {
+        forget();
+        showError("You left the lobby. Reload the page to join again.");
+        return undefined;
+      }
+      $("waiting-status").textContent = "Waiting for the groups to be formed…";
+      $("lobby-status").textContent = "In the lobby";
+    }
+  } catch {
+    state.failures += 1;
+    $("lobby-status").textContent = "Reconnecting…";
+  }
+  state.pollTimer = setTimeout(poll, Math.min(POLL_MS * 2 ** Math.min(state.failures, 3), 15_000));
+  return undefined;
+}
+
+function goToRoom(place) {
+  $("waiting-status").textContent = "Your group is ready: taking you to its room…";
+  location.assign(`/r/${encodeURIComponent(place.room_id)}`);
+}
+
+function forget() {
+  localStorage.removeItem(credentialKey);
+  localStorage.removeItem(`${credentialKey}:name`);
+  $("waiting").hidden = true;
+  clearTimeout(state.pollTimer);
+}
+
+$("display-name").addEventListener("input", updateButton);
+$("consent").addEventListener("change", updateButton);
+$("retry-devices").addEventListener("click", checkDevices);
+$("arrive-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  arrive();
+});
+$("leave-button").addEventListener("click", async () => {
+  const credential = localStorage.getItem(credentialKey);
+  await fetch(`${api}/leave`, { method: "POST", headers: { "X-Moot-Participant": credential || "" } }).catch(() => {});
+  forget();
+  $("lobby-status").textContent = "";
+  showError("You left the lobby. Reload the page to join again.");
+});
+
+init();

@@ -1,0 +1,189 @@
+// Reviewing a deliberation (/review/{id}), for its organiser and moderators: search what was said in all its rooms
+// (each result opens the line in its room's transcript), and per room the transcript, statements with their votes,
+// AI messages, flags, the AI call log and the moderator actions, everyone by alias; downloads of every export.
+// Rendered with Preact + htm (vendored); text only through JSX, never as HTML.
+
+import { html, render, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { ErrorLine, SignIn, api, useSignedIn } from "/static/js/staff.js";
+
+const deliberationId = decodeURIComponent(location.pathname.split("/").pop());
+
+function clock(seconds) {
+  const s = Math.max(0, seconds);
+  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+}
+
+function when(epoch) {
+  return new Date(epoch * 1000).toLocaleString();
+}
+
+function Search({ rooms, onOpen }) {
+  const [results, setResults] = useState(null);
+  const [error, setError] = useState("");
+  const submit = async (event) => {
+    event.preventDefault();
+    const q = event.target.q.value.trim();
+    if (!q) return;
+    const r = await api("GET", `/api/deliberations/${deliberationId}/search?q=${encodeURIComponent(q)}`);
+    setError(r.ok ? "" : r.error);
+    setResults(r.ok ? r.data : null);
+  };
+  return html`
+    <section class="card" aria-labelledby="search-heading">
+      <h2 id="search-heading">Search what was said</h2>
+      <form class="copy-row" role="search" onSubmit=${submit}>
+        <label for="search-q" class="visually-hidden">Words to find</label>
+        <input id="search-q" name="q" type="text" maxlength="200" placeholder="e.g. station homes" />
+        <button type="submit">Search</button>
+      </form>
+      <${ErrorLine} text=${error} />
+      ${results !== null && html`
+        <p role="status" id="search-count">${results.length} line${results.length === 1 ? "" : "s"} found.</p>
+        <ul class="review-list" id="search-results">
+          ${results.map((hit) => html`
+            <li key=${`${hit.room_id}/${hit.utterance_id}`}>
+              <strong>${hit.speaker}</strong> in ${hit.room_title}: ${hit.text}
+              ${" "}<button type="button" class="link-button" onClick=${() => onOpen(hit.room_id, hit.utterance_id)}
+                aria-label=${`Open in the transcript of ${hit.room_title}`}>open in context</button>
+            </li>`)}
+        </ul>`}
+    </section>`;
+}
+
+function Downloads({ room }) {
+  const files = [["transcript.vtt", "WebVTT"], ["transcript.srt", "SRT"], ["transcript.csv", "CSV"],
+    ["transcript.json", "JSON"], ["report.md", "Markdown report"]];
+  return html`
+    <p class="downloads">Download this room: ${files.map(([file, label], i) => html`
+      ${i > 0 ? " · " : ""}<a key=${file} href=${`/api/rooms/${room}/${file}`} download>${label}</a>`)}</p>`;
+}
+
+function RoomReview({ room, line }) {
+  const [review, setReview] = useState(null);
+  const [error, setError] = useState("");
+  useEffect(() => {
+    setReview(null);
+    api("GET", `/api/rooms/${room}/review`).then((r) => (r.ok ? setReview(r.data) : setError(r.error)));
+  }, [room]);
+  useEffect(() => {
+    if (review && line) {
+      const element = document.getElementById(`line-${line}`);
+      if (element) {
+        element.scrollIntoView({ block: "center" });
+        element.focus();
+      }
+    }
+  }, [review, line]);
+  if (review === null) return html`${error ? html`<${ErrorLine} text=${error} />` : html`<p class="hint">Loading…</p>`}`;
+  const origin = review.transcript.length ? review.transcript[0].start : 0;
+  const flags = [...review.safety_flags.map((f) => ({ ...f, what: `${f.category} (${f.detected_by})` })),
+    ...review.summary_flags.map((f) => ({ ...f, what: `summary point ${f.point + 1} disputed` }))];
+  return html`
+    <section aria-labelledby="room-heading">
+      <h2 id="room-heading">${review.room.title}</h2>
+      <${Downloads} room=${room} />
+      <div class="card">
+        <h3>Transcript</h3>
+        ${review.transcript.length === 0 ? html`<p class="hint">Nothing was said.</p>` : html`
+          <ol class="lines review-transcript">
+            ${review.transcript.map((c) => html`
+              <li key=${c.utterance_id} id=${`line-${c.utterance_id}`} tabindex="-1"
+                class=${c.utterance_id === line ? "highlight" : ""}>
+                <time>${clock(c.start - origin)}</time> <span class="speaker">${c.speaker_name}</span>
+                ${c.language ? html` <span class="hint">(${c.language})</span>` : ""}: ${c.text}
+              </li>`)}
+          </ol>`}
+      </div>
+      <div class="card">
+        <h3>Statements and votes</h3>
+        ${review.statements.length === 0 ? html`<p class="hint">No statements.</p>` : html`
+          <ul class="review-list" id="review-statements">
+            ${review.statements.map((s) => html`
+              <li key=${s.statement_id}>${s.text} <span class="hint">(${s.author})</span>:
+                ${` ${s.tally.agree} agree, ${s.tally.disagree} disagree, ${s.tally.pass} pass`}</li>`)}
+          </ul>`}
+      </div>
+      <div class="card">
+        <h3>AI messages</h3>
+        ${review.ai_messages.length === 0 ? html`<p class="hint">None.</p>` : html`
+          <ul class="review-list">
+            ${review.ai_messages.map((m) => html`
+              <li key=${m.message_id}><span class="hint">${m.kind}${m.review ? `, ${m.review}` : ""}</span>: ${m.text}
+              </li>`)}
+          </ul>`}
+        ${review.rejected_ai_messages.length > 0 && html`
+          <p class="hint">Rejected by a moderator: ${review.rejected_ai_messages.length}</p>`}
+      </div>
+      <div class="card">
+        <h3>Flags</h3>
+        ${flags.length === 0 ? html`<p class="hint">None.</p>` : html`
+          <ul class="review-list">${flags.map((f, i) => html`
+            <li key=${i}>${f.participant_id}: ${f.what}${f.reason ? ` (${f.reason})` : ""}${f.note ? `: ${f.note}` : ""}
+            </li>`)}</ul>`}
+      </div>
+      <div class="card">
+        <h3>Moderator actions</h3>
+        ${review.moderator_actions.length === 0 ? html`<p class="hint">None.</p>` : html`
+          <ul class="review-list" id="moderator-actions">${review.moderator_actions.map((a, i) => html`
+            <li key=${i}><time>${when(a.at)}</time> ${a.who || "a deleted account"}: ${a.action}
+              ${a.detail ? html` <span class="hint">(${a.detail})</span>` : ""}</li>`)}</ul>`}
+      </div>
+      <div class="card">
+        <h3>AI calls</h3>
+        ${review.llm_calls.length === 0 ? html`<p class="hint">None.</p>` : review.llm_calls.map((call, i) => html`
+          <details key=${i}>
+            <summary>${when(call.at)}: ${call.purpose}, ${call.model}, ${call.latency_s.toFixed(1)} s, ${call.outcome}
+            </summary>
+            ${call.messages.map((m, j) => html`<p key=${j}><strong>${m.role}</strong>: ${m.content}</p>`)}
+            <p><strong>output</strong>: ${call.output}</p>
+          </details>`)}
+      </div>
+    </section>`;
+}
+
+function Review() {
+  const [deliberation, setDeliberation] = useState(null);
+  const [rooms, setRooms] = useState([]);
+  const [error, setError] = useState("");
+  const [selected, setSelected] = useState({ room: null, line: null });
+  useEffect(() => {
+    api("GET", `/api/deliberations/${encodeURIComponent(deliberationId)}`).then((r) => (r.ok ? setDeliberation(r.data)
+      : setError(r.status === 404 ? "This deliberation does not exist, or you may not see it." : r.error)));
+    api("GET", `/api/deliberations/${encodeURIComponent(deliberationId)}/lobby`).then((r) => {
+      if (r.ok) {
+        setRooms(r.data.rooms);
+        if (r.data.rooms.length) setSelected((s) => (s.room ? s : { room: r.data.rooms[0].room_id, line: null }));
+      }
+    });
+  }, []);
+  if (deliberation === null) return html`<section class="narrow wide">
+    ${error ? html`<${ErrorLine} text=${error} />` : html`<p class="hint">Loading…</p>`}</section>`;
+  const polis = ["comments.csv", "votes.csv", "participants-votes.csv", "summary.csv"];
+  return html`
+    <section class="narrow wide" aria-labelledby="review-heading">
+      <p><a href=${`/organise/${deliberation.id}`}>The deliberation's page</a></p>
+      <h1 id="review-heading">Review: ${deliberation.title}</h1>
+      <p class="hint">Participants appear by alias ("Participant N", numbered in the order they arrived).</p>
+      <p class="downloads">Statements and votes of all rooms, as Polis exports them: ${polis.map((file, i) => html`
+        ${i > 0 ? " · " : ""}<a key=${file} href=${`/api/deliberations/${deliberation.id}/polis/${file}`}
+          download>${file}</a>`)}</p>
+      <${Search} rooms=${rooms} onOpen=${(room, line) => setSelected({ room, line })} />
+      ${rooms.length === 0 ? html`<p class="hint">No rooms yet.</p>` : html`
+        <nav aria-label="Rooms" class="button-row">
+          ${rooms.map((r) => html`<button key=${r.room_id} type="button" aria-pressed=${selected.room === r.room_id}
+            onClick=${() => setSelected({ room: r.room_id, line: null })}>${r.title}</button>`)}
+        </nav>`}
+      ${selected.room && html`<${RoomReview} key=${selected.room} room=${selected.room} line=${selected.line} />`}
+    </section>`;
+}
+
+function App() {
+  const [me, setMe] = useSignedIn();
+  if (me === undefined) return html`<p class="hint">Loading…</p>`;
+  if (me === null) return html`<${SignIn} onSignedIn=${setMe} />`;
+  return html`<${Review} />`;
+}
+
+const main = document.getElementById("main");
+main.textContent = "";
+render(html`<${App} />`, main);

@@ -1,0 +1,687 @@
+"""The one typed event model shared by the bus, the workers and the browser WebSocket.
+
+Every message is a pydantic model with a literal ``type`` discriminator; times are float seconds since the Unix epoch.
+``BusEvent`` travels between components (in-process or over Redis) and, where ``VISIBILITY`` allows, to browsers;
+``ClientMessage`` is what a browser (or a test peer) may send on the signaling WebSocket; ``ServerMessage`` is
+everything the server sends back. Decoding accepts only the known types and raises ``EventDecodeError`` on anything
+else.
+
+Events v2: every bus event carries an envelope stamped by the bus when it is published: ``event_id`` (unique),
+``seq`` (the room's sequence number, from 1, gap-free per room), ``source`` (the publishing process) and ``v`` (the
+event format's version, so stored JSON says how to read it). Between processes decoding is tolerant: fields a reader
+does not know are ignored, so a newer writer does not break an older reader during a rolling upgrade. What a browser
+sends stays strict: unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from server.core import plaintext
+from server.core.errors import EventDecodeError
+
+
+def now() -> float:
+    return time.time()
+
+
+EVENT_VERSION = 2
+
+
+class _Message(BaseModel):
+    """Signaling messages: strict (a browser's message with an unknown field is refused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _EventPart(BaseModel):
+    """Bus events and their parts: tolerant of fields this version does not know (rolling upgrades)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _RoomEvent(_EventPart):
+    room_id: str
+    ts: float = Field(default_factory=now)
+    # The envelope, stamped by the bus on publish (these defaults mean "not published yet").
+    event_id: str = ""
+    seq: int = Field(default=0, ge=0)  # the room's sequence number: 1, 2, 3... in publish order, no gaps
+    source: str = ""  # the process that published it (e.g. "server:node-1", "facilitator:host-42")
+    v: int = EVENT_VERSION
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bus events (also forwarded to the browsers in the room)
+
+
+class ParticipantInfo(_EventPart):
+    participant_id: str
+    name: str
+    audio: bool = True
+    video: bool = True
+
+
+class ParticipantJoined(_RoomEvent):
+    type: Literal["participant.joined"] = "participant.joined"
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(_RoomEvent):
+    type: Literal["participant.left"] = "participant.left"
+    participant_id: str
+    name: str
+    reason: str = "left"
+
+
+class ParticipantMediaState(_RoomEvent):
+    type: Literal["participant.media"] = "participant.media"
+    participant_id: str
+    audio: bool
+    video: bool
+
+
+class VoiceActivity(_RoomEvent):
+    """A participant started (``speaking=True``) or stopped speaking, as seen by the voice-activity detector."""
+
+    type: Literal["voice.activity"] = "voice.activity"
+    participant_id: str
+    speaking: bool
+    t: float
+
+
+class CaptionWord(_EventPart):
+    word: str
+    start: float
+    end: float
+    probability: float = 1.0
+
+
+class CaptionPartial(_RoomEvent):
+    """A provisional caption while someone is speaking. ``committed`` never changes once sent for an utterance
+    (later partials only extend it); ``tentative`` may still change."""
+
+    type: Literal["caption.partial"] = "caption.partial"
+    utterance_id: str
+    participant_id: str
+    speaker_name: str
+    committed: str
+    tentative: str
+    start: float
+    language: str | None = None
+
+
+class CaptionFinal(_RoomEvent):
+    """The one final caption of an utterance."""
+
+    type: Literal["caption.final"] = "caption.final"
+    utterance_id: str
+    participant_id: str
+    speaker_name: str
+    text: str
+    start: float
+    end: float
+    language: str | None = None
+    words: list[CaptionWord] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Facilitator events
+
+
+class StageChanged(_RoomEvent):
+    """The deliberation moved to another stage of its template."""
+
+    type: Literal["stage.changed"] = "stage.changed"
+    template_id: str
+    stage_id: str
+    index: int
+    title: str
+    kind: str
+    started_at: float
+    ends_at: float
+    paused: bool = False  # a moderator paused the facilitator: the stage clock is stopped
+
+
+AIMessageKind = Literal[
+    "stage_intro", "question", "time", "greeting", "invite", "balance", "silence", "summary", "statements",
+    "results", "closing", "safety",
+]
+
+
+# Bounds on the facilitator's words in the room (the model's output included): a summary of 8 points, or a rule-made
+# message such as the vote results, fits; the builders shorten what does not (``facilitator.prompt.shorten``).
+MAX_AI_MESSAGE_CHARS = 4000
+MAX_AI_POINT_CHARS = 500
+MAX_AI_POINTS = 20
+
+
+class AIMessagePoint(_EventPart):
+    """One point of a summary, with the transcript utterances it draws on."""
+
+    label: str = Field(max_length=40)
+    text: str = Field(max_length=MAX_AI_POINT_CHARS)
+    sources: list[str] = Field(default_factory=list)
+
+
+class AIMessage(_RoomEvent):
+    """A message from the AI facilitator. Always shown labelled as AI-generated; ``sources`` lists the utterances it
+    draws on; ``generated_by`` is ``rules`` or ``llm:<model>``."""
+
+    type: Literal["ai.message"] = "ai.message"
+    message_id: str
+    kind: AIMessageKind
+    text: str = Field(max_length=MAX_AI_MESSAGE_CHARS)
+    stage_id: str | None = None
+    addressed_to: list[str] = Field(default_factory=list)  # participant ids named in the message
+    sources: list[str] = Field(default_factory=list)
+    points: list[AIMessagePoint] = Field(default_factory=list, max_length=MAX_AI_POINTS)
+    generated_by: str = "rules"
+    ai_generated: Literal[True] = True
+    # How it reached the room: posted directly, or approved (possibly edited) by a moderator first.
+    review: Literal["direct", "approved", "edited"] = "direct"
+
+
+class SpeakerTime(_EventPart):
+    participant_id: str
+    name: str
+    seconds: float
+
+
+class SpeakingBalance(_RoomEvent):
+    """Speaking time per participant so far in the session (from voice activity)."""
+
+    type: Literal["balance.update"] = "balance.update"
+    speakers: list[SpeakerTime]
+
+
+class StatementAdded(_RoomEvent):
+    """A candidate statement the group can vote on, proposed by a participant or by the AI facilitator."""
+
+    type: Literal["statement.added"] = "statement.added"
+    statement_id: str
+    text: str
+    author_id: str | None = None  # None: proposed by the AI facilitator
+    author_name: str
+    ai_generated: bool = False
+    sources: list[str] = Field(default_factory=list)
+    # 0 when added, +1 per edit (edits stop at the first vote); statement listings carry the current one.
+    revision: int = Field(default=0, ge=0)
+
+
+class StatementEdited(_RoomEvent):
+    type: Literal["statement.edited"] = "statement.edited"
+    statement_id: str
+    text: str
+    editor_id: str
+    revision: int = Field(ge=1)  # the new revision: votes must name it
+
+
+Choice = Literal["agree", "disagree", "pass"]
+
+
+class VoteCast(_RoomEvent):
+    """One participant's vote. Stays on the bus (storage, facilitator); browsers only get ``vote.tally``."""
+
+    type: Literal["vote.cast"] = "vote.cast"
+    statement_id: str
+    participant_id: str
+    choice: Choice
+    revision: int = Field(default=0, ge=0)  # the statement revision voted on
+
+
+class VoteTally(_RoomEvent):
+    type: Literal["vote.tally"] = "vote.tally"
+    statement_id: str
+    agree: int
+    disagree: int
+    passed: int
+
+
+class SummaryFlagged(_RoomEvent):
+    """A participant marked a summary point "that's not what we said" (for moderators; not sent to the room)."""
+
+    type: Literal["summary.flagged"] = "summary.flagged"
+    message_id: str
+    point: int
+    participant_id: str
+    note: str = ""
+
+
+class AIMessageProposed(_RoomEvent):
+    """An AI message waiting for a moderator (the deliberation's ``ai_messages: approve`` setting); not sent to the
+    room until a moderator approves it, possibly edited, as an ``ai.message``."""
+
+    type: Literal["ai.proposed"] = "ai.proposed"
+    message: AIMessage
+    statements: list[StatementAdded] = Field(default_factory=list)  # AI-proposed statements it announces: they wait too
+
+
+class FacilitatorControl(_RoomEvent):
+    """A moderator paused or resumed the AI facilitator in a room (the facilitator obeys it; the room is told)."""
+
+    type: Literal["facilitator.control"] = "facilitator.control"
+    action: Literal["pause", "resume"]
+    by: str = "moderator"
+
+
+MAX_MODERATOR_MESSAGE_CHARS = 1000
+MAX_HELP_NOTE_CHARS = 300
+
+
+class HelpRequested(_RoomEvent):
+    """A participant pressed "call a moderator" (with an optional note): an alert for the room's moderators until one
+    takes it (not sent to the room)."""
+
+    type: Literal["help.requested"] = "help.requested"
+    request_id: str
+    participant_id: str
+    participant_name: str
+    note: str = Field(default="", max_length=MAX_HELP_NOTE_CHARS)
+
+
+class HelpTaken(_RoomEvent):
+    """A moderator took a help request: the participant who asked is told a moderator is on the way."""
+
+    type: Literal["help.taken"] = "help.taken"
+    request_id: str
+    participant_id: str
+
+
+class ModeratorMessage(_RoomEvent):
+    """A moderator's message to one room, or to every room of a deliberation (``broadcast``): shown as from a
+    moderator (a badge chosen from this event's type), never as the AI's."""
+
+    type: Literal["moderator.message"] = "moderator.message"
+    message_id: str
+    text: str = Field(min_length=1, max_length=MAX_MODERATOR_MESSAGE_CHARS)
+    broadcast: bool = False
+
+
+SafetyCategory = Literal["abuse", "off_topic"]
+
+
+class SafetyFlagged(_RoomEvent):
+    """An utterance flagged as abusive or far off-topic, for moderators (not sent to the room)."""
+
+    type: Literal["safety.flagged"] = "safety.flagged"
+    utterance_id: str
+    participant_id: str
+    speaker_name: str
+    category: SafetyCategory
+    reason: str = Field(max_length=500)
+    detected_by: str  # "rules" or "llm:<model>"
+
+
+class LLMCallRecorded(_RoomEvent):
+    """One call to a language model, for the record (organisers review prompt, output, latency and outcome). Workers
+    publish it; the recorder stores it (no worker writes to the database)."""
+
+    type: Literal["llm.call"] = "llm.call"
+    call_id: str  # unique: the recorder stores each call once however often it is delivered
+    purpose: str
+    model: str
+    messages: list[dict[str, str]]
+    output: str
+    latency_s: float
+    outcome: str  # "ok", "invalid" (schema failed, fallback used), "error" (backend failed, fallback used)
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Speech tier (internal: server nodes and speech workers, on named channels ``speech*``; never stored, never shown)
+
+
+class SpeakerOpened(_RoomEvent):
+    """A server node sends one participant's audio to the speech tier (``speech_placement=remote``): a speech worker
+    claims the speaker (``session``) and reads its audio from the channel ``speech.audio.<session>``."""
+
+    type: Literal["speech.speaker"] = "speech.speaker"
+    session: str  # the speaker's audio session: unique per open speaker; utterance ids derive from it
+    participant_id: str
+    speaker_name: str
+
+
+class SpeakerAudio(_RoomEvent):
+    """A batch of one speaker's encoded audio (about 100 ms: a few 20 ms Opus packets) with the wall-clock time of
+    each packet's first sample (the server's arrival clock, from RTP timestamps), so the worker rebuilds the same
+    timeline. ``end``: the speaker left; no more audio follows."""
+
+    type: Literal["speech.audio"] = "speech.audio"
+    session: str
+    codec: Literal["opus"] = "opus"
+    t: list[float] = Field(default_factory=list)
+    packets: list[str] = Field(default_factory=list)  # base64 of each packet
+    end: bool = False
+
+
+class SpeechCheckpoint(_RoomEvent):
+    """Where another speech worker resumes a speaker (``speech.ckpt.<session>``): replay the audio from bus ``seq``
+    ``resume_seq`` (its first sample is number ``index`` of the session); ``open_utterance`` (id) and
+    ``open_utterance_start`` (sample index): the oldest utterance whose final caption is not out yet, reopened with the
+    same id. ``done``: the session is over (the server node then stops announcing the speaker)."""
+
+    type: Literal["speech.checkpoint"] = "speech.checkpoint"
+    session: str
+    resume_seq: int
+    index: int
+    open_utterance: str | None = None
+    open_utterance_start: int | None = None
+    language: str | None = None
+    done: bool = False  # the speaker's session is over and every caption of it is out
+
+
+# Bus events that a browser in the room may receive (the signaling protocol's schema). Who actually receives an
+# event is decided by ``VISIBILITY`` below and nothing else; a test checks that the two agree.
+RoomVisibleEvent = (
+    ParticipantJoined
+    | ParticipantLeft
+    | ParticipantMediaState
+    | VoiceActivity
+    | CaptionPartial
+    | CaptionFinal
+    | StageChanged
+    | AIMessage
+    | SpeakingBalance
+    | StatementAdded
+    | StatementEdited
+    | VoteTally
+    | FacilitatorControl
+    | ModeratorMessage
+    | HelpTaken
+)
+
+BusEvent = Annotated[
+    RoomVisibleEvent | VoteCast | SummaryFlagged | AIMessageProposed | SafetyFlagged | LLMCallRecorded | HelpRequested
+    | SpeakerOpened | SpeakerAudio | SpeechCheckpoint,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Who may see an event: the one table consulted by the one fan-out function (``visible_to``)
+
+Audience = Literal["room", "moderators", "internal"]
+Viewer = Literal["participant", "moderator"]
+
+VISIBILITY: dict[str, Audience] = {
+    "participant.joined": "room",
+    "participant.left": "room",
+    "participant.media": "room",
+    "voice.activity": "room",
+    "caption.partial": "room",
+    "caption.final": "room",
+    "stage.changed": "room",
+    "ai.message": "room",
+    "balance.update": "room",
+    "statement.added": "room",
+    "statement.edited": "room",
+    "vote.tally": "room",
+    "facilitator.control": "room",
+    "moderator.message": "room",
+    "help.taken": "room",  # the page of the participant who asked says a moderator is on the way
+    "help.requested": "moderators",
+    "vote.cast": "internal",  # who voted how: storage and the facilitator only; browsers get ``vote.tally``
+    "summary.flagged": "moderators",  # "that's not what we said": for moderators, not the room
+    "ai.proposed": "moderators",  # an AI message waiting for approval
+    "safety.flagged": "moderators",
+    "llm.call": "internal",  # the AI call log: stored for review, never pushed live
+    "speech.speaker": "internal",  # the speech tier's own traffic (server nodes and speech workers)
+    "speech.audio": "internal",
+    "speech.checkpoint": "internal",
+}
+
+_SEEN_BY: dict[Viewer, frozenset[Audience]] = {
+    "participant": frozenset({"room"}),
+    "moderator": frozenset({"room", "moderators"}),
+}
+
+
+def visible_to(event: BusEvent, viewer: Viewer) -> bool:
+    """Whether ``viewer`` (a participant of the event's room, or a moderator of it) may receive ``event``. An event
+    type missing from ``VISIBILITY`` is internal: nobody outside the server sees it."""
+    return VISIBILITY.get(event.type, "internal") in _SEEN_BY[viewer]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Signaling: browser -> server
+
+
+class Resume(_Message):
+    """Rejoining after a lost connection: the ``resume_token`` of the earlier ``welcome`` and the ``seq`` of the last
+    room event received (events after it are replayed, so no final caption is lost in the gap)."""
+
+    token: str = Field(min_length=1, max_length=64)
+    after_seq: int | None = Field(default=None, ge=0)
+
+
+class Join(_Message):
+    type: Literal["join"] = "join"
+    name: str = Field(min_length=1, max_length=64)
+    consent: bool
+    audio: bool = True
+    video: bool = True
+    resume: Resume | None = None
+    # A deliberation's rooms admit only the participants its lobby gave them: their participant credential (the
+    # lobby's ``credential``), which also fixes their id and the name the room shows.
+    credential: str | None = Field(default=None, max_length=2048)
+
+
+class Answer(_Message):
+    type: Literal["answer"] = "answer"
+    sdp: str = Field(max_length=60_000)
+
+
+class MediaState(_Message):
+    type: Literal["media"] = "media"
+    audio: bool
+    video: bool
+
+
+class Leave(_Message):
+    type: Literal["leave"] = "leave"
+
+
+class Ping(_Message):
+    type: Literal["ping"] = "ping"
+
+
+def _statement_text(value: str) -> str:
+    text = plaintext.normalise(value)
+    if plaintext.visible_length(text) < 3:
+        raise ValueError("a statement needs at least 3 visible characters (spaces and invisible ones do not count)")
+    return text
+
+
+# Whitespace collapsed, invisible characters dropped, at least 3 visible characters left.
+StatementText = Annotated[str, Field(max_length=500), AfterValidator(_statement_text)]
+
+
+class AddStatement(_Message):
+    type: Literal["statement.add"] = "statement.add"
+    text: StatementText
+
+
+class EditStatement(_Message):
+    """Change a statement's text: allowed only until its first vote (then propose a revised statement instead)."""
+
+    type: Literal["statement.edit"] = "statement.edit"
+    statement_id: str = Field(max_length=80)
+    text: StatementText
+    revision: int | None = Field(default=None, ge=0)  # the revision the editor saw; given, a stale edit is refused
+
+
+class FlagSummary(_Message):
+    type: Literal["summary.flag"] = "summary.flag"
+    message_id: str = Field(max_length=120)
+    point: int = Field(ge=0, le=20)
+    note: str = Field(default="", max_length=500)
+
+
+class CallModerator(_Message):
+    """The participant asks for a moderator (an optional note says why)."""
+
+    type: Literal["help.request"] = "help.request"
+    note: str = Field(default="", max_length=MAX_HELP_NOTE_CHARS)
+
+
+class Vote(_Message):
+    type: Literal["vote"] = "vote"
+    statement_id: str = Field(max_length=80)
+    choice: Choice
+    revision: int = Field(ge=0)  # the statement revision the voter read: a vote on an edited text is refused
+
+
+ClientMessage = Annotated[
+    Join | Answer | MediaState | Leave | Ping | AddStatement | EditStatement | Vote | FlagSummary | CallModerator,
+    Field(discriminator="type"),
+]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Signaling: server -> browser
+
+
+class RoomInfo(_Message):
+    room_id: str
+    title: str
+    max_participants: int
+
+
+class Welcome(_Message):
+    type: Literal["welcome"] = "welcome"
+    participant_id: str
+    room: RoomInfo
+    participants: list[ParticipantInfo]
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list)
+    # Send it back in ``join.resume`` to rejoin after a lost connection (valid for ``resume_window_s``).
+    resume_token: str = ""
+    # A stand-alone room's participant credential: send it as ``X-Moot-Participant`` to read the room's history and
+    # transcript (a deliberation's participants already hold theirs, from the lobby).
+    credential: str | None = None
+
+
+class TrackInfo(_Message):
+    participant_id: str
+    kind: Literal["audio", "video"]
+
+
+class Offer(_Message):
+    """A (re)negotiation offer from the server. ``tracks`` maps each m-line ``mid`` that carries another participant's
+    media to whose it is; the first audio and video m-lines without an entry are the client's own publishing slots."""
+
+    type: Literal["offer"] = "offer"
+    sdp: str
+    tracks: dict[str, TrackInfo] = Field(default_factory=dict)
+
+
+class Pong(_Message):
+    type: Literal["pong"] = "pong"
+
+
+ErrorCode = Literal[
+    "bad_message",
+    "too_large",
+    "unknown_room",
+    "room_full",
+    "name_taken",
+    "bad_name",  # the display name cannot be used as typed (server/names.py says why)
+    "name_reserved",  # the display name reads as the AI facilitator or a moderator
+    "consent_required",
+    "credential_required",  # a deliberation's room: join through its lobby link
+    "not_your_room",  # the credential is valid, but its holder was given another room (or none yet)
+    "deliberation_closed",
+    "joined_elsewhere",  # the same participant joined again from another window or device
+    "not_joined",
+    "join_timeout",
+    "rate_limited",
+    "unknown_statement",
+    "unknown_message",
+    "not_allowed",
+    "statement_locked",
+    "statement_changed",
+    "already_joined",
+    "bad_sdp",
+    "negotiation_timeout",
+    "media_failed",
+    "reconnected",  # this participant joined again from a new connection; this one is closed
+    "room_elsewhere",  # another server node hosts the room: ``location`` is its base URL (join there)
+    "room_moved",  # this node lost the room (its lease expired and another node may host it now): join again
+    "internal",
+]
+
+
+class Error(_Message):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    fatal: bool = False
+    location: str | None = Field(
+        default=None, description="room_elsewhere: base URL of the server node that hosts the room (connect to "
+        "/ws/rooms/{room_id} there).")
+
+
+ServerMessage = Annotated[Welcome | Offer | Pong | Error | RoomVisibleEvent, Field(discriminator="type")]
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Encoding and decoding
+
+
+_bus_adapter: TypeAdapter[BusEvent] = TypeAdapter(BusEvent)
+_client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+_server_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
+
+T = TypeVar("T")
+
+
+def _decode_error(exc: ValidationError) -> EventDecodeError:
+    first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = str(first["msg"]).removeprefix("Value error, ")  # our validators' words, not pydantic's prefix
+    return EventDecodeError(f"{where + ': ' if where else ''}{message}")
+
+
+def _decode(adapter: TypeAdapter[T], data: str | bytes) -> T:
+    try:
+        return adapter.validate_json(data)
+    except ValidationError as exc:
+        raise _decode_error(exc) from None
+
+
+def decode_bus_event(data: str | bytes) -> BusEvent:
+    return _decode(_bus_adapter, data)
+
+
+def bus_event_from_data(data: object) -> BusEvent:
+    """A bus event from already parsed JSON (e.g. a stored event whose ``seq`` the reader filled in); raises
+    ``EventDecodeError`` as ``decode_bus_event`` does."""
+    try:
+        return _bus_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise _decode_error(exc) from None
+
+
+def decode_client_message(data: str | bytes) -> ClientMessage:
+    return _decode(_client_adapter, data)
+
+
+def decode_server_message(data: str | bytes) -> ServerMessage:
+    return _decode(_server_adapter, data)
+
+
+def encode(message: BaseModel) -> str:
+    return message.model_dump_json()
+
+
+def protocol_schema() -> dict[str, Any]:
+    """The JSON Schema of the browser-facing protocol: what a browser may send (``client``) and what it may receive
+    (``server``: signaling replies and the room events ``VISIBILITY`` lets participants see). Exported for the client
+    as ``client/schema/protocol.schema.json`` (``moot schema``)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Moot signaling protocol",
+        "description": "Messages on /ws/rooms/{room_id}, discriminated by 'type'. Times are float seconds.",
+        "version": EVENT_VERSION,
+        "client": _client_adapter.json_schema(mode="validation"),
+        "server": _server_adapter.json_schema(mode="serialization"),
+    }

@@ -1,0 +1,142 @@
+"""A deliberation's rooms admit only the participants its lobby gave them, through the real server: the credential
+fixes who they are and the name the room shows; another room's credential, none, a forged one, or a closed
+deliberation are refused with their own codes; the same participant joining from a second window replaces the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from server.accounts.store import AccountStore
+from server.core.events import Error, ParticipantJoined, ParticipantLeft, Welcome
+from server.core.settings import Settings
+from server.deliberations.spec import DeliberationSpec
+from server.deliberations.store import DeliberationStore
+from server.lobby.credentials import ParticipantClaims
+from server.lobby.notice import NOTICE_VERSION
+from server.lobby.store import LobbyEntry, LobbyStore
+from server.rtc.testpeer import TestPeer
+from tests.servers import RunningServer, running_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), asr_backend="none", rtc_loopback_candidates=True,
+                        negotiation_timeout_s=5, facilitator_enabled=False)
+    with running_server(settings) as running:
+        yield running
+
+
+def deliberation_with_rooms(server: RunningServer, names: list[str]) -> tuple[str, dict[str, LobbyEntry]]:
+    """An open deliberation whose round put ``names`` in rooms of two (arrivals are dealt to the rooms in turn)."""
+    ctx = server.ctx
+    sessions = ctx.storage.sessions
+    organiser = AccountStore(sessions).add_user(f"o{len(names)}{id(names)}@example.org", "x" * 40, "organiser", 1.0)
+    deliberations = DeliberationStore(sessions)
+    spec = DeliberationSpec(title="Sundays", question="Open the library on Sundays?", group_min=2, group_max=2)
+    record = deliberations.transition(deliberations.create(organiser.id, spec, 1.0).id, "open", 2.0)
+    lobby = LobbyStore(sessions)
+    entries = [lobby.arrive(record, name, {}, NOTICE_VERSION, 3.0 + i) for i, name in enumerate(names)]
+    lobby.start_round(record, 10.0)
+    return record.id, {e.name: lobby.entry(e.id) for e in entries}  # type: ignore[misc]
+
+
+def credential(server: RunningServer, entry: LobbyEntry) -> str:
+    return server.ctx.participant_signer().sign(ParticipantClaims(entry.id, entry.deliberation_id))
+
+
+async def refusal(peer: TestPeer, **join: object) -> Error:
+    await peer.connect()
+    await peer.send({"type": "join", "name": peer.name, "consent": True, **join})
+    reply = await peer.wait_for(lambda m: isinstance(m, Welcome | Error), 10)
+    assert isinstance(reply, Error), "admitted"
+    return reply
+
+
+async def test_only_the_lobby_s_participants_enter_their_own_room(server: RunningServer) -> None:
+    deliberation, people = deliberation_with_rooms(server, ["Ada", "Bo", "Cy", "Dee"])
+    ada = people["Ada"]
+    room = ada.room_id
+    assert room is not None
+    bo = next(e for e in people.values() if e.room_id == room and e.id != ada.id)  # Ada's room-mate
+    cy = next(e for e in people.values() if e.room_id != room)  # someone in the other room
+    dee = next(e for e in people.values() if e.room_id != room and e.id != cy.id)
+    peers: list[TestPeer] = []
+
+    def peer(name: str) -> TestPeer:
+        made = TestPeer(server.ws(room), name)
+        peers.append(made)
+        return made
+
+    try:
+        first = peer("typed name is ignored")
+        welcome = await first.join(credential=credential(server, ada))
+        assert welcome.participant_id == ada.id
+        assert [p.name for p in welcome.participants] == ["Ada"]  # the lobby's name, not the typed one
+        second = peer(bo.name)
+        assert (await second.join(credential=credential(server, bo))).participant_id == bo.id
+
+        for attempt, code in (({}, "credential_required"), ({"credential": "forged.token.here"},
+                                                               "credential_required"),
+                              ({"credential": credential(server, cy)}, "not_your_room")):
+            refused = await refusal(peer("Mallory"), **attempt)
+            assert refused.code == code and refused.fatal, (attempt, refused)
+        other_deliberation, others = deliberation_with_rooms(server, ["Eve", "Fay"])
+        assert other_deliberation != deliberation
+        refused = await refusal(peer("Eve"), credential=credential(server, others["Eve"]))
+        assert refused.code == "not_your_room"
+
+        # Ada again, from another window: the first window is told and leaves; the room has Ada once.
+        again = peer("Ada")
+        rejoined = await again.join(credential=credential(server, ada))
+        assert rejoined.participant_id == ada.id
+        told = await first.wait_for(lambda m: isinstance(m, Error) and m.code == "joined_elsewhere", 10)
+        assert isinstance(told, Error) and told.fatal
+        await second.wait_for(lambda m: isinstance(m, ParticipantLeft) and m.participant_id == ada.id
+                              and m.reason == "joined_elsewhere", 10)
+        left = next(m for m in second.messages if isinstance(m, ParticipantLeft) and m.participant_id == ada.id)
+        await second.wait_for(lambda m: isinstance(m, ParticipantJoined) and m.participant.participant_id == ada.id
+                              and m.seq > left.seq, 10)
+        hosted = server.ctx.rooms.room(room)
+        assert hosted is not None and sorted(hosted.participants) == sorted([ada.id, bo.id])
+
+        DeliberationStore(server.ctx.storage.sessions).transition(deliberation, "close", 20.0)
+        refused = await refusal(peer("Dee"), credential=credential(server, dee))
+        assert refused.code == "not_your_room"  # (another room's credential, whatever the deliberation's state)
+        closed = await refusal(peer("Bo"), credential=credential(server, bo))
+        assert closed.code == "deliberation_closed"
+    finally:
+        for made in peers:
+            await made.close()
+
+
+async def test_a_rooms_history_is_for_its_participants(server: RunningServer) -> None:
+    """A stand-alone room's participant reads its history with the credential from ``welcome``; a deliberation's
+    participant with the lobby's; neither reads another room's, and nobody reads without one."""
+    import httpx
+
+    storage = server.ctx.storage
+    first, second = storage.create_room("First", 8), storage.create_room("Second", 8)
+    deliberation, people = deliberation_with_rooms(server, ["Gus", "Hal"])
+    gus = people["Gus"]
+    peer = TestPeer(server.ws(first.id), "Ida")
+    try:
+        welcome = await peer.join()
+        assert welcome.credential
+        async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+            async def get(room: str, credential: str | None) -> int:
+                headers = {"X-Moot-Participant": credential} if credential else {}
+                return (await http.get(f"/api/rooms/{room}/transcript", headers=headers)).status_code
+
+            assert await get(first.id, welcome.credential) == 200
+            assert await get(second.id, welcome.credential) == 404
+            assert await get(first.id, None) == 401
+            assert gus.room_id is not None
+            assert await get(gus.room_id, credential(server, gus)) == 200
+            assert await get(first.id, credential(server, gus)) == 404
+            assert await get(gus.room_id, welcome.credential) == 404
+            assert deliberation
+    finally:
+        await peer.close()
