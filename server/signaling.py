@@ -104,8 +104,9 @@ class ClientConnection:
             self.failed.set()
 
     async def flush_and_close(self, code: int | None = None) -> None:
-        """Send what is queued (briefly), then close the socket."""
-        if self._queue and not self._writer.done():
+        """Send what is queued (briefly), then close the socket. "Queued" includes the message the writer has taken
+        off the queue and is still sending: it is not cut off half-way."""
+        if not self._drained.is_set() and not self._writer.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), 2)
         self._closed = True

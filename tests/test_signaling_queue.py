@@ -21,6 +21,7 @@ class StuckSocket:
     def __init__(self, incoming: list[str] | None = None) -> None:
         self.sent: list[str] = []
         self.unblock = asyncio.Event()
+        self.sending = asyncio.Event()  # set once a send has started (and is blocked until ``unblock``)
         self.closed_with: int | None = None
         self.closed = asyncio.Event()
         self._incoming = list(incoming or [])
@@ -35,6 +36,7 @@ class StuckSocket:
         return {"type": "websocket.disconnect", "code": 1000}
 
     async def send_text(self, text: str) -> None:
+        self.sending.set()
         await self.unblock.wait()
         self.sent.append(text)
 
@@ -63,6 +65,19 @@ async def test_provisional_messages_are_dropped_first() -> None:
     kinds = [decode_server_message(m).type for m in ws.sent]
     assert kinds.count("error") == 5, "nothing but provisional updates was dropped"
     assert kinds[0] == "pong"
+
+
+async def test_closing_waits_for_the_message_being_sent() -> None:
+    """The last message (e.g. the fatal error saying why) is on its way when the handler closes: the close waits for
+    it rather than cancelling the send half-way (the queue is already empty then)."""
+    ws = StuckSocket()
+    conn = ClientConnection(ws)  # type: ignore[arg-type]
+    conn.send(Error(code="reconnected", message="last words", fatal=True))
+    await asyncio.wait_for(ws.sending.wait(), 5)  # the writer took the message off the queue and is sending it
+    closing = asyncio.ensure_future(conn.flush_and_close())
+    ws.unblock.set()  # the send completes only after the close has started
+    await asyncio.wait_for(closing, 5)
+    assert [decode_server_message(m).type for m in ws.sent] == ["error"] and ws.closed_with == 1000
 
 
 async def test_a_client_too_slow_for_anything_is_disconnected() -> None:
