@@ -47,6 +47,7 @@ async def assemble_node(runtime: Runtime,
     runtime closes them in reverse order, the recorder and deliberation scheduler (``recorder_enabled``: the same
     assembly as ``moot worker recorder``), the caption service (in process, or a client of the speech workers),
     the rooms, and the facilitator (``facilitator_enabled``: the same assembly as ``moot worker facilitator``)."""
+    from server.room_status import RoomStatusReporter
     from server.rooms import RoomRegistry
     from server.workers import facilitator as facilitator_worker
     from server.workers import recorder as recorder_worker
@@ -77,6 +78,9 @@ async def assemble_node(runtime: Runtime,
         runtime.add("captions", ctx.captions)
     ctx.rooms = RoomRegistry(ctx)
     runtime.add("rooms", ctx.rooms)
+    reporter = RoomStatusReporter(ctx.rooms, bus, settings.room_status_interval_s, directory.holder)
+    await reporter.start()
+    runtime.add("room-status", reporter)
     if settings.facilitator_enabled:
         # Rooms are facilitated under the same leases as in a worker: several nodes running a facilitator, or
         # workers beside them, never facilitate one room twice.
@@ -143,6 +147,12 @@ def create_app(
 
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.websocket("/ws/deliberations/{deliberation_id}/dashboard")
+    async def dashboard_feed(websocket: WebSocket, deliberation_id: str) -> None:
+        from server.dashboard.live import serve_dashboard
+
+        await serve_dashboard(websocket, deliberation_id, websocket.app.state.ctx)
+
     @app.websocket("/ws/rooms/{room_id}")
     async def signaling(websocket: WebSocket, room_id: str) -> None:
         from server.signaling import handle_signaling
@@ -180,6 +190,11 @@ def create_app(
     async def invite_page(token: str) -> FileResponse:
         # The page asks the invite API whether the token is usable.
         return FileResponse(client_dir / "invite.html")
+
+    @app.get("/dashboard/{deliberation_id}", include_in_schema=False)
+    async def dashboard_page(deliberation_id: str) -> FileResponse:
+        # The moderators' live view of every room; the page signs in and the WebSocket decides who may see it.
+        return FileResponse(client_dir / "dashboard.html")
 
     @app.get("/moderate/{room_id}", include_in_schema=False)
     async def moderate_page(room_id: str) -> FileResponse:

@@ -151,6 +151,10 @@ class RoomRegistry:
     def room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
 
+    def hosted(self) -> list[Room]:
+        """The rooms with participants on this node now."""
+        return list(self._rooms.values())
+
     async def join(
         self,
         room_id: str,

@@ -22,6 +22,7 @@ from server.core.events import (
     MAX_AI_MESSAGE_CHARS,
     MAX_MODERATOR_MESSAGE_CHARS,
     AIMessage,
+    AIMessageRejected,
     FacilitatorControl,
     HelpTaken,
     ModeratorMessage,
@@ -176,6 +177,7 @@ async def reject_ai_message(room: Room, message_id: str, ctx: Context, staff: Ro
     await _pending(ctx, room.id, message_id)
     if not await asyncio.to_thread(ctx.storage.reject_ai_message, message_id):
         raise HTTPException(status_code=409, detail="this AI message was reviewed meanwhile")
+    await ctx.bus.publish(AIMessageRejected(room_id=room.id, message_id=message_id))
     await asyncio.to_thread(ctx.storage.audit, staff.user_id, "ai_message.rejected", room.id, message_id)
     logger.info("AI message %s in room %s rejected by a moderator", message_id, room.id)
     return {"message_id": message_id, "status": "rejected"}

@@ -259,6 +259,14 @@ class AIMessageProposed(_RoomEvent):
     statements: list[StatementAdded] = Field(default_factory=list)  # AI-proposed statements it announces: they wait too
 
 
+class AIMessageRejected(_RoomEvent):
+    """A moderator discarded an AI message that waited for approval (the room never sees it): it leaves the
+    dashboards' queues."""
+
+    type: Literal["ai.rejected"] = "ai.rejected"
+    message_id: str
+
+
 class FacilitatorControl(_RoomEvent):
     """A moderator paused or resumed the AI facilitator in a room (the facilitator obeys it; the room is told)."""
 
@@ -298,6 +306,31 @@ class ModeratorMessage(_RoomEvent):
     message_id: str
     text: str = Field(min_length=1, max_length=MAX_MODERATOR_MESSAGE_CHARS)
     broadcast: bool = False
+
+
+class ParticipantHealth(_EventPart):
+    """One participant's connection as the server's own WebRTC statistics see it (``server/rtc/health.py``)."""
+
+    participant_id: str
+    name: str
+    audio: bool  # what the participant's media state says (they may have muted themselves)
+    video: bool
+    connection: str  # the server peer's connection state: new, connecting, connected, disconnected, failed, closed
+    loss: float | None = None  # fraction of the packets they sent that did not arrive, over the last interval
+    rtt_ms: float | None = None  # round-trip time to them (from RTCP receiver reports), when known
+    # Seconds since their last audio packet while their microphone is on (None: audio arrives, or it is off); the
+    # dashboard shows "no audio" from 30 s.
+    audio_silent_s: float | None = None
+
+
+class RoomStatus(_RoomEvent):
+    """The room as its server node sees it now, published every few seconds while it has participants: who is in it
+    and their connection health. For moderators (the live dashboard); it also lets a dashboard opened mid-session
+    see each room's people without replaying its history."""
+
+    type: Literal["room.status"] = "room.status"
+    node: str = ""
+    participants: list[ParticipantHealth] = Field(default_factory=list)
 
 
 SafetyCategory = Literal["abuse", "off_topic"]
@@ -394,8 +427,8 @@ RoomVisibleEvent = (
 )
 
 BusEvent = Annotated[
-    RoomVisibleEvent | VoteCast | SummaryFlagged | AIMessageProposed | SafetyFlagged | LLMCallRecorded | HelpRequested
-    | SpeakerOpened | SpeakerAudio | SpeechCheckpoint,
+    RoomVisibleEvent | VoteCast | SummaryFlagged | AIMessageProposed | AIMessageRejected | SafetyFlagged
+    | LLMCallRecorded | HelpRequested | RoomStatus | SpeakerOpened | SpeakerAudio | SpeechCheckpoint,
     Field(discriminator="type"),
 ]
 
@@ -422,9 +455,11 @@ VISIBILITY: dict[str, Audience] = {
     "moderator.message": "room",
     "help.taken": "room",  # the page of the participant who asked says a moderator is on the way
     "help.requested": "moderators",
+    "room.status": "moderators",  # participants' connection health, every few seconds: the live dashboard
     "vote.cast": "internal",  # who voted how: storage and the facilitator only; browsers get ``vote.tally``
     "summary.flagged": "moderators",  # "that's not what we said": for moderators, not the room
     "ai.proposed": "moderators",  # an AI message waiting for approval
+    "ai.rejected": "moderators",  # ... discarded by a moderator
     "safety.flagged": "moderators",
     "llm.call": "internal",  # the AI call log: stored for review, never pushed live
     "speech.speaker": "internal",  # the speech tier's own traffic (server nodes and speech workers)

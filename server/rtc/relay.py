@@ -189,6 +189,7 @@ class PublishedTrack:
         self._pending_keyframe_request: asyncio.Task[None] | None = None
         self._task = asyncio.create_task(self._run(), name=f"relay-{track.kind}")
         self.packets = 0
+        self.last_packet_at = 0.0  # time.monotonic() of the latest packet (0: none yet): "no audio" on the dashboard
         self.tap_errors = 0
 
     @property
@@ -240,6 +241,7 @@ class PublishedTrack:
                 if not isinstance(packet, av.Packet):  # the receiver must forward encoded frames (forwarding.py)
                     raise TypeError("PublishedTrack needs a receiver set up with forwarding.forward_encoded")
                 self.packets += 1
+                self.last_packet_at = time.monotonic()
                 if self._on_packet is not None:
                     try:
                         self._on_packet(packet)

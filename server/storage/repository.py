@@ -104,6 +104,18 @@ class ParticipantRecord:
     left_at: float | None
 
 
+@dataclass
+class RoomOverview:
+    """A room as a moderators' dashboard first sees it (``Storage.room_overviews``)."""
+
+    title: str
+    present: list[tuple[str, str]] = field(default_factory=list)  # (participant id, name), in order of joining
+    help: list[HelpRequested] = field(default_factory=list)
+    queued_ai: list[str] = field(default_factory=list)
+    flags: int = 0
+    captions: list[CaptionRecord] = field(default_factory=list)  # the latest, oldest first
+
+
 @dataclass(frozen=True)
 class CaptionRecord:
     utterance_id: str
@@ -527,6 +539,37 @@ class Storage:
             rows = s.scalars(select(CaptionRow).where(CaptionRow.room_id.in_(list(room_ids)), match)
                              .order_by(CaptionRow.start, CaptionRow.id).limit(limit))
             return [_caption(r) for r in rows]
+
+    def room_overviews(self, room_ids: Sequence[str], latest: int = 3) -> dict[str, RoomOverview]:
+        """What a moderators' dashboard opening now needs to know of each room, in a few queries: who is in it (not
+        marked as left), open calls for a moderator, AI messages waiting for approval, how many flags, and the latest
+        ``latest`` captions."""
+        ids = list(room_ids)
+        if not ids:
+            return {}
+        with self._s() as s:
+            found = {r.id: RoomOverview(r.title) for r in s.scalars(select(RoomRow).where(RoomRow.id.in_(ids)))}
+            for p in s.scalars(select(ParticipantRow).where(ParticipantRow.room_id.in_(ids),
+                                                            ParticipantRow.left_at.is_(None))
+                               .order_by(ParticipantRow.joined_at)):
+                found[p.room_id].present.append((p.id, p.name))
+            for h in s.scalars(select(HelpRequestRow).where(HelpRequestRow.room_id.in_(ids),
+                                                            HelpRequestRow.taken_at.is_(None))
+                               .order_by(HelpRequestRow.requested_at)):
+                found[h.room_id].help.append(_help(h))
+            for room_id, message_id in s.execute(select(AIMessageRow.room_id, AIMessageRow.message_id)
+                                                 .where(AIMessageRow.room_id.in_(ids),
+                                                        AIMessageRow.status == "pending")):
+                found[room_id].queued_ai.append(message_id)
+            for table in (SafetyFlagRow, SummaryFlagRow):
+                for room_id, count in s.execute(select(table.room_id, func.count()).where(table.room_id.in_(ids))
+                                                .group_by(table.room_id)):
+                    found[room_id].flags += int(count)
+            for room_id in found:
+                rows = s.scalars(select(CaptionRow).where(CaptionRow.room_id == room_id)
+                                 .order_by(CaptionRow.start.desc(), CaptionRow.id.desc()).limit(latest))
+                found[room_id].captions = [_caption(r) for r in reversed(list(rows))]
+        return found
 
     def transcript(self, room_id: str) -> list[CaptionRecord]:
         with self._s() as s:
