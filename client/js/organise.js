@@ -5,7 +5,7 @@
 
 import { html, render, useCallback, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
 import { signOut } from "/static/js/session.js";
-import { ErrorLine, SignIn, api, useSignedIn } from "/static/js/staff.js";
+import { ErrorLine, SignIn, StepIn, api, useSignedIn } from "/static/js/staff.js";
 
 const LOBBY_POLL_MS = 3000;
 const STATUS_WORDS = { draft: "Draft", open: "Open", paused: "Paused", closed: "Closed" };
@@ -315,42 +315,6 @@ function Moderators({ deliberation, onError }) {
     </section>`;
 }
 
-function StepIn({ deliberation, onError }) {
-  const [done, setDone] = useState("");
-  const say = async (event) => {
-    event.preventDefault();
-    const text = event.target.text.value.trim();
-    if (!text) return;
-    const r = await api("POST", `/api/deliberations/${deliberation.id}/broadcast`, { text });
-    if (!r.ok) {
-      onError(r.error);
-      return;
-    }
-    event.target.reset();
-    setDone(`Sent to ${r.data.rooms.length} room${r.data.rooms.length === 1 ? "" : "s"}.`);
-  };
-  const facilitator = async (action) => {
-    const r = await api("POST", `/api/deliberations/${deliberation.id}/facilitator/${action}`);
-    if (!r.ok) onError(r.error);
-    else setDone(`AI facilitator ${r.data.facilitator} in ${r.data.rooms.length} room${r.data.rooms.length === 1
-      ? "" : "s"}.`);
-  };
-  return html`
-    <section class="card" aria-labelledby="step-in-heading">
-      <h2 id="step-in-heading">Step in</h2>
-      <form onSubmit=${say}>
-        <label for="broadcast-text">A message to every room (shown as from a moderator)</label>
-        <textarea id="broadcast-text" name="text" rows="2" maxlength="1000"></textarea>
-        <button type="submit" id="broadcast">Send to every room</button>
-      </form>
-      <div class="button-row">
-        <button type="button" id="pause-all" onClick=${() => facilitator("pause")}>Pause the AI in every room</button>
-        <button type="button" id="resume-all" onClick=${() => facilitator("resume")}>Resume it</button>
-      </div>
-      ${done && html`<p role="status" id="step-in-result">${done}</p>`}
-    </section>`;
-}
-
 function Lifecycle({ deliberation, onChanged, onError }) {
   const [confirmDelete, setConfirmDelete] = useState(false);
   const act = async (action) => {
@@ -412,6 +376,7 @@ function Deliberation({ id }) {
       <p><${Link} href="/organise">All deliberations</${Link}></p>
       <h1 id="deliberation-heading">${d.title}</h1>
       <${ErrorLine} text=${error} />
+      <p><a href=${`/dashboard/${d.id}`} id="dashboard-link">The live dashboard: every room at a glance</a></p>
       <p><a href=${`/review/${d.id}`} id="review-link">Review what was said: transcripts, statements, votes, exports</a>
       </p>
       <section class="card" aria-labelledby="link-heading">

@@ -1,5 +1,6 @@
-// Shared by the organisers' and reviewers' pages (Preact + htm): API requests with the session's CSRF token, an
-// error line, the sign-in form, and who is signed in.
+// Shared by the organisers', moderators' and reviewers' pages (Preact + htm): API requests with the session's CSRF
+// token, an error line, the sign-in form, who is signed in, and the "step in" card (a message to every room, the AI
+// paused or resumed everywhere).
 
 import { html, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
 import { changeHeaders, signIn, whoAmI } from "/static/js/session.js";
@@ -68,4 +69,41 @@ export function useSignedIn() {
     document.getElementById("whoami").textContent = me ? `${me.email} (${me.role})` : "";
   }, [me]);
   return [me, setMe];
+}
+
+// A message to every room of the deliberation, and the AI paused or resumed in all of them.
+export function StepIn({ deliberation, onError }) {
+  const [done, setDone] = useState("");
+  const say = async (event) => {
+    event.preventDefault();
+    const text = event.target.text.value.trim();
+    if (!text) return;
+    const r = await api("POST", `/api/deliberations/${deliberation.id}/broadcast`, { text });
+    if (!r.ok) {
+      onError(r.error);
+      return;
+    }
+    event.target.reset();
+    setDone(`Sent to ${r.data.rooms.length} room${r.data.rooms.length === 1 ? "" : "s"}.`);
+  };
+  const facilitator = async (action) => {
+    const r = await api("POST", `/api/deliberations/${deliberation.id}/facilitator/${action}`);
+    if (!r.ok) onError(r.error);
+    else setDone(`AI facilitator ${r.data.facilitator} in ${r.data.rooms.length} room${r.data.rooms.length === 1
+      ? "" : "s"}.`);
+  };
+  return html`
+    <section class="card" aria-labelledby="step-in-heading">
+      <h2 id="step-in-heading">Step in</h2>
+      <form onSubmit=${say}>
+        <label for="broadcast-text">A message to every room (shown as from a moderator)</label>
+        <textarea id="broadcast-text" name="text" rows="2" maxlength="1000"></textarea>
+        <button type="submit" id="broadcast">Send to every room</button>
+      </form>
+      <div class="button-row">
+        <button type="button" id="pause-all" onClick=${() => facilitator("pause")}>Pause the AI in every room</button>
+        <button type="button" id="resume-all" onClick=${() => facilitator("resume")}>Resume it</button>
+      </div>
+      ${done && html`<p role="status" id="step-in-result">${done}</p>`}
+    </section>`;
 }

@@ -1,0 +1,250 @@
+// The moderators' live dashboard (/dashboard/{deliberation id}): every room of a deliberation at a glance, pushed by
+// the server over a WebSocket (a snapshot, then the rooms that changed): who is in each room and how their connection
+// is (packet loss, round trip, no audio), the stage and its time left, whether the AI is paused, speaking-time
+// balance, calls for a moderator (take them here), AI messages waiting for approval, flags and the latest captions.
+// Step in from here: message one room or all, pause or resume the AI in one room or all; the room's own controls
+// (/moderate/{room}) for approving AI messages and reading flags. Reconnects by itself with a fresh snapshot.
+// Rendered with Preact + htm (vendored); text only through JSX. Each render's time is kept in window.mootDashboard
+// (the dashboard benchmark reads it).
+
+import { html, render, useEffect, useLayoutEffect, useRef, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { ErrorLine, SignIn, StepIn, api, useSignedIn } from "/static/js/staff.js";
+
+const deliberationId = decodeURIComponent(location.pathname.split("/").pop());
+const stats = { messages: 0, renders: 0, renderMs: [], worstRenderMs: 0, cards: 0, connected: false };
+window.mootDashboard = stats;
+
+function clock(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// The live connection: rooms by id, the deliberation, the clock offset to the server, and the connection state.
+function useLiveRooms(enabled) {
+  const [state, setState] = useState({ rooms: new Map(), deliberation: null, offset: 0, status: "connecting",
+    refused: "", received: 0 });
+  useEffect(() => {
+    if (!enabled) return undefined;
+    let socket = null;
+    let retry = null;
+    let attempt = 0;
+    let stopped = false;
+    let ping = null;
+    const connect = () => {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      socket = new WebSocket(`${scheme}://${location.host}/ws/deliberations/${encodeURIComponent(deliberationId)}/dashboard`);
+      socket.onmessage = (event) => {
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        stats.messages += 1;
+        stats.receivedAt = performance.now();
+        if (message.type === "snapshot") {
+          attempt = 0;
+          stats.connected = true;
+          setState((s) => ({ ...s, rooms: new Map(message.rooms.map((card) => [card.room_id, card])),
+            deliberation: message.deliberation, offset: message.server_time - Date.now() / 1000, status: "live",
+            received: s.received + 1 }));
+        } else if (message.type === "rooms") {
+          setState((s) => {
+            const rooms = new Map(s.rooms);
+            for (const card of message.rooms) rooms.set(card.room_id, card);
+            return { ...s, rooms, offset: message.server_time - Date.now() / 1000, received: s.received + 1 };
+          });
+        } else if (message.type === "error") {
+          stopped = message.code !== "bad_origin" ? stopped : true;
+          setState((s) => ({ ...s, refused: message.code, status: "refused" }));
+        }
+      };
+      socket.onclose = (event) => {
+        stats.connected = false;
+        if (stopped || [4401, 4403, 4404].includes(event.code)) {
+          setState((s) => ({ ...s, status: "refused", refused: s.refused || String(event.code) }));
+          return;
+        }
+        attempt += 1;
+        const wait = Math.min(15, 2 ** Math.min(attempt - 1, 4)) * (0.75 + Math.random() / 2);
+        setState((s) => ({ ...s, status: `reconnecting in ${Math.ceil(wait)} s` }));
+        retry = setTimeout(connect, wait * 1000);
+      };
+    };
+    connect();
+    ping = setInterval(() => {
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ping" }));
+    }, 20000);
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      clearInterval(ping);
+      if (socket) socket.close();
+    };
+  }, [enabled]);
+  return state;
+}
+
+function useNow(offset) {
+  const [now, setNow] = useState(Date.now() / 1000 + offset);
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now() / 1000 + offset), 1000);
+    return () => clearInterval(timer);
+  }, [offset]);
+  return now;
+}
+
+function Person({ person, most }) {
+  const share = most > 0 ? Math.round((person.speaking_s / most) * 100) : 0;
+  const media = `${person.audio ? "mic on" : "mic off"}, ${person.video ? "camera on" : "camera off"}`;
+  const numbers = [person.loss !== null ? `loss ${Math.round(person.loss * 100)}%` : null,
+    person.rtt_ms !== null ? `${Math.round(person.rtt_ms)} ms` : null].filter(Boolean).join(" · ");
+  return html`
+    <li class=${person.alerts.length ? "person alert" : "person"}>
+      <span class="person-name"><bdi>${person.name}</bdi></span>
+      <span class="hint"> ${media}${numbers ? ` · ${numbers}` : ""}</span>
+      ${person.alerts.map((alert) => html`<span key=${alert} class="badge-alert"> ${alert}</span>`)}
+      <span class="speaking-track" role="img" aria-label=${`spoke ${clock(person.speaking_s)}`}>
+        <span class="speaking-bar" style=${{ width: `${share}%` }}></span></span>
+    </li>`;
+}
+
+function RoomCard({ card, now, onError, onDone }) {
+  const most = Math.max(0, ...card.participants.map((p) => p.speaking_s));
+  const [messageOpen, setMessageOpen] = useState(false);
+  const stageLine = card.stage
+    ? `${card.stage.title}${card.ai_paused || card.stage.paused ? " · AI paused"
+      : ` · ${clock(card.stage.ends_at - now)} left`}`
+    : card.ai_paused ? "AI paused" : "No stage yet";
+  const take = async (call) => {
+    const r = await api("POST", `/api/rooms/${card.room_id}/help-requests/${call.request_id}/take`);
+    if (r.ok) onDone(`You took the call from ${call.participant_name} in ${card.title}.`);
+    else onError(r.error);
+  };
+  const facilitator = async (action) => {
+    const r = await api("POST", `/api/rooms/${card.room_id}/facilitator/${action}`);
+    if (r.ok) onDone(`AI facilitator ${action === "pause" ? "paused" : "resumed"} in ${card.title}.`);
+    else onError(r.error);
+  };
+  const send = async (event) => {
+    event.preventDefault();
+    const text = event.target.text.value.trim();
+    if (!text) return;
+    const r = await api("POST", `/api/rooms/${card.room_id}/messages`, { text });
+    if (!r.ok) {
+      onError(r.error);
+      return;
+    }
+    event.target.reset();
+    setMessageOpen(false);
+    onDone(`Message sent to ${card.title}.`);
+  };
+  const headingId = `room-${card.room_id}-heading`;
+  return html`
+    <article class=${card.alerts ? "card room-card needs-attention" : "card room-card"} aria-labelledby=${headingId}
+      data-room=${card.room_id}>
+      <h2 id=${headingId}>${card.title}
+        ${card.alerts > 0 && html`<span class="count"> · ${card.alerts} alert${card.alerts === 1 ? "" : "s"}</span>`}
+      </h2>
+      <p class="stage-line">${stageLine}</p>
+      ${card.help.length > 0 && html`
+        <ul class="help-calls" aria-label="Calls for a moderator">
+          ${card.help.map((call) => html`
+            <li key=${call.request_id} class="help-call">
+              <strong><bdi>${call.participant_name}</bdi></strong> calls a moderator${call.note ? `: “${call.note}”` : ""}
+              ${" "}<button type="button" class="link-button" onClick=${() => take(call)}
+                aria-label=${`Take the call from ${call.participant_name}`}>Take</button>
+            </li>`)}
+        </ul>`}
+      <h3 class="visually-hidden">Participants</h3>
+      ${card.participants.length
+        ? html`<ul class="people">${card.participants.map((p) => html`<${Person} key=${p.participant_id} person=${p}
+            most=${most} />`)}</ul>`
+        : html`<p class="hint">Nobody is in the room.</p>`}
+      <p class="hint room-counters">
+        ${card.queued_ai > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${card.queued_ai} AI message${card.queued_ai
+          === 1 ? "" : "s"} waiting for approval</a>` : "No AI message waiting"}
+        ${" · "}${card.flags > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${card.flags} flag${card.flags === 1 ? ""
+          : "s"}</a>` : "no flags"}
+        ${card.status_at === null && card.participants.length > 0 ? " · connection health not reported yet" : ""}
+      </p>
+      ${card.captions.length > 0 && html`
+        <h3 class="visually-hidden">Latest captions</h3>
+        <ul class="latest-captions">
+          ${card.captions.map((line) => html`<li key=${line.utterance_id}><strong><bdi>${line.speaker}</bdi></strong>:
+            ${" "}${line.text}</li>`)}
+        </ul>`}
+      <div class="button-row">
+        <button type="button" onClick=${() => setMessageOpen(!messageOpen)} aria-expanded=${messageOpen}>Message
+          this room</button>
+        ${card.ai_paused
+          ? html`<button type="button" onClick=${() => facilitator("resume")}>Resume the AI</button>`
+          : html`<button type="button" onClick=${() => facilitator("pause")}>Pause the AI</button>`}
+        <a class="button-link" href=${`/moderate/${card.room_id}`}>Room controls</a>
+      </div>
+      ${messageOpen && html`
+        <form onSubmit=${send}>
+          <label for=${`message-${card.room_id}`}>Message to ${card.title} (shown as from a moderator)</label>
+          <textarea id=${`message-${card.room_id}`} name="text" rows="2" maxlength="1000"></textarea>
+          <button type="submit">Send</button>
+        </form>`}
+    </article>`;
+}
+
+function Dashboard() {
+  const [me, setMe] = useSignedIn();
+  const live = useLiveRooms(Boolean(me));
+  const now = useNow(live.offset);
+  const [error, setError] = useState("");
+  const [done, setDone] = useState("");
+  const [attentionOnly, setAttentionOnly] = useState(false);
+  const rendered = useRef(0);
+  useLayoutEffect(() => {
+    if (stats.receivedAt !== undefined && live.received !== rendered.current) {
+      rendered.current = live.received;
+      const ms = performance.now() - stats.receivedAt;
+      stats.renders += 1;
+      stats.renderMs.push(ms);
+      stats.worstRenderMs = Math.max(stats.worstRenderMs, ms);
+      stats.cards = live.rooms.size;
+    }
+  });
+  if (me === undefined) return html`<p class="hint">Loading…</p>`;
+  if (me === null) return html`<${SignIn} onSignedIn=${setMe} />`;
+  if (live.status === "refused") {
+    const why = live.refused === "sign_in" || live.refused === "4401" ? "Your session has ended: reload and sign in."
+      : "This deliberation does not exist, or this account may not moderate it.";
+    return html`<${ErrorLine} text=${why} />`;
+  }
+  const cards = [...live.rooms.values()].sort((a, b) => a.title.localeCompare(b.title, undefined, { numeric: true }));
+  const shown = attentionOnly ? cards.filter((c) => c.alerts > 0 || c.queued_ai > 0) : cards;
+  const alerts = cards.reduce((n, c) => n + c.alerts, 0);
+  const people = cards.reduce((n, c) => n + c.participants.length, 0);
+  return html`
+    <section aria-labelledby="dashboard-heading">
+      <h1 id="dashboard-heading">${live.deliberation ? live.deliberation.title : "Live dashboard"}</h1>
+      <p class=${live.status === "live" ? "status" : "status warning"} role="status" id="live-status">
+        ${live.status === "live" ? "Live" : live.status === "connecting" ? "Connecting…"
+          : `Connection lost: ${live.status}`}
+        ${" · "}${cards.length} room${cards.length === 1 ? "" : "s"} · ${people} participant${people === 1 ? "" : "s"}
+        ${" · "}<span id="alert-total">${alerts} alert${alerts === 1 ? "" : "s"}</span>
+      </p>
+      <${ErrorLine} text=${error} />
+      ${done && html`<p role="status" id="dashboard-result">${done}</p>`}
+      ${live.deliberation && live.deliberation.status !== "closed" && html`
+        <${StepIn} deliberation=${live.deliberation} onError=${setError} />`}
+      <p><label><input type="checkbox" checked=${attentionOnly}
+        onChange=${(event) => setAttentionOnly(event.target.checked)} /> Only rooms that need attention</label>
+        ${" · "}<a href=${`/review/${deliberationId}`}>Review</a></p>
+      <div class="room-grid" id="rooms">
+        ${shown.map((card) => html`<${RoomCard} key=${card.room_id} card=${card} now=${now}
+          onError=${(text) => { setDone(""); setError(text); }} onDone=${(text) => { setError(""); setDone(text); }} />`)}
+      </div>
+      ${cards.length === 0 && live.status === "live" && html`<p class="hint">No rooms yet: start a round on the
+        deliberation's page.</p>`}
+    </section>`;
+}
+
+const main = document.getElementById("main");
+main.textContent = "";
+render(html`<${Dashboard} />`, main);

@@ -1,0 +1,128 @@
+"""The moderators' live dashboard in real browsers (under the CSP): a deliberation's two rooms with one participant
+each; the dashboard shows who is in each room as they join, a participant's call for a moderator appears on it and
+is taken there (the participant is told), a broadcast from it reaches both rooms, and pausing the AI from it pauses
+the facilitator in both rooms with no AI message after the pause. It reconnects by itself after the connection
+drops."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, WebSocketRoute
+
+from server.lobby.notice import NOTICE_VERSION
+from tests.browser.conftest import STAFF_PASSWORD, staff_headers, wait_devices_checked
+from tests.servers import RunningServer
+
+pytestmark = pytest.mark.slow
+
+SPEC = {"title": "Bus lanes", "question": "Should the high street get a bus lane?", "background": "",
+        "template": "quick-20", "group_min": 2, "group_max": 2, "signup_questions": [], "mix_question": None}
+
+
+def enter_room(page: Page, base_url: str, deliberation: str, arrival: dict[str, str], room: str) -> None:
+    """Open the room page as the lobby would have left it (the credential in localStorage) and join."""
+    page.goto(f"{base_url}/")
+    page.evaluate("([key, credential, name]) => { localStorage.setItem(key, credential); "
+                  "localStorage.setItem(key + ':name', name); }",
+                  [f"moot:credential:{deliberation}", arrival["credential"], arrival["name"]])
+    page.goto(f"{base_url}/r/{room}")
+    wait_devices_checked(page)
+    page.click("#join-button")
+    page.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
+
+
+def card(room: str) -> str:
+    return f"article[data-room='{room}']"
+
+
+def test_the_dashboard_watches_every_room_and_steps_in(server: RunningServer, base_url: str, quiet_browser: Browser,
+                                                       new_page: Callable[..., Page]) -> None:
+    headers = staff_headers(server, "dashboard@example.org", "organiser")
+    made = httpx.post(f"{base_url}/api/deliberations", json=SPEC, headers=headers, timeout=10)
+    assert made.status_code == 201, made.text
+    deliberation = made.json()["id"]
+    assert httpx.post(f"{base_url}/api/deliberations/{deliberation}/open", headers=headers,
+                      timeout=10).status_code == 200
+    arrivals = {}
+    for name in ("Ada", "Bo", "Cy", "Dee"):
+        answer = httpx.post(f"{base_url}/api/lobby/{deliberation}/arrive", timeout=10, json={
+            "name": name, "consent": True, "notice_version": NOTICE_VERSION, "answers": {}})
+        assert answer.status_code == 201, answer.text
+        arrivals[answer.json()["participant_id"]] = answer.json()
+    rooms = httpx.post(f"{base_url}/api/deliberations/{deliberation}/rounds", headers=headers,
+                       timeout=10).json()["rooms"]
+    assert len(rooms) == 2
+    # One participant enters each room; the others stay away.
+    present = {room: arrivals[members[0]] for room, members in rooms.items()}
+
+    dashboard = new_page(quiet_browser, enforce_csp=True)
+    sockets: list[WebSocketRoute] = []  # the page's dashboard connections, passed through to the server
+
+    def pass_through(socket: WebSocketRoute) -> None:
+        socket.connect_to_server()
+        sockets.append(socket)
+
+    dashboard.route_web_socket(re.compile(r".*/dashboard$"), pass_through)
+    dashboard.goto(f"{base_url}/dashboard/{deliberation}")
+    dashboard.wait_for_selector("#sign-in", timeout=10_000)
+    dashboard.fill("#sign-in-email", "dashboard@example.org")
+    dashboard.fill("#sign-in-password", STAFF_PASSWORD)
+    dashboard.click("#sign-in button[type=submit]")
+    dashboard.wait_for_selector("#live-status:has-text('Live')", timeout=15_000)
+    for room in rooms:
+        dashboard.wait_for_selector(card(room), timeout=10_000)
+        assert "Nobody is in the room." in dashboard.inner_text(card(room))
+
+    pages: dict[str, Page] = {}
+    for room, arrival in present.items():
+        pages[room] = new_page(quiet_browser, permissions=["camera", "microphone"])
+        enter_room(pages[room], base_url, deliberation, arrival, room)
+    for room, arrival in present.items():
+        dashboard.wait_for_selector(f"{card(room)} .people li:has-text('{arrival['name']}')", timeout=15_000)
+    first, second = list(rooms)
+
+    # A call for a moderator appears on the dashboard and is taken there.
+    caller = pages[first]
+    caller.click("#call-moderator")
+    caller.fill("#help-note", "The sound keeps cutting out")
+    caller.click("#help-form button[type=submit]")
+    call = dashboard.wait_for_selector(f"{card(first)} .help-call", timeout=15_000)
+    assert call is not None and "The sound keeps cutting out" in call.inner_text()
+    assert present[first]["name"] in call.inner_text()
+    assert "1 alert" in dashboard.inner_text(card(first))
+    dashboard.click(f"{card(first)} .help-call button")
+    caller.wait_for_selector("#help-status:has-text('A moderator is on the way.')", timeout=10_000)
+    dashboard.wait_for_selector(f"{card(first)} .help-call", state="detached", timeout=10_000)
+
+    # A broadcast reaches both rooms, shown as from a moderator.
+    dashboard.fill("#broadcast-text", "Five minutes left in this round")
+    dashboard.click("#broadcast")
+    dashboard.wait_for_selector("#step-in-result:has-text('Sent to 2 rooms')", timeout=10_000)
+    for page in pages.values():
+        page.wait_for_selector("#ai-messages li.moderator-message:has-text('Five minutes left in this round')",
+                               timeout=10_000)
+
+    # Pausing the AI everywhere: both rooms say so (on the dashboard and in the room), and no AI message follows.
+    dashboard.click("#pause-all")
+    for room, page in pages.items():
+        dashboard.wait_for_selector(f"{card(room)} .stage-line:has-text('AI paused')", timeout=15_000)
+        page.wait_for_selector("#ai-messages li.control:has-text('paused the AI facilitator')", timeout=10_000)
+    ai_messages = {room: page.locator("#ai-messages li[data-kind]").count() for room, page in pages.items()}
+    dashboard.click(f"{card(second)} button:has-text('Message this room')")
+    dashboard.fill(f"#message-{second}", "Marker: a moderator is here")
+    dashboard.click(f"{card(second)} form button[type=submit]")
+    pages[second].wait_for_selector("#ai-messages li.moderator-message:has-text('Marker')", timeout=10_000)
+    assert "Marker" not in pages[first].inner_text("#ai-messages"), "a room message reaches only its room"
+    assert {room: page.locator("#ai-messages li[data-kind]").count() for room, page in pages.items()} == ai_messages
+
+    # The dashboard reconnects by itself when its connection drops, with a fresh snapshot.
+    sockets[-1].close(code=1011, reason="dropped by the test")
+    dashboard.wait_for_selector("#live-status:has-text('Connection lost')", timeout=30_000)
+    dashboard.wait_for_selector("#live-status:has-text('Live')", timeout=30_000)
+    assert len(sockets) == 2
+    for room, arrival in present.items():
+        dashboard.wait_for_selector(f"{card(room)} .people li:has-text('{arrival['name']}')", timeout=15_000)
