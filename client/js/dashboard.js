@@ -7,7 +7,9 @@
 // Rendered with Preact + htm (vendored); text only through JSX. Each render's time is kept in window.mootDashboard
 // (the dashboard benchmark reads it).
 
-import { html, render, useEffect, useLayoutEffect, useRef, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import {
+  Component, html, render, useEffect, useLayoutEffect, useRef, useState,
+} from "/static/vendor/htm-preact-standalone.module.js";
 import { ErrorLine, SignIn, StepIn, api, useSignedIn } from "/static/js/staff.js";
 
 const deliberationId = decodeURIComponent(location.pathname.split("/").pop());
@@ -42,7 +44,9 @@ function useLiveRooms(enabled) {
           return;
         }
         stats.messages += 1;
-        if (stats.pendingSince === undefined) stats.pendingSince = performance.now(); // oldest message not yet shown
+        if (stats.pendingSince === undefined && (message.type === "snapshot" || message.type === "rooms")) {
+          stats.pendingSince = performance.now(); // the oldest change not yet shown
+        }
         if (message.type === "snapshot") {
           attempt = 0;
           stats.connected = true;
@@ -53,7 +57,7 @@ function useLiveRooms(enabled) {
           setState((s) => {
             const rooms = new Map(s.rooms);
             for (const card of message.rooms) rooms.set(card.room_id, card);
-            return { ...s, rooms, offset: message.server_time - Date.now() / 1000, received: s.received + 1 };
+            return { ...s, rooms, received: s.received + 1 };
           });
         } else if (message.type === "error") {
           stopped = message.code !== "bad_origin" ? stopped : true;
@@ -110,13 +114,32 @@ function Person({ person, most }) {
     </li>`;
 }
 
-function RoomCard({ card, now, onError, onDone }) {
+// The time left in a stage, ticking by itself (only this text re-renders every second, not the whole dashboard).
+function TimeLeft({ endsAt, offset }) {
+  const now = useNow(offset);
+  return ` · ${clock(endsAt - now)} left`;
+}
+
+function StageLine({ card, offset }) {
+  if (!card.stage) return html`<p class="stage-line">${card.ai_paused ? "AI paused" : "No stage yet"}</p>`;
+  return html`<p class="stage-line">${card.stage.title}${card.ai_paused || card.stage.paused ? " · AI paused"
+    : html`<${TimeLeft} endsAt=${card.stage.ends_at} offset=${offset} />`}</p>`;
+}
+
+// A card re-renders only when its room changed (the server sends a new card object then) or the clock offset did.
+class Room extends Component {
+  shouldComponentUpdate(next) {
+    return next.card !== this.props.card || next.offset !== this.props.offset;
+  }
+
+  render(props) {
+    return html`<${RoomCard} ...${props} />`;
+  }
+}
+
+function RoomCard({ card, offset, onError, onDone }) {
   const most = Math.max(0, ...card.participants.map((p) => p.speaking_s));
   const [messageOpen, setMessageOpen] = useState(false);
-  const stageLine = card.stage
-    ? `${card.stage.title}${card.ai_paused || card.stage.paused ? " · AI paused"
-      : ` · ${clock(card.stage.ends_at - now)} left`}`
-    : card.ai_paused ? "AI paused" : "No stage yet";
   const take = async (call) => {
     const r = await api("POST", `/api/rooms/${card.room_id}/help-requests/${call.request_id}/take`);
     if (r.ok) onDone(`You took the call from ${call.participant_name} in ${card.title}.`);
@@ -147,7 +170,7 @@ function RoomCard({ card, now, onError, onDone }) {
       <h2 id=${headingId}>${card.title}
         ${card.alerts > 0 && html`<span class="count"> · ${card.alerts} alert${card.alerts === 1 ? "" : "s"}</span>`}
       </h2>
-      <p class="stage-line">${stageLine}</p>
+      <${StageLine} card=${card} offset=${offset} />
       ${card.help.length > 0 && html`
         <ul class="help-calls" aria-label="Calls for a moderator">
           ${card.help.map((call) => html`
@@ -195,11 +218,12 @@ function RoomCard({ card, now, onError, onDone }) {
 function Dashboard() {
   const [me, setMe] = useSignedIn();
   const live = useLiveRooms(Boolean(me));
-  const now = useNow(live.offset);
   const [error, setError] = useState("");
   const [done, setDone] = useState("");
   const [attentionOnly, setAttentionOnly] = useState(false);
   const rendered = useRef(0);
+  const showError = (text) => { setDone(""); setError(text); };
+  const showDone = (text) => { setError(""); setDone(text); };
   useLayoutEffect(() => {
     if (stats.pendingSince !== undefined && live.received !== rendered.current) {
       rendered.current = live.received;
@@ -238,8 +262,8 @@ function Dashboard() {
         onChange=${(event) => setAttentionOnly(event.target.checked)} /> Only rooms that need attention</label>
         ${" · "}<a href=${`/review/${deliberationId}`}>Review</a></p>
       <div class="room-grid" id="rooms">
-        ${shown.map((card) => html`<${RoomCard} key=${card.room_id} card=${card} now=${now}
-          onError=${(text) => { setDone(""); setError(text); }} onDone=${(text) => { setError(""); setDone(text); }} />`)}
+        ${shown.map((card) => html`<${Room} key=${card.room_id} card=${card} offset=${live.offset}
+          onError=${showError} onDone=${showDone} />`)}
       </div>
       ${cards.length === 0 && live.status === "live" && html`<p class="hint">No rooms yet: start a round on the
         deliberation's page.</p>`}

@@ -317,6 +317,8 @@ def _browser_measure(base: str, deliberation: str, token: str, ready: threading.
     return {
         "cards": stats["cards"], "dom_nodes": stats["nodes"], "renders": len(renders),
         "render_p50_ms": round(statistics.median(durations), 1) if durations else None,
+        "render_p95_ms": round(sorted(durations)[int(0.95 * (len(durations) - 1))], 1) if durations else None,
+        "renders_over_100ms": sum(1 for ms in durations if ms > 100),
         "render_worst_ms": round(max(durations), 1) if durations else None,
         "long_tasks": len(long_tasks), "long_task_worst_ms": round(max((ms for _, ms in long_tasks), default=0.0), 1),
         "main_thread_busy_worst_s_ms": round(per_second_worst([at / 1000 for at, _ in long_tasks],
