@@ -29,6 +29,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/r/{room_id}"): "public",
     ("GET", "/d/{deliberation_id}"): "public",
     ("GET", "/moderate/{room_id}"): "public",
+    ("GET", "/dashboard/{deliberation_id}"): "public",
     ("GET", "/organise"): "public",
     ("GET", "/organise/{path:path}"): "public",
     ("GET", "/invite/{token}"): "public",
@@ -83,6 +84,7 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/rooms/{room_id}/report.md"): "room-reader",
     ("GET", "/api/rooms/{room_id}/ai-messages"): "room-reader",
     ("GET", "/api/rooms/{room_id}/statements"): "room-reader",
+    ("WEBSOCKET", "/ws/deliberations/{deliberation_id}/dashboard"): "staff",  # tests/test_dashboard_live.py
     ("WEBSOCKET", "/ws/rooms/{room_id}"): "participant",  # a deliberation's room; a stand-alone room: link
     # Moderation
     ("GET", "/api/rooms/{room_id}/llm-calls"): "room-staff",
@@ -98,4 +100,8 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/rooms/{room_id}/ai-messages/{message_id}/approve"): "room-staff",
     ("POST", "/api/rooms/{room_id}/ai-messages/{message_id}/reject"): "room-staff",
     ("POST", "/api/rooms/{room_id}/facilitator/{action}"): "room-staff",
+    ("POST", "/api/rooms/{room_id}/participants/{participant_id}/mute"): "room-staff",
+    ("POST", "/api/rooms/{room_id}/participants/{participant_id}/remove"): "room-staff",
+    ("POST", "/api/rooms/{room_id}/participants/{participant_id}/move"): "room-staff",
+    ("POST", "/api/rooms/{room_id}/end"): "room-staff",
 }

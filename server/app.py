@@ -47,6 +47,7 @@ async def assemble_node(runtime: Runtime,
     runtime closes them in reverse order, the recorder and deliberation scheduler (``recorder_enabled``: the same
     assembly as ``moot worker recorder``), the caption service (in process, or a client of the speech workers),
     the rooms, and the facilitator (``facilitator_enabled``: the same assembly as ``moot worker facilitator``)."""
+    from server.room_control import RoomControlListener
     from server.room_status import RoomStatusReporter
     from server.rooms import RoomRegistry
     from server.workers import facilitator as facilitator_worker
@@ -78,6 +79,9 @@ async def assemble_node(runtime: Runtime,
         runtime.add("captions", ctx.captions)
     ctx.rooms = RoomRegistry(ctx)
     runtime.add("rooms", ctx.rooms)
+    control = RoomControlListener(ctx.rooms, bus)
+    await control.start()
+    runtime.add("room-control", control)
     reporter = RoomStatusReporter(ctx.rooms, bus, settings.room_status_interval_s, directory.holder)
     await reporter.start()
     runtime.add("room-status", reporter)

@@ -28,6 +28,7 @@ from server.core.events import (
     ParticipantJoined,
     ParticipantLeft,
     ParticipantMediaState,
+    RoomControl,
     RoomInfo,
     ServerMessage,
 )
@@ -58,7 +59,7 @@ class Participant:
     peer: Peer
     audio: bool = True
     video: bool = True
-    on_removed: Callable[[str, str], None] | None = None
+    on_removed: Callable[[str, str, str | None], None] | None = None  # (code, message, location): told, then leaves
 
     def info(self) -> ParticipantInfo:
         return ParticipantInfo(participant_id=self.id, name=self.name, audio=self.audio, video=self.video)
@@ -162,7 +163,7 @@ class RoomRegistry:
         audio: bool,
         video: bool,
         send: Callable[[ServerMessage], None],
-        on_removed: Callable[[str, str], None] | None = None,
+        on_removed: Callable[[str, str, str | None], None] | None = None,
         credential: str | None = None,
     ) -> Participant:
         """Admit a participant or raise ``JoinRefused`` (unknown_room, bad_name, name_reserved, room_elsewhere,
@@ -172,6 +173,8 @@ class RoomRegistry:
         record = await asyncio.to_thread(self._ctx.storage.get_room, room_id)
         if record is None:
             raise JoinRefused("unknown_room", "There is no room with this link.")
+        if record.ended_at is not None:
+            raise JoinRefused("room_ended", "This room has ended. Thank you for taking part.")
         fixed_id: str | None = None
         if record.deliberation_id is not None:
             fixed_id, name = await self._admitted(record.deliberation_id, room_id, credential)
@@ -248,7 +251,7 @@ class RoomRegistry:
         earlier connection is told and closes; the room sees them leave, then join again."""
         room.participants.pop(earlier.id, None)
         if earlier.on_removed is not None:
-            earlier.on_removed("joined_elsewhere", "You joined this room from another window or device.")
+            earlier.on_removed("joined_elsewhere", "You joined this room from another window or device.", None)
         try:
             await earlier.peer.close()
         except Exception:
@@ -293,10 +296,10 @@ class RoomRegistry:
         for participant in list(room.participants.values()):
             self._remove(participant, "room_moved", "This room moved to another server: reconnecting.")
 
-    def _remove(self, participant: Participant, code: str, message: str) -> None:
+    def _remove(self, participant: Participant, code: str, message: str, location: str | None = None) -> None:
         """Remove a participant on the server's initiative: their connection is told (fatal ``code``) and leaves."""
         if participant.on_removed is not None:
-            participant.on_removed(code, message)  # its connection then leaves
+            participant.on_removed(code, message, location)  # its connection then leaves
         else:
             task = asyncio.create_task(self.leave(participant, reason=code))
             self._background.add(task)
@@ -342,8 +345,33 @@ class RoomRegistry:
         if stale is not None:
             await self.leave(stale, reason="reconnected")
             if stale.on_removed is not None:
-                stale.on_removed("reconnected", "You joined again from a new connection.")
+                stale.on_removed("reconnected", "You joined again from a new connection.", None)
         return participant_id
+
+    async def control(self, event: RoomControl) -> bool:
+        """Carry out a moderator's action on a room hosted here (``server/room_control.py`` delivers them); False when
+        the room or the participant is not here."""
+        room = self._rooms.get(event.room_id)
+        if room is None:
+            return False
+        if event.action == "end":
+            for present in list(room.participants.values()):
+                self._remove(present, "room_ended", "A moderator has ended this room. Thank you for taking part.")
+            return True
+        participant = room.participants.get(event.participant_id or "")
+        if participant is None:
+            return False
+        if event.action == "remove":
+            self._remove(participant, "removed", "A moderator removed you from this room.")
+        elif event.action == "move":
+            self._remove(participant, "moved", "A moderator moved you to another room: joining it now.",
+                         event.to_room)
+        elif event.action == "mute":
+            participant.audio = False
+            await self._ctx.bus.publish(ParticipantMediaState(room_id=room.id, participant_id=participant.id,
+                                                              audio=False, video=participant.video, by="moderator"))
+        logger.info("moderator action %s on %s in room %s", event.action, participant.id, room.id)
+        return True
 
     def _find(self, participant_id: str) -> Participant | None:
         for room in self._rooms.values():

@@ -143,10 +143,10 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
     leave_reason = "left"
     explicit_leave = False
 
-    def on_removed(code: str, message: str) -> None:
+    def on_removed(code: str, message: str, location: str | None) -> None:
         nonlocal leave_reason
         leave_reason = code
-        conn.send(Error(code=code, message=message, fatal=True))  # type: ignore[arg-type]
+        conn.send(Error(code=code, message=message, fatal=True, location=location))  # type: ignore[arg-type]
         removed.set()
 
     try:
@@ -220,7 +220,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                         raise
                 except JoinRefused as exc:
                     fatal = exc.code in ("unknown_room", "room_full", "room_elsewhere", "credential_required",
-                                         "not_your_room", "deliberation_closed")
+                                         "not_your_room", "deliberation_closed", "room_ended")
                     conn.send(Error(code=exc.code, message=str(exc), fatal=fatal,  # type: ignore[arg-type]
                                     location=exc.location))
                     if fatal:

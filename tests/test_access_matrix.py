@@ -39,6 +39,9 @@ DESTRUCTIVE = {
     ("DELETE", "/api/deliberations/{deliberation_id}/participants/{participant_id}"),
     ("POST", "/api/lobby/{deliberation_id}/leave"),
     ("POST", "/api/rooms/{room_id}/facilitator/{action}"),
+    ("POST", "/api/rooms/{room_id}/participants/{participant_id}/remove"),
+    ("POST", "/api/rooms/{room_id}/participants/{participant_id}/move"),
+    ("POST", "/api/rooms/{room_id}/end"),
     ("POST", "/api/deliberations/{deliberation_id}/facilitator/{action}"),
 }
 

@@ -147,7 +147,7 @@ async def test_a_node_that_loses_its_lease_moves_the_rooms_participants(shared: 
     all_removed = asyncio.Event()
 
     def on_removed_of(name: str) -> Any:
-        def on_removed(code: str, message: str) -> None:
+        def on_removed(code: str, message: str, location: str | None) -> None:
             removed[name] = (code, message)
             if len(removed) == 2:
                 all_removed.set()
@@ -178,7 +178,7 @@ async def test_a_lost_lease_nobody_took_is_claimed_again_by_the_next_join(shared
     node_a = shared.node("node-a", ttl_s=0.3)
     room_id = shared.storage.create_room("Back", 8).id
     gone = asyncio.Event()
-    ada = await node_a.join(room_id, "Ada", True, True, ignore, lambda code, message: gone.set())
+    ada = await node_a.join(room_id, "Ada", True, True, ignore, lambda code, message, location: gone.set())
     lease = await shared.leases.get(ROOM_NODE, room_id)
     assert lease is not None
     await shared.leases.release(lease)  # expired, and nobody else came

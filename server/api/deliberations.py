@@ -357,5 +357,10 @@ async def pause_deliberation(request: Request, ctx: Context, principal: Staff, r
 
 @router.post("/deliberations/{deliberation_id}/close")
 async def close_deliberation(request: Request, ctx: Context, principal: Staff, record: Managed) -> DeliberationOut:
-    """For good: its rooms end, and it can no longer change."""
-    return await _transition(request, ctx, principal, record, "close")
+    """For good: its rooms end (everyone in them is told and leaves), and it can no longer change."""
+    from server.api.moderation import end_room
+
+    closed = await _transition(request, ctx, principal, record, "close")
+    for room_id in await _rooms(ctx, record):
+        await end_room(ctx, room_id, principal.user_id, "with the deliberation")
+    return closed

@@ -1,7 +1,8 @@
 """Moderator and organiser routes (signed-in staff who may view the room: its deliberation's organiser and
 moderators, a stand-alone room's creator, administrators; others get 401 or 404): the audit log of language-model
 calls, flags raised by participants and by safety screening, AI messages waiting for approval, pausing or
-resuming the AI facilitator in a room, and the log of these actions (who, what, when: ``/moderator-actions``).
+resuming the AI facilitator in a room, muting, removing or moving a participant, ending the room, and the log of these
+actions (who, what, when: ``/moderator-actions``).
 
 Actions go through the bus (``facilitator.control``, ``ai.message``), so they reach the facilitator and the room
 whichever node or worker process serves them.
@@ -17,7 +18,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import Context, Room, RoomStaff, require_room_staff
+from server.api.deps import ROOM_ID_PATTERN, Context, Room, RoomStaff, require_room_staff
+from server.context import ServerContext
 from server.core.events import (
     MAX_AI_MESSAGE_CHARS,
     MAX_MODERATOR_MESSAGE_CHARS,
@@ -26,6 +28,7 @@ from server.core.events import (
     FacilitatorControl,
     HelpTaken,
     ModeratorMessage,
+    RoomControl,
     StatementAdded,
 )
 from server.core.ids import new_id
@@ -83,7 +86,8 @@ class ModeratorAction(BaseModel):
     at: float
     who: str | None = Field(description="The account's email (None: the account was deleted).")
     action: str = Field(description="ai_message.approved, ai_message.edited, ai_message.rejected, facilitator.pause, "
-                        "facilitator.resume, moderator.message, moderator.broadcast, help.taken, export_real_names")
+                        "facilitator.resume, moderator.message, moderator.broadcast, help.taken, participant.muted, "
+                        "participant.removed, participant.moved, room.ended, export_real_names")
     detail: str | None = Field(description="What it acted on (an AI message's or a call's id, a message's text, "
                                "\"all rooms\"), or null.")
 
@@ -193,3 +197,99 @@ async def control_facilitator(room: Room, action: Literal["pause", "resume"], ct
     await asyncio.to_thread(ctx.storage.audit, staff.user_id, f"facilitator.{action}", room.id)
     logger.info("facilitator %s in room %s by a moderator", action, room.id)
     return {"room_id": room.id, "facilitator": "paused" if action == "pause" else "running"}
+
+
+# Acting on people in the live room ----------------------------------------------------------------------------------
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to_room: str = Field(pattern=ROOM_ID_PATTERN, description="A room of the same deliberation, not ended, not full.")
+
+
+class ActedOn(BaseModel):
+    room_id: str
+    participant_id: str
+    action: Literal["muted", "removed", "moved"]
+    to_room: str | None = None
+
+
+async def _present(ctx: Context, room_id: str, participant_id: str) -> str:
+    """The name of a participant who is in the room now (joined, not left), or 404."""
+    people = await asyncio.to_thread(ctx.storage.list_participants, room_id)
+    found = next((p for p in people if p.id == participant_id and p.left_at is None), None)
+    if found is None:
+        raise HTTPException(status_code=404, detail="nobody with this id is in this room now")
+    return found.name
+
+
+async def _control(ctx: ServerContext, control: RoomControl) -> None:
+    from server.room_control import send_control
+
+    await send_control(ctx.bus, control)
+
+
+@router.post("/participants/{participant_id}/mute")
+async def mute_participant(room: Room, participant_id: str, ctx: Context, staff: RoomStaff) -> ActedOn:
+    """Turn a participant's microphone off (they are told a moderator did, and may turn it on again to speak);
+    logged."""
+    name = await _present(ctx, room.id, participant_id[:32])
+    await _control(ctx, RoomControl(room_id=room.id, action="mute", participant_id=participant_id))
+    await asyncio.to_thread(ctx.storage.audit, staff.user_id, "participant.muted", room.id, name)
+    return ActedOn(room_id=room.id, participant_id=participant_id, action="muted")
+
+
+@router.post("/participants/{participant_id}/remove")
+async def remove_participant(room: Room, participant_id: str, ctx: Context, staff: RoomStaff) -> ActedOn:
+    """Remove a participant from the room; in a deliberation's room their place is withdrawn, so they cannot come
+    back with the same link; logged."""
+    from server.lobby.store import LobbyStore
+
+    name = await _present(ctx, room.id, participant_id[:32])
+    if room.deliberation_id is not None:
+        await asyncio.to_thread(LobbyStore(ctx.storage.sessions).remove, participant_id)
+    await _control(ctx, RoomControl(room_id=room.id, action="remove", participant_id=participant_id))
+    await asyncio.to_thread(ctx.storage.audit, staff.user_id, "participant.removed", room.id, name)
+    logger.info("participant %s removed from room %s by a moderator", participant_id, room.id)
+    return ActedOn(room_id=room.id, participant_id=participant_id, action="removed")
+
+
+@router.post("/participants/{participant_id}/move")
+async def move_participant(room: Room, participant_id: str, body: MoveIn, ctx: Context,
+                           staff: RoomStaff) -> ActedOn:
+    """Move a participant of a deliberation's room to another of its rooms: their page goes there by itself;
+    logged."""
+    from server.lobby.store import LobbyStore
+
+    if room.deliberation_id is None:
+        raise HTTPException(status_code=409, detail="only a deliberation's participants can be moved to another room")
+    name = await _present(ctx, room.id, participant_id[:32])
+    target = await asyncio.to_thread(ctx.storage.get_room, body.to_room)
+    if target is None or target.deliberation_id != room.deliberation_id:
+        raise HTTPException(status_code=404, detail="unknown room in this deliberation")
+    refused = await asyncio.to_thread(LobbyStore(ctx.storage.sessions).move, participant_id, target.id,
+                                      target.max_participants, time.time())
+    if refused is not None:
+        raise HTTPException(status_code=409, detail=refused)
+    await _control(ctx, RoomControl(room_id=room.id, action="move", participant_id=participant_id,
+                                    to_room=target.id))
+    await asyncio.to_thread(ctx.storage.audit, staff.user_id, "participant.moved", room.id,
+                            f"{name} to {target.title}")
+    return ActedOn(room_id=room.id, participant_id=participant_id, action="moved", to_room=target.id)
+
+
+async def end_room(ctx: ServerContext, room_id: str, user_id: str, detail: str | None = None) -> bool:
+    """End a room: nobody joins it any more, and everyone in it is told and leaves. False if it had ended already."""
+    if not await asyncio.to_thread(ctx.storage.end_room, room_id):
+        return False
+    await _control(ctx, RoomControl(room_id=room_id, action="end"))
+    await asyncio.to_thread(ctx.storage.audit, user_id, "room.ended", room_id, detail)
+    logger.info("room %s ended by a moderator", room_id)
+    return True
+
+
+@router.post("/end")
+async def end_this_room(room: Room, ctx: Context, staff: RoomStaff) -> dict[str, str]:
+    """End the room for everyone in it (they are thanked and leave; nobody can join again); logged."""
+    if not await end_room(ctx, room.id, staff.user_id):
+        raise HTTPException(status_code=409, detail="this room has already ended")
+    return {"room_id": room.id, "status": "ended"}

@@ -81,6 +81,7 @@ class ParticipantMediaState(_RoomEvent):
     participant_id: str
     audio: bool
     video: bool
+    by: Literal["participant", "moderator"] = "participant"  # "moderator": a moderator muted them
 
 
 class VoiceActivity(_RoomEvent):
@@ -275,6 +276,17 @@ class FacilitatorControl(_RoomEvent):
     by: str = "moderator"
 
 
+class RoomControl(_RoomEvent):
+    """A moderator acts on a live room: ``remove`` or ``mute`` a participant, ``move`` one to ``to_room`` (the same
+    deliberation's), or ``end`` the room. Published on the named channel ``room-control``; the node hosting the room
+    carries it out (``server/room_control.py``). Never sent to browsers."""
+
+    type: Literal["room.control"] = "room.control"
+    action: Literal["remove", "mute", "move", "end"]
+    participant_id: str | None = None
+    to_room: str | None = None
+
+
 MAX_MODERATOR_MESSAGE_CHARS = 1000
 MAX_HELP_NOTE_CHARS = 300
 
@@ -428,7 +440,7 @@ RoomVisibleEvent = (
 
 BusEvent = Annotated[
     RoomVisibleEvent | VoteCast | SummaryFlagged | AIMessageProposed | AIMessageRejected | SafetyFlagged
-    | LLMCallRecorded | HelpRequested | RoomStatus | SpeakerOpened | SpeakerAudio | SpeechCheckpoint,
+    | LLMCallRecorded | HelpRequested | RoomStatus | RoomControl | SpeakerOpened | SpeakerAudio | SpeechCheckpoint,
     Field(discriminator="type"),
 ]
 
@@ -455,6 +467,7 @@ VISIBILITY: dict[str, Audience] = {
     "moderator.message": "room",
     "help.taken": "room",  # the page of the participant who asked says a moderator is on the way
     "help.requested": "moderators",
+    "room.control": "internal",  # a moderator's action on a live room, for the node hosting it
     "room.status": "moderators",  # participants' connection health, every few seconds: the live dashboard
     "vote.cast": "internal",  # who voted how: storage and the facilitator only; browsers get ``vote.tally``
     "summary.flagged": "moderators",  # "that's not what we said": for moderators, not the room
@@ -642,6 +655,9 @@ ErrorCode = Literal[
     "reconnected",  # this participant joined again from a new connection; this one is closed
     "room_elsewhere",  # another server node hosts the room: ``location`` is its base URL (join there)
     "room_moved",  # this node lost the room (its lease expired and another node may host it now): join again
+    "removed",  # a moderator removed this participant from the room
+    "moved",  # a moderator moved this participant to another room: ``location`` is its room id (join it)
+    "room_ended",  # a moderator ended the room, or its deliberation closed
     "internal",
 ]
 
@@ -653,7 +669,7 @@ class Error(_Message):
     fatal: bool = False
     location: str | None = Field(
         default=None, description="room_elsewhere: base URL of the server node that hosts the room (connect to "
-        "/ws/rooms/{room_id} there).")
+        "/ws/rooms/{room_id} there); moved: the id of the room to join instead.")
 
 
 ServerMessage = Annotated[Welcome | Offer | Pong | Error | RoomVisibleEvent, Field(discriminator="type")]

@@ -35,7 +35,7 @@ class LobbyEntry:
     deliberation_id: str
     name: str
     answers: dict[str, str]
-    status: str  # waiting | assigned | left
+    status: str  # waiting | assigned | left | removed (by a moderator)
     room_id: str | None
     room_name: str | None
     arrived_at: float
@@ -111,6 +111,32 @@ class LobbyStore:
             row = s.get(LobbyParticipantRow, participant_id)
             if row is not None:
                 row.status = "left"
+
+    def remove(self, participant_id: str) -> None:
+        """A moderator removed them: their credential admits them nowhere any more."""
+        with self._sessions() as s, s.begin():
+            row = s.get(LobbyParticipantRow, participant_id)
+            if row is not None:
+                row.status, row.room_id = "removed", None
+
+    def move(self, participant_id: str, room_id: str, capacity: int, now: float) -> str | None:
+        """Seat an assigned participant in another room of their deliberation; None if done, else why not."""
+        with self._sessions() as s, s.begin():
+            row = s.get(LobbyParticipantRow, participant_id)
+            if row is None or row.status != "assigned":
+                return "this participant has no seat to move"
+            target = s.get(RoomRow, room_id)
+            if target is None or target.deliberation_id != row.deliberation_id or target.ended_at is not None:
+                return "the room to move to is not an open room of the same deliberation"
+            if row.room_id == room_id:
+                return "they are already in that room"
+            members = list(s.scalars(select(LobbyParticipantRow).where(LobbyParticipantRow.room_id == room_id,
+                                                                       LobbyParticipantRow.status == "assigned")))
+            if len(members) >= capacity:
+                return f"that room is full ({capacity} people)"
+            row.room_name = _unclashed(row.name, [m.room_name or m.name for m in members])
+            row.room_id, row.assigned_at = room_id, now
+            return None
 
     def start_round(self, deliberation: DeliberationRecord, now: float) -> RoundResult:
         """Seat everyone waiting (as many as the group sizes allow) in new rooms."""

@@ -92,6 +92,7 @@ class RoomRecord:
     max_participants: int
     deliberation_id: str | None = None  # the deliberation whose round formed it (None: a stand-alone room)
     created_by: str | None = None  # a stand-alone room's creator
+    ended_at: float | None = None  # a moderator ended it (or its deliberation closed): nobody joins it
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,13 @@ class Storage:
             s.merge(RoomPlanRow(room_id=room_id, template_id=template_id, question=question,
                                     ai_messages=ai_messages))
 
+    def end_room(self, room_id: str) -> bool:
+        """Mark the room ended (once); False if it already was, or is unknown."""
+        with self._s() as s, s.begin():
+            ended = s.connection().execute(update(RoomRow).where(RoomRow.id == room_id, RoomRow.ended_at.is_(None))
+                                           .values(ended_at=time.time()))
+            return bool(ended.rowcount == 1)
+
     def room_plan(self, room_id: str) -> RoomPlan | None:
         """The room's deliberation settings, or None when it has no facilitator."""
         with self._s() as s:
@@ -248,12 +256,13 @@ class Storage:
     def add_participant(self, room_id: str, name: str, consented_at: float,
                         participant_id: str | None = None) -> ParticipantRecord:
         """Record a join. A participant whose id is fixed (a deliberation's, from its lobby) who joins again (a
-        reload, another device) keeps one record: joined again, no longer left."""
+        reload, another device) keeps one record: joined again, no longer left; one a moderator moved to another room
+        of the deliberation keeps it too, now in that room (what they said stays with the room they said it in)."""
         now = time.time()
         with self._s() as s, s.begin():
             row = s.get(ParticipantRow, participant_id) if participant_id else None
-            if row is not None and row.room_id == room_id:
-                row.name, row.joined_at, row.left_at = name, now, None
+            if row is not None:
+                row.room_id, row.name, row.joined_at, row.left_at = room_id, name, now, None
             else:
                 row = ParticipantRow(id=participant_id or new_id(), room_id=room_id, name=name,
                                      consented_at=consented_at, joined_at=now)
@@ -654,7 +663,7 @@ def _statement(row: StatementRow) -> StatementAdded:
 
 def _room(row: RoomRow) -> RoomRecord:
     return RoomRecord(id=row.id, title=row.title, created_at=row.created_at, max_participants=row.max_participants,
-                      deliberation_id=row.deliberation_id, created_by=row.created_by)
+                      deliberation_id=row.deliberation_id, created_by=row.created_by, ended_at=row.ended_at)
 
 
 def _participant(row: ParticipantRow) -> ParticipantRecord:

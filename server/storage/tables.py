@@ -22,6 +22,8 @@ class RoomRow(Base):
                                                         index=True, nullable=True)
     # Who created a stand-alone room (they, and administrators, moderate and review it).
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # When a moderator ended the room (or its deliberation closed): nobody joins it any more.
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class RoomPlanRow(Base):
