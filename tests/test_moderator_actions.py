@@ -60,13 +60,9 @@ async def joined(server: RunningServer, entry: LobbyEntry, room: str | None = No
     return peer
 
 
-def refused_join(peer: TestPeer) -> object:
-    return lambda m: isinstance(m, Error) and m.fatal
-
-
 async def test_mute_remove_and_move(server: RunningServer) -> None:
     email = "actions@example.org"
-    deliberation_id, people = deliberation(server, email, ["Ada", "Bo", "Cy", "Dee"])
+    _, people = deliberation(server, email, ["Ada", "Bo", "Cy", "Dee"])
     headers = headers_for(server, email)
     ada = people["Ada"]
     room_a = ada.room_id
