@@ -8,7 +8,7 @@
 // (the dashboard benchmark reads it).
 
 import {
-  Component, html, render, useEffect, useLayoutEffect, useRef, useState,
+  Component, html, render, useEffect, useLayoutEffect, useMemo, useRef, useState,
 } from "/static/vendor/htm-preact-standalone.module.js";
 import { ErrorLine, SignIn, StepIn, api, useSignedIn } from "/static/js/staff.js";
 
@@ -99,11 +99,26 @@ function useNow(offset) {
   return now;
 }
 
-function Person({ person, most }) {
+// One participant: connection health and speaking share; a moderator's actions (mute, move, remove) behind a
+// disclosure so the card stays easy to scan.
+function Person({ person, most, roomId, rooms, onError, onDone }) {
   const share = most > 0 ? Math.round((person.speaking_s / most) * 100) : 0;
   const media = `${person.audio ? "mic on" : "mic off"}, ${person.video ? "camera on" : "camera off"}`;
   const numbers = [person.loss !== null ? `loss ${Math.round(person.loss * 100)}%` : null,
     person.rtt_ms !== null ? `${Math.round(person.rtt_ms)} ms` : null].filter(Boolean).join(" · ");
+  const [confirmRemove, setConfirmRemove] = useState(false);
+  const others = rooms.filter((r) => r.id !== roomId);
+  const act = async (action, body, said) => {
+    const r = await api("POST", `/api/rooms/${roomId}/participants/${person.participant_id}/${action}`, body);
+    if (r.ok) onDone(said);
+    else onError(r.error);
+  };
+  const move = (event) => {
+    event.preventDefault();
+    const to = event.target.to.value;
+    const title = (others.find((r) => r.id === to) || {}).title || "another room";
+    act("move", { to_room: to }, `${person.name} is being moved to ${title}.`);
+  };
   return html`
     <li class=${person.alerts.length ? "person alert" : "person"}>
       <span class="person-name"><bdi>${person.name}</bdi></span>
@@ -111,6 +126,26 @@ function Person({ person, most }) {
       ${person.alerts.map((alert) => html`<span key=${alert} class="badge-alert"> ${alert}</span>`)}
       <span class="speaking-track" role="img" aria-label=${`spoke ${clock(person.speaking_s)}`}>
         <span class="speaking-bar" style=${{ width: `${share}%` }}></span></span>
+      <details class="person-actions">
+        <summary>Act on <bdi>${person.name}</bdi></summary>
+        <div class="button-row">
+          ${person.audio && html`<button type="button" onClick=${() => act("mute", undefined,
+            `${person.name}'s microphone is off.`)}>Mute</button>`}
+          ${!confirmRemove && html`<button type="button" class="danger" onClick=${() => setConfirmRemove(true)}>
+            Remove…</button>`}
+          ${confirmRemove && html`<button type="button" class="danger" onClick=${() => act("remove", undefined,
+            `${person.name} was removed from the room.`)}>Remove ${person.name} for good</button>
+            <button type="button" onClick=${() => setConfirmRemove(false)}>Keep</button>`}
+        </div>
+        ${others.length > 0 && html`
+          <form class="copy-row" onSubmit=${move}>
+            <label for=${`move-${person.participant_id}`}>Move to</label>
+            <select id=${`move-${person.participant_id}`} name="to">
+              ${others.map((r) => html`<option key=${r.id} value=${r.id}>${r.title}</option>`)}
+            </select>
+            <button type="submit">Move</button>
+          </form>`}
+      </details>
     </li>`;
 }
 
@@ -129,7 +164,7 @@ function StageLine({ card, offset }) {
 // A card re-renders only when its room changed (the server sends a new card object then) or the clock offset did.
 class Room extends Component {
   shouldComponentUpdate(next) {
-    return next.card !== this.props.card || next.offset !== this.props.offset;
+    return next.card !== this.props.card || next.offset !== this.props.offset || next.rooms !== this.props.rooms;
   }
 
   render(props) {
@@ -137,9 +172,16 @@ class Room extends Component {
   }
 }
 
-function RoomCard({ card, offset, onError, onDone }) {
+function RoomCard({ card, offset, rooms, onError, onDone }) {
   const most = Math.max(0, ...card.participants.map((p) => p.speaking_s));
   const [messageOpen, setMessageOpen] = useState(false);
+  const [confirmEnd, setConfirmEnd] = useState(false);
+  const end = async () => {
+    setConfirmEnd(false);
+    const r = await api("POST", `/api/rooms/${card.room_id}/end`);
+    if (r.ok) onDone(`${card.title} has ended.`);
+    else onError(r.error);
+  };
   const take = async (call) => {
     const r = await api("POST", `/api/rooms/${card.room_id}/help-requests/${call.request_id}/take`);
     if (r.ok) onDone(`You took the call from ${call.participant_name} in ${card.title}.`);
@@ -183,7 +225,7 @@ function RoomCard({ card, offset, onError, onDone }) {
       <h3 class="visually-hidden">Participants</h3>
       ${card.participants.length
         ? html`<ul class="people">${card.participants.map((p) => html`<${Person} key=${p.participant_id} person=${p}
-            most=${most} />`)}</ul>`
+            most=${most} roomId=${card.room_id} rooms=${rooms} onError=${onError} onDone=${onDone} />`)}</ul>`
         : html`<p class="hint">Nobody is in the room.</p>`}
       <p class="hint room-counters">
         ${card.queued_ai > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${card.queued_ai} AI message${card.queued_ai
@@ -205,9 +247,17 @@ function RoomCard({ card, offset, onError, onDone }) {
           ? html`<button type="button" onClick=${() => facilitator("resume")}>Resume the AI</button>`
           : html`<button type="button" onClick=${() => facilitator("pause")}>Pause the AI</button>`}
         <a class="button-link" href=${`/moderate/${card.room_id}`}>Room controls</a>
+        ${!confirmEnd && html`<button type="button" class="danger" onClick=${() => setConfirmEnd(true)}>End the
+          room…</button>`}
       </div>
+      ${confirmEnd && html`
+        <p class="warning" role="alert">Everyone in ${card.title} is thanked and leaves; nobody can join it again.</p>
+        <div class="button-row">
+          <button type="button" class="danger" onClick=${end}>End ${card.title}</button>
+          <button type="button" onClick=${() => setConfirmEnd(false)}>Keep it going</button>
+        </div>`}
       ${messageOpen && html`
-        <form onSubmit=${send}>
+        <form class="message-form" onSubmit=${send}>
           <label for=${`message-${card.room_id}`}>Message to ${card.title} (shown as from a moderator)</label>
           <textarea id=${`message-${card.room_id}`} name="text" rows="2" maxlength="1000"></textarea>
           <button type="submit">Send</button>
@@ -222,6 +272,10 @@ function Dashboard() {
   const [done, setDone] = useState("");
   const [attentionOnly, setAttentionOnly] = useState(false);
   const rendered = useRef(0);
+  const roomKey = [...live.rooms.values()].map((c) => `${c.room_id}\u0000${c.title}`).sort().join("\u0001");
+  // The list of rooms to move people to: the same array while the rooms stay the same (cards compare it).
+  const roomChoices = useMemo(() => [...live.rooms.values()].map((c) => ({ id: c.room_id, title: c.title }))
+    .sort((a, b) => a.title.localeCompare(b.title, undefined, { numeric: true })), [roomKey]);
   const showError = (text) => { setDone(""); setError(text); };
   const showDone = (text) => { setError(""); setDone(text); };
   useLayoutEffect(() => {
@@ -262,7 +316,7 @@ function Dashboard() {
         onChange=${(event) => setAttentionOnly(event.target.checked)} /> Only rooms that need attention</label>
         ${" · "}<a href=${`/review/${deliberationId}`}>Review</a></p>
       <div class="room-grid" id="rooms">
-        ${shown.map((card) => html`<${Room} key=${card.room_id} card=${card} offset=${live.offset}
+        ${shown.map((card) => html`<${Room} key=${card.room_id} card=${card} offset=${live.offset} rooms=${roomChoices}
           onError=${showError} onDone=${showDone} />`)}
       </div>
       ${cards.length === 0 && live.status === "live" && html`<p class="hint">No rooms yet: start a round on the

@@ -83,6 +83,12 @@ function errorText(message) {
       return "You joined this room again from another connection (for example another tab), so this page has left it.";
     case "room_elsewhere":
       return "This room is on another server, which could not be reached. Try again in a moment.";
+    case "removed":
+      return "A moderator removed you from this room. If you think this was a mistake, contact the organiser.";
+    case "moved":
+      return "A moderator moved you to another room: opening it now.";
+    case "room_ended":
+      return "This room has ended. Thank you for taking part.";
     default:
       return message.message;
   }
@@ -283,6 +289,11 @@ function onMessage(message) {
     case "participant.media": {
       const p = state.participants.get(message.participant_id);
       if (p) Object.assign(p, { audio: message.audio, video: message.video });
+      if (message.participant_id === state.participantId && message.by === "moderator" && micOn()) {
+        state.media.audio.enabled = false; // a moderator muted us: the microphone goes off here too
+        updateControls();
+        showAlert("A moderator turned your microphone off. Turn it on again when you want to speak.", false);
+      }
       return renderTiles();
     }
     case "voice.activity":
@@ -418,6 +429,12 @@ async function loadHistory() {
 function onError(message) {
   if (message.code === "room_elsewhere" && message.location && state.nodeHops < MAX_NODE_HOPS) {
     followRoom(message.location);
+    return;
+  }
+  if (message.code === "moved" && message.location && /^[a-z0-9]{4,32}$/.test(message.location)) {
+    // A moderator moved us to another room of the deliberation: our credential admits us there.
+    leave(errorText(message));
+    location.assign(`/r/${message.location}`);
     return;
   }
   if (message.code === "room_moved" && state.joined) {

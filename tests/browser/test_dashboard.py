@@ -2,7 +2,8 @@
 each; the dashboard shows who is in each room as they join, a participant's call for a moderator appears on it and
 is taken there (the participant is told), a broadcast from it reaches both rooms, and pausing the AI from it pauses
 the facilitator in both rooms with no AI message after the pause. It reconnects by itself after the connection
-drops."""
+drops. From it a moderator mutes a participant (their microphone goes off), moves one to the other room (their page
+goes there) and ends a room (everyone in it is told)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.servers import RunningServer
 pytestmark = pytest.mark.slow
 
 SPEC = {"title": "Bus lanes", "question": "Should the high street get a bus lane?", "background": "",
-        "template": "quick-20", "group_min": 2, "group_max": 2, "signup_questions": [], "mix_question": None}
+        "template": "quick-20", "group_min": 2, "group_max": 3, "signup_questions": [], "mix_question": None}
 
 
 def enter_room(page: Page, base_url: str, deliberation: str, arrival: dict[str, str], room: str) -> None:
@@ -114,7 +115,7 @@ def test_the_dashboard_watches_every_room_and_steps_in(server: RunningServer, ba
     ai_messages = {room: page.locator("#ai-messages li[data-kind]").count() for room, page in pages.items()}
     dashboard.click(f"{card(second)} button:has-text('Message this room')")
     dashboard.fill(f"#message-{second}", "Marker: a moderator is here")
-    dashboard.click(f"{card(second)} form button[type=submit]")
+    dashboard.click(f"{card(second)} form.message-form button[type=submit]")
     pages[second].wait_for_selector("#ai-messages li.moderator-message:has-text('Marker')", timeout=10_000)
     assert "Marker" not in pages[first].inner_text("#ai-messages"), "a room message reaches only its room"
     assert {room: page.locator("#ai-messages li[data-kind]").count() for room, page in pages.items()} == ai_messages
@@ -126,3 +127,30 @@ def test_the_dashboard_watches_every_room_and_steps_in(server: RunningServer, ba
     assert len(sockets) == 2
     for room, arrival in present.items():
         dashboard.wait_for_selector(f"{card(room)} .people li:has-text('{arrival['name']}')", timeout=15_000)
+
+    # Mute: the participant's own microphone goes off, and they are told.
+    mover = present[first]
+    person = f"{card(first)} .people li:has-text('{mover['name']}')"
+    dashboard.click(f"{person} summary")
+    dashboard.click(f"{person} button:has-text('Mute')")
+    caller.wait_for_selector("#room-alert:has-text('A moderator turned your microphone off')", timeout=10_000)
+    assert caller.get_attribute("#toggle-mic", "aria-pressed") == "false"
+    dashboard.wait_for_selector(f"{person}:has-text('mic off')", timeout=10_000)
+
+    # Move them to the other room: their page goes there, and they join it.
+    dashboard.select_option(f"#move-{mover['participant_id']}", second)
+    dashboard.click(f"{person} form button[type=submit]")
+    caller.wait_for_url(f"**/r/{second}", timeout=15_000)
+    wait_devices_checked(caller)
+    caller.click("#join-button")
+    caller.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
+    dashboard.wait_for_selector(f"{card(second)} .people li:has-text('{mover['name']}')", timeout=15_000)
+    dashboard.wait_for_selector(f"{card(first)}:has-text('Nobody is in the room.')", timeout=15_000)
+
+    # End the second room: both people in it are told.
+    dashboard.click(f"{card(second)} button:has-text('End the room')")
+    dashboard.click(f"{card(second)} button:has-text('End ')")
+    for page in (caller, pages[second]):
+        page.wait_for_selector("#left-panel:not([hidden])", timeout=15_000)
+        assert "This room has ended" in page.inner_text("#left-reason")
+    dashboard.wait_for_selector(f"{card(second)}:has-text('Nobody is in the room.')", timeout=15_000)
