@@ -24,6 +24,7 @@ from server.context import ServerContext
 from server.core.directory import ROOM_NODE, HostedElsewhere
 from server.core.errors import Refused
 from server.core.events import (
+    ObserversChanged,
     ParticipantInfo,
     ParticipantJoined,
     ParticipantLeft,
@@ -32,6 +33,7 @@ from server.core.events import (
     RoomInfo,
     ServerMessage,
 )
+from server.core.ids import new_id
 from server.core.leases import Lease, LeaseKeeper
 from server.names import DisplayNameRefused, display_name, names_clash
 from server.rtc import forwarding
@@ -60,6 +62,7 @@ class Participant:
     audio: bool = True
     video: bool = True
     on_removed: Callable[[str, str, str | None], None] | None = None  # (code, message, location): told, then leaves
+    observer: bool = False  # a moderator observing: receives everyone's media, sends none, is nobody's participant
 
     def info(self) -> ParticipantInfo:
         return ParticipantInfo(participant_id=self.id, name=self.name, audio=self.audio, video=self.video)
@@ -71,6 +74,7 @@ class Room:
     title: str
     max_participants: int
     participants: dict[str, Participant] = field(default_factory=dict)
+    observers: dict[str, Participant] = field(default_factory=dict)  # moderators observing (not participants)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lease: Lease | None = None  # this node's room-node lease, while it hosts the room (with a directory)
     deliberation_id: str | None = None  # the deliberation whose lobby formed it
@@ -221,6 +225,43 @@ class RoomRegistry:
         logger.info("participant %s joined room %s (%d present)", participant.id, room_id, len(room.participants))
         return participant
 
+    async def observe(self, room_id: str, send: Callable[[ServerMessage], None],
+                      on_removed: Callable[[str, str, str | None], None] | None = None) -> Participant:
+        """Admit a moderator as an observer (the caller checked they may moderate the room): they receive every
+        participant's media and the room's events, take no seat, publish nothing and are in nobody's participant
+        list; the room is told how many observe (``room.observers``)."""
+        record = await asyncio.to_thread(self._ctx.storage.get_room, room_id)
+        if record is None:
+            raise JoinRefused("unknown_room", "There is no room with this link.")
+        if record.ended_at is not None:
+            raise JoinRefused("room_ended", "This room has ended.")
+        while True:
+            room = self._rooms.setdefault(room_id, Room(room_id, record.title, record.max_participants,
+                                                       deliberation_id=record.deliberation_id))
+            await room.lock.acquire()
+            if self._rooms.get(room_id) is room:
+                break
+            room.lock.release()
+        try:
+            await self._host(room)
+            observer_id = f"observer-{new_id(12)}"
+            peer = Peer(observer_id, send, self._ctx.settings.negotiation_timeout_s, self._on_published, None,
+                        self._stun_urls)
+            observer = Participant(observer_id, "Moderator", room, send, peer, False, False, on_removed,
+                                   observer=True)
+            peer.on_failed = self._on_negotiation_failed
+            room.observers[observer_id] = observer
+            count = len(room.observers)
+        finally:
+            try:
+                await self._drop_if_empty(room)
+            finally:
+                room.lock.release()
+        await self._ctx.bus.publish(ObserversChanged(room_id=room_id, count=count))
+        self._update_subscriptions(room, observer)
+        logger.info("a moderator observes room %s (%d observing)", room_id, count)
+        return observer
+
     async def _admitted(self, deliberation_id: str, room_id: str, credential: str | None) -> tuple[str, str]:
         """The participant id and name a deliberation's room admits with ``credential``, or ``JoinRefused``."""
         from server.deliberations.store import DeliberationStore
@@ -277,7 +318,7 @@ class RoomRegistry:
         """Forget an empty room and give its lease up. Called under the room's lock; the lease is released before the
         room is forgotten, so a join that comes meanwhile (it waits for the lock, then finds a new room) claims it
         afresh instead of renewing the lease just before it is released."""
-        if room.participants or self._rooms.get(room.id) is not room:
+        if room.participants or room.observers or self._rooms.get(room.id) is not room:
             return
         if room.lease is not None and self._keeper is not None:
             lease, room.lease = room.lease, None
@@ -293,7 +334,7 @@ class RoomRegistry:
         room.lease = None  # a join from now on claims it again (or is sent where the room is now)
         logger.warning("room %s: this node lost its lease; moving its %d participants", room.id,
                        len(room.participants))
-        for participant in list(room.participants.values()):
+        for participant in [*room.participants.values(), *room.observers.values()]:
             self._remove(participant, "room_moved", "This room moved to another server: reconnecting.")
 
     def _remove(self, participant: Participant, code: str, message: str, location: str | None = None) -> None:
@@ -322,7 +363,7 @@ class RoomRegistry:
     def _on_published(self, peer: Peer, published: PublishedTrack) -> None:
         for room in self._rooms.values():
             if peer.participant_id in room.participants:
-                for other in room.participants.values():
+                for other in [*room.participants.values(), *room.observers.values()]:
                     if other.peer is not peer:
                         self._update_subscriptions(room, other)
                 return
@@ -355,7 +396,7 @@ class RoomRegistry:
         if room is None:
             return False
         if event.action == "end":
-            for present in list(room.participants.values()):
+            for present in [*room.participants.values(), *room.observers.values()]:
                 self._remove(present, "room_ended", "A moderator has ended this room. Thank you for taking part.")
             return True
         participant = room.participants.get(event.participant_id or "")
@@ -377,6 +418,8 @@ class RoomRegistry:
         for room in self._rooms.values():
             if participant_id in room.participants:
                 return room.participants[participant_id]
+            if participant_id in room.observers:
+                return room.observers[participant_id]
         return None
 
     async def set_media(self, participant: Participant, audio: bool, video: bool) -> None:
@@ -387,6 +430,9 @@ class RoomRegistry:
 
     async def leave(self, participant: Participant, reason: str = "left") -> None:
         room = participant.room
+        if participant.observer:
+            await self._stop_observing(participant)
+            return
         async with room.lock:
             if room.participants.get(participant.id) is not participant:  # gone, or replaced by a new join
                 return
@@ -400,16 +446,31 @@ class RoomRegistry:
             ParticipantLeft(room_id=room.id, participant_id=participant.id, name=participant.name, reason=reason)
         )
         async with room.lock:  # a join holds the lock until its participant is in the room
-            for other in room.participants.values():
+            for other in [*room.participants.values(), *room.observers.values()]:
                 self._update_subscriptions(room, other)
             await self._drop_if_empty(room)
         logger.info("participant %s left room %s (%s)", participant.id, room.id, reason)
+
+    async def _stop_observing(self, observer: Participant) -> None:
+        room = observer.room
+        async with room.lock:
+            if room.observers.get(observer.id) is not observer:
+                return
+            del room.observers[observer.id]
+            count = len(room.observers)
+        try:
+            await observer.peer.close()
+        except Exception:
+            logger.exception("closing an observer's media failed")
+        await self._ctx.bus.publish(ObserversChanged(room_id=room.id, count=count))
+        async with room.lock:
+            await self._drop_if_empty(room)
 
     async def close(self) -> None:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         for room in list(self._rooms.values()):
-            for participant in list(room.participants.values()):
+            for participant in [*room.participants.values(), *room.observers.values()]:
                 await self.leave(participant, reason="server_shutdown")
         if self._keeper is not None:
             await self._keeper.close()

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -203,6 +204,12 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                 if participant is not None:
                     conn.send(Error(code="already_joined", message="you have already joined this room"))
                     continue
+                if message.observe:
+                    observer = await _observe(websocket, ctx, room_id, conn, on_removed)
+                    if observer is None:
+                        return
+                    participant, forwarder = observer
+                    continue
                 if not message.consent:
                     conn.send(Error(code="consent_required",
                                     message="Please agree to transcription and the AI assistant to join."))
@@ -232,12 +239,15 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     participants=rooms.participants(participant.room),
                     ice_servers=browser_ice_servers(ctx.settings, participant.id),
                     resume_token=rooms.resume_tickets.issue(room_id, participant.id),
+                    observers=len(participant.room.observers),
                     credential=None if participant.room.deliberation_id else ctx.participant_signer().sign(
                         ParticipantClaims(participant.id, None, room_id)),
                 ))
                 forwarder = asyncio.create_task(_forward_events(sub, conn), name="signaling-forwarder")
             elif participant is None:
                 conn.send(Error(code="not_joined", message="send a join message first"))
+            elif participant.observer and not isinstance(message, Answer | Leave):
+                conn.send(Error(code="not_allowed", message="an observer watches the room and takes no part"))
             elif (refusal := limits.check(message.type)) is not None:
                 conn.send(Error(code="rate_limited", message=refusal))
             elif isinstance(message, Answer):
@@ -292,6 +302,36 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
             with contextlib.suppress(asyncio.CancelledError):
                 await forwarder
         await conn.flush_and_close()
+
+
+async def _observe(websocket: WebSocket, ctx: ServerContext, room_id: str, conn: ClientConnection,
+                   on_removed: Callable[[str, str, str | None], None],
+                   ) -> tuple[Participant, asyncio.Task[None]] | None:
+    """Admit a moderator as an observer (``join`` with ``observe``): the observer and its event forwarder, or None
+    after telling the client why not (fatal)."""
+    from server.ws_auth import may_observe
+
+    rooms = ctx.rooms
+    assert rooms is not None
+    if not await may_observe(websocket, ctx, room_id):
+        conn.send(Error(code="not_allowed", fatal=True,
+                        message="Only this room's moderators may observe it: sign in as one, from this site."))
+        return None
+    sub = await ctx.bus.subscribe(room_channel(room_id), maxsize=1000)
+    try:
+        observer = await rooms.observe(room_id, conn.send, on_removed)
+    except JoinRefused as exc:
+        await sub.close()
+        conn.send(Error(code=exc.code, message=str(exc), fatal=True))  # type: ignore[arg-type]
+        return None
+    except BaseException:
+        await sub.close()
+        raise
+    conn.send(Welcome(participant_id=observer.id, room=observer.room.info(),
+                      participants=rooms.participants(observer.room),
+                      ice_servers=browser_ice_servers(ctx.settings, observer.id), observing=True,
+                      observers=len(observer.room.observers)))
+    return observer, asyncio.create_task(_forward_events(sub, conn), name="signaling-forwarder")
 
 
 async def _first_set(*events: asyncio.Event) -> None:

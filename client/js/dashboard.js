@@ -246,6 +246,7 @@ function RoomCard({ card, offset, rooms, onError, onDone }) {
         ${card.ai_paused
           ? html`<button type="button" onClick=${() => facilitator("resume")}>Resume the AI</button>`
           : html`<button type="button" onClick=${() => facilitator("pause")}>Pause the AI</button>`}
+        <a class="button-link" href=${`/r/${card.room_id}?observe`} target="_blank" rel="noopener">Observe</a>
         <a class="button-link" href=${`/moderate/${card.room_id}`}>Room controls</a>
         ${!confirmEnd && html`<button type="button" class="danger" onClick=${() => setConfirmEnd(true)}>End the
           room…</button>`}

@@ -25,6 +25,9 @@ const REJOIN_ATTEMPT_LIMIT_MS = 10_000; // an attempt with no welcome by then is
 // "room_elsewhere" hops followed in a row (from the page's server to the room's node); more means the servers disagree.
 const MAX_NODE_HOPS = 3;
 
+// /r/{room}?observe: a moderator observes (signed in): sees and hears the room, is not a participant, sends nothing.
+const observing = new URLSearchParams(location.search).has("observe");
+
 const state = {
   config: { ice_servers: [], test_mode: false },
   room: null, // GET /api/rooms/{id}
@@ -125,7 +128,23 @@ async function init() {
       });
     }
   }
-  $("rejoin").href = location.pathname;
+  $("rejoin").href = location.pathname + location.search;
+  if (observing) {
+    // No name, consent, camera or microphone: the observer only receives. The server checks the moderator's sign-in.
+    $("display-name").value = "Moderator";
+    $("name-row").hidden = true;
+    $("consent-block").hidden = true;
+    $("consent").checked = true;
+    $("start-with").hidden = true;
+    $("preview").closest(".preview-row").hidden = true;
+    $("joining-as").textContent = "You observe this room as a moderator: you see and hear everyone, they do not see "
+      + "or hear you, and you are not in their list. The room shows that a moderator is observing.";
+    $("joining-as").hidden = false;
+    $("join-button").textContent = "Observe the room";
+    $("device-status").textContent = "";
+    updateJoinButton();
+    return;
+  }
   if (state.room.deliberation_id) {
     // A deliberation's room: its lobby gave this browser a credential, which says who joins (name and consent
     // were given there).
@@ -252,6 +271,7 @@ function openSignaling() {
 }
 
 function joinMessage(resume = null) {
+  if (observing) return { type: "join", name: "Moderator", consent: true, audio: false, video: false, observe: true };
   const message = { type: "join", name: state.name, consent: true, audio: micOn(), video: camOn() };
   if (resume) message.resume = resume;
   if (state.credential) message.credential = state.credential;
@@ -308,6 +328,8 @@ function onMessage(message) {
       return state.facilitator.message(message);
     case "balance.update":
       return state.facilitator.speaking(message);
+    case "room.observers":
+      return showObservers(message.count);
     case "facilitator.control":
       return state.facilitator.control(message);
     case "moderator.message":
@@ -332,6 +354,12 @@ function onMessage(message) {
 function onWelcome(message) {
   state.joined = true;
   acceptWelcome(message);
+  showObservers(message.observers || 0);
+  if (observing) {
+    for (const id of ["toggle-mic", "toggle-cam", "call-moderator", "statement-form"]) $(id).hidden = true;
+    $("observer-notice").textContent = "You are observing as a moderator: nobody sees or hears you.";
+    $("observer-notice").hidden = false;
+  }
   state.captions = new CaptionsView({
     live: $("live-captions"), transcript: $("transcript"), announcer: $("captions-announcer"), jump: $("transcript-jump"),
   });
@@ -470,6 +498,14 @@ function followRoom(node) {
   else connectAndJoin();
 }
 
+// "A moderator is observing": shown to everyone in the room while one is (an observer sees its own line instead).
+function showObservers(count) {
+  if (observing) return;
+  $("observer-notice").textContent = count === 1 ? "A moderator is observing this room."
+    : `${count} moderators are observing this room.`;
+  $("observer-notice").hidden = count === 0;
+}
+
 function showAlert(text, autoHide = true) {
   clearTimeout(state.alertTimer);
   $("room-alert").textContent = text;
@@ -564,7 +600,7 @@ function renderTiles() {
   if (!state.joined || state.leaving) return;
   const selfId = state.participantId;
   const me = state.participants.get(selfId);
-  const people = [{
+  const people = observing ? [] : [{
     id: selfId, name: me ? me.name : $("display-name").value.trim(), isSelf: true,
     audio: state.media.audio ? micOn() : undefined, video: state.media.video ? camOn() : undefined,
     tracks: { video: state.media.video },

@@ -76,6 +76,14 @@ class ParticipantLeft(_RoomEvent):
     reason: str = "left"
 
 
+class ObserversChanged(_RoomEvent):
+    """How many moderators observe the room now (they see and hear it without being participants): the room shows "a
+    moderator is observing" while it is more than zero."""
+
+    type: Literal["room.observers"] = "room.observers"
+    count: int = Field(ge=0)
+
+
 class ParticipantMediaState(_RoomEvent):
     type: Literal["participant.media"] = "participant.media"
     participant_id: str
@@ -423,6 +431,7 @@ class SpeechCheckpoint(_RoomEvent):
 RoomVisibleEvent = (
     ParticipantJoined
     | ParticipantLeft
+    | ObserversChanged
     | ParticipantMediaState
     | VoiceActivity
     | CaptionPartial
@@ -453,6 +462,7 @@ Viewer = Literal["participant", "moderator"]
 VISIBILITY: dict[str, Audience] = {
     "participant.joined": "room",
     "participant.left": "room",
+    "room.observers": "room",
     "participant.media": "room",
     "voice.activity": "room",
     "caption.partial": "room",
@@ -514,6 +524,9 @@ class Join(_Message):
     # A deliberation's rooms admit only the participants its lobby gave them: their participant credential (the
     # lobby's ``credential``), which also fixes their id and the name the room shows.
     credential: str | None = Field(default=None, max_length=2048)
+    # A moderator opens the room as an observer (signed in, with the session cookie): sees and hears it, is not a
+    # participant (takes no seat, sends no media); the room is told a moderator is observing.
+    observe: bool = False
 
 
 class Answer(_Message):
@@ -607,6 +620,8 @@ class Welcome(_Message):
     # A stand-alone room's participant credential: send it as ``X-Moot-Participant`` to read the room's history and
     # transcript (a deliberation's participants already hold theirs, from the lobby).
     credential: str | None = None
+    observing: bool = False  # this connection observes (a moderator): it is not in ``participants``
+    observers: int = 0  # moderators observing the room now
 
 
 class TrackInfo(_Message):

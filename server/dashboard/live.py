@@ -22,18 +22,17 @@ import contextlib
 import json
 import logging
 import time
-from urllib.parse import urlsplit
 
 from fastapi import WebSocket, WebSocketDisconnect
 
 from server.accounts.service import Principal
-from server.accounts.tokens import InvalidToken
 from server.context import ServerContext
 from server.core.bus import Subscription
 from server.core.events import BusEvent
 from server.dashboard.board import CaptionLine, DashboardBoard, RoomSeed
 from server.deliberations.store import DeliberationRecord, DeliberationStore
 from server.storage import RoomOverview
+from server.ws_auth import same_origin, session_principal
 
 logger = logging.getLogger(__name__)
 
@@ -55,28 +54,16 @@ class DashboardRefused(Exception):
         self.close_code = close_code
 
 
-def same_origin(websocket: WebSocket) -> bool:
-    """A browser always sends ``Origin`` on a WebSocket; it must name this site (host and port)."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True  # not a browser (an API client with the cookie): no cross-site risk
-    return urlsplit(origin).netloc.lower() == (websocket.headers.get("host") or "").lower()
-
-
 async def authorise(websocket: WebSocket, ctx: ServerContext,
                     deliberation_id: str) -> tuple[Principal, DeliberationRecord]:
     """The principal and the deliberation record, or ``DashboardRefused``."""
-    from server.api.deps import SESSION_COOKIE
     from server.deliberations import access
+
     if not same_origin(websocket):
         raise DashboardRefused("bad_origin", 4403, "this dashboard can only be opened from its own site")
-    token = websocket.cookies.get(SESSION_COOKIE)
-    if ctx.accounts is None or not token:
-        raise DashboardRefused("sign_in", 4401, "sign in first")
-    try:
-        principal = await asyncio.to_thread(ctx.accounts.verify, token)
-    except InvalidToken:
-        raise DashboardRefused("sign_in", 4401, "your session has ended: sign in again") from None
+    principal = await session_principal(websocket, ctx)
+    if principal is None:
+        raise DashboardRefused("sign_in", 4401, "sign in first (or again: your session may have ended)")
     store = DeliberationStore(ctx.storage.sessions)
     record = await asyncio.to_thread(access.viewable, store, principal, deliberation_id)
     if record is None:

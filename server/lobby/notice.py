@@ -4,7 +4,7 @@ changes."""
 
 from __future__ import annotations
 
-NOTICE_VERSION = "2026-12-01"
+NOTICE_VERSION = "2026-12-02"
 
 
 def notice_text(retention_days: int | None) -> list[str]:
@@ -17,5 +17,6 @@ def notice_text(retention_days: int | None) -> list[str]:
         "group to vote on. Its messages are always labelled, and people moderating can correct or stop it.",
         "Your group sees your name, video, voice and captions. The organisers and moderators of this deliberation "
         "can read transcripts, statements and votes; reports and exports use an alias instead of your name.",
+        "A moderator may watch and listen to your group to help it; your room always shows when one is observing.",
         kept + " You can ask the organisers to delete what you said at any time.",
     ]

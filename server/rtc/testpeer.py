@@ -76,8 +76,10 @@ class TestPeer:
         decode: bool = True,
         record: bool = False,
         on_frame: Callable[[ReceivedStream, Any, float], None] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.ws_url = ws_url
+        self.headers = headers or {}  # e.g. a moderator's session cookie and the site's Origin (observing)
         self.name = name
         self._tracks = {"audio": audio, "video": video}
         self._decode = decode
@@ -98,7 +100,7 @@ class TestPeer:
 
     # Connection --------------------------------------------------------------------------------------------------
     async def connect(self) -> None:
-        self._ws = await websockets.connect(self.ws_url, max_size=2**22)
+        self._ws = await websockets.connect(self.ws_url, max_size=2**22, additional_headers=self.headers)
         self._tasks.append(asyncio.create_task(self._read(), name=f"peer-{self.name}-read"))
 
     async def send(self, message: dict[str, Any] | str) -> None:

@@ -15,7 +15,13 @@ import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute
 
 from server.lobby.notice import NOTICE_VERSION
-from tests.browser.conftest import STAFF_PASSWORD, staff_headers, wait_devices_checked
+from tests.browser.conftest import (
+    STAFF_PASSWORD,
+    staff_headers,
+    tile_names,
+    wait_devices_checked,
+    wait_video_playing,
+)
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
@@ -127,6 +133,20 @@ def test_the_dashboard_watches_every_room_and_steps_in(server: RunningServer, ba
     assert len(sockets) == 2
     for room, arrival in present.items():
         dashboard.wait_for_selector(f"{card(room)} .people li:has-text('{arrival['name']}')", timeout=15_000)
+
+    # Observe the first room (the dashboard's sign-in holds): the observer sees its participant, who is told a
+    # moderator is observing; the observer is no tile of theirs.
+    watcher = dashboard.context.new_page()
+    watcher.goto(f"{base_url}/r/{first}?observe")
+    watcher.click("#join-button")
+    watcher.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
+    caller.wait_for_selector("#observer-notice:has-text('A moderator is observing this room.')", timeout=10_000)
+    watcher.wait_for_function("document.querySelectorAll('.tile').length === 1", timeout=20_000)
+    assert tile_names(watcher) == [present[first]["name"]]
+    wait_video_playing(watcher, present[first]["name"])
+    assert tile_names(caller) == [f"{present[first]['name']} (you)"], "the observer is nobody's tile"
+    watcher.click("#leave")
+    caller.wait_for_selector("#observer-notice", state="hidden", timeout=10_000)
 
     # Mute: the participant's own microphone goes off, and they are told.
     mover = present[first]
