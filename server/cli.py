@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"moot {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True,
-                                       metavar="{serve,server,worker,bench,models,schema,users,import}")
+                                       metavar="{serve,server,worker,bench,models,schema,users,import,report}")
     _add_serve(subparsers)
     _add_serve(subparsers, "server")
     _add_worker(subparsers)
@@ -343,9 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models(subparsers)
     _add_schema(subparsers)
     from server import import_cli, users_cli
+    from server.report import cli as report_cli
 
     users_cli.register(subparsers)
     import_cli.register(subparsers)
+    report_cli.register(subparsers)
     return parser
 
 
