@@ -65,6 +65,8 @@ ROUTE_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/deliberations/{deliberation_id}/search"): "staff",
     ("POST", "/api/deliberations/{deliberation_id}/broadcast"): "staff",
     ("POST", "/api/deliberations/{deliberation_id}/facilitator/{action}"): "staff",
+    ("POST", "/api/deliberations/{deliberation_id}/report"): "staff",
+    ("GET", "/api/deliberations/{deliberation_id}/report"): "staff",
     ("POST", "/api/deliberations/{deliberation_id}/rounds"): "organiser",
     ("GET", "/api/invites/{token}"): "link",
     ("POST", "/api/invites/{token}/accept"): "link",

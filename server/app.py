@@ -79,6 +79,11 @@ async def assemble_node(runtime: Runtime,
         runtime.add("captions", ctx.captions)
     ctx.rooms = RoomRegistry(ctx)
     runtime.add("rooms", ctx.rooms)
+    from server.core.embeddings import default_embedder
+    from server.report.jobs import ReportJobs
+
+    ctx.reports = ReportJobs(storage, default_embedder() if settings.embeddings_backend == "minilm" else None)
+    runtime.add("reports", ctx.reports)
     control = RoomControlListener(ctx.rooms, bus)
     await control.start()
     runtime.add("room-control", control)

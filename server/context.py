@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from server.accounts.service import AccountService
     from server.core.speech import CaptionService
     from server.lobby.credentials import CredentialSigner
+    from server.report.jobs import ReportJobs
     from server.rooms import RoomRegistry
 
 
@@ -33,6 +34,7 @@ class ServerContext:
     accounts: AccountService | None = None  # organisers', moderators' and administrators' sign-in
     sign_in_throttle: SignInThrottle = field(default_factory=SignInThrottle)
     participant_credentials: CredentialSigner | None = None  # made on first use (reads the signing key)
+    reports: ReportJobs | None = None  # the cross-room report jobs this process runs
 
     def participant_signer(self) -> CredentialSigner:
         """Signs and reads participant credentials (blocking the first time: it may create the key file)."""

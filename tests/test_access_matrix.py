@@ -42,6 +42,7 @@ DESTRUCTIVE = {
     ("POST", "/api/rooms/{room_id}/participants/{participant_id}/remove"),
     ("POST", "/api/rooms/{room_id}/participants/{participant_id}/move"),
     ("POST", "/api/rooms/{room_id}/end"),
+    ("POST", "/api/deliberations/{deliberation_id}/report"),  # (starts a real job: tested in tests/test_report_job.py)
     ("POST", "/api/deliberations/{deliberation_id}/facilitator/{action}"),
 }
 

@@ -11,6 +11,8 @@ what; an unknown id and one you may not see are the same 404).
 - ``POST /api/deliberations/{id}/broadcast``: a moderator's message to all its rooms (organiser, moderators);
 - ``GET /api/deliberations/{id}/search?q=``: full-text search of what was said in its rooms (organiser, moderators);
 - ``GET /api/deliberations/{id}/polis/{file}``: statements and votes as Polis exports them (organiser, moderators);
+- ``POST /api/deliberations/{id}/report``: build the cross-room report in the background; ``GET`` the same path: its
+  progress, then the report (organiser, moderators);
 - ``GET /api/invites/{token}``: what an invite is for; ``POST /api/invites/{token}/accept``: signed in, or with an
   email and password that create a moderator account.
 """
@@ -18,7 +20,7 @@ what; an unknown id and one you may not see are the same 404).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -364,3 +366,40 @@ async def close_deliberation(request: Request, ctx: Context, principal: Staff, r
     for room_id in await _rooms(ctx, record):
         await end_room(ctx, room_id, principal.user_id, "with the deliberation")
     return closed
+
+
+class ReportStatus(BaseModel):
+    status: Literal["none", "running", "done", "failed"]
+    step: int = Field(description="The step it is on (from 0), while running.")
+    step_name: str
+    steps: int
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    report: dict[str, Any] | None = Field(description="The last report built (server/report/build.py), if any.")
+
+
+async def _report_status(ctx: ServerContext, deliberation_id: str) -> ReportStatus:
+    if ctx.reports is None:
+        raise HTTPException(status_code=503, detail="reports are not available on this server")
+    state = await asyncio.to_thread(ctx.reports.store.state, deliberation_id)
+    return ReportStatus(status=state.status, step=state.step, step_name=state.step_name,  # type: ignore[arg-type]
+                        steps=state.steps, started_at=state.started_at, finished_at=state.finished_at,
+                        error=state.error, report=state.result)
+
+
+@router.post("/deliberations/{deliberation_id}/report", status_code=202)
+async def start_report(ctx: Context, principal: Staff, record: Visible) -> ReportStatus:
+    """Build the cross-room report in the background (opinion groups, consensus and divisive statements, themes,
+    participation); follow it with GET. 409 while one is being built."""
+    if ctx.reports is None:
+        raise HTTPException(status_code=503, detail="reports are not available on this server")
+    if not await ctx.reports.begin(record.id):
+        raise HTTPException(status_code=409, detail="the report is being built already")
+    return await _report_status(ctx, record.id)
+
+
+@router.get("/deliberations/{deliberation_id}/report")
+async def read_report(ctx: Context, principal: Staff, record: Visible) -> ReportStatus:
+    """The report job's progress, and the last report built."""
+    return await _report_status(ctx, record.id)

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     resume_window_s: float = Field(
         default=300.0, gt=0, description="How long after a lost connection a participant may rejoin with a replay of "
         "the room events they missed (their client does it by itself).")
+    embeddings_backend: Literal["minilm", "none"] = Field(
+        default="minilm", description="Sentence embeddings for the cross-room report's themes: 'minilm' "
+        "(all-MiniLM-L6-v2, shipped in a package) or 'none' (no themes).")
     room_status_interval_s: float = Field(
         default=5.0, gt=0, description="How often a node publishes each of its rooms' participants and their "
         "connection health (packet loss, round-trip time, no audio) for the moderators' dashboard.")
@@ -330,7 +333,7 @@ SETTINGS_BY_ROLE: dict[str, tuple[str, ...]] = {
                "node_url", "lease_ttl_s", "max_participants", "ice_servers", "turn_urls", "turn_secret",
                "turn_credential_ttl_s", "rtc_loopback_candidates", "signaling_max_message_bytes",
                "negotiation_timeout_s", "join_deadline_s", "resume_window_s", "room_status_interval_s",
-               "facilitator_enabled",
+               "embeddings_backend", "facilitator_enabled",
                "recorder_enabled", "speech_placement", "speech_audio_batch_ms", "speech_audio_retention_s"),
     "speech": ("audio_queue_seconds", "asr_backend", "asr_model", "asr_device", "asr_compute_type",
                "asr_cpu_threads", "asr_beam_size", "asr_language", "asr_partial_interval_s", "asr_max_utterance_s",

@@ -293,3 +293,18 @@ def is_search_index(kind: str, name: str | None) -> bool:
     index on PostgreSQL), which the models do not declare: schema comparisons leave them out."""
     return (kind == "table" and (name or "").startswith("captions_fts")) or \
         (kind == "index" and name == "ix_captions_text_search")
+
+
+class ReportRow(Base):
+    """A deliberation's cross-room report: the job's state and progress, then its result (server/report/jobs.py)."""
+
+    __tablename__ = "reports"
+
+    deliberation_id: Mapped[str] = mapped_column(ForeignKey("deliberations.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    step: Mapped[int] = mapped_column(Integer)
+    step_name: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
