@@ -4,6 +4,7 @@
 // Rendered with Preact + htm (vendored); text only through JSX, never as HTML.
 
 import { html, render, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { CrossRoomReport } from "/static/js/report.js";
 import { ErrorLine, SignIn, api, useSignedIn } from "/static/js/staff.js";
 
 const deliberationId = decodeURIComponent(location.pathname.split("/").pop());
@@ -168,6 +169,7 @@ function Review() {
         ${i > 0 ? " · " : ""}<a key=${file} href=${`/api/deliberations/${deliberation.id}/polis/${file}`}
           download>${file}</a>`)}</p>
       <${Search} rooms=${rooms} onOpen=${(room, line) => setSelected({ room, line })} />
+      <${CrossRoomReport} deliberationId=${deliberation.id} onOpen=${(room, line) => setSelected({ room, line })} />
       ${rooms.length === 0 ? html`<p class="hint">No rooms yet.</p>` : html`
         <nav aria-label="Rooms" class="button-row">
           ${rooms.map((r) => html`<button key=${r.room_id} type="button" aria-pressed=${selected.room === r.room_id}

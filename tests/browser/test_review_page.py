@@ -64,6 +64,15 @@ def test_search_open_in_context_and_every_export(server: RunningServer, base_url
     page.click("#search-results button")
     page.wait_for_selector("#line-u2.highlight", timeout=10_000)
     page.wait_for_selector("#line-u2:focus", timeout=10_000)  # the line in context gets the focus (just after)
+    # The cross-room report: built in the background, progress shown, then the participation and why there are no
+    # opinion groups (two voters are too few).
+    page.click("#build-report")
+    page.wait_for_selector("#report-participation", timeout=90_000)
+    report = page.inner_text("#cross-room-report")
+    assert "Not enough votes for opinion groups" in report
+    row = page.inner_text("#report-participation tbody tr")
+    assert row.split("\t")[1:6] == ["2", "2", "3", "1", "2"], row
+    page.wait_for_selector("#build-report:text('Build it again')", timeout=10_000)
     body = page.inner_text("main")
     assert "Rosalind" not in body and "Theodore" not in body, "everyone by alias"
 
