@@ -18,12 +18,14 @@ from typing import Any
 from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.llm import LLMBackend, LLMCallRecord
 from facilitator.proposals import propose_statements
+from facilitator.quotes import key_points
 from facilitator.safety import review_lines, screen_utterance
 from facilitator.summaries import write_summary
 from facilitator.template import Template
 from server.core.bus import Bus, Subscription, room_channel
 from server.core.clock import Clock, ManualClock, SystemClock
 from server.core.directory import ROOM_FACILITATOR, HostedElsewhere, RoomDirectory
+from server.core.embeddings import Embedder
 from server.core.errors import connection_lost
 from server.core.events import (
     AIMessage,
@@ -60,7 +62,7 @@ class FacilitatorService:
                  settings: EngineSettings | None = None, llm: LLMBackend | None = None,
                  record_llm_call: Callable[[str, LLMCallRecord], Awaitable[None]] | None = None,
                  llm_safety_review: bool = True, empty_room_end_s: float = 600.0,
-                 directory: RoomDirectory | None = None) -> None:
+                 directory: RoomDirectory | None = None, quotes: Embedder | None = None) -> None:
         self._bus = bus
         # With a directory, this process facilitates a room only while it holds the room's facilitator lease, and
         # a room claimed from a worker that died is rebuilt by replaying its events (any number of workers).
@@ -74,6 +76,8 @@ class FacilitatorService:
         self._closed = False
         self._building: dict[str, asyncio.Future[RoomFacilitator | None]] = {}
         self._llm = llm
+        # Key points as selected quotes (no capable model): summaries are quotes picked with the embedding model.
+        self._quotes = quotes
         self._llm_safety_review = llm_safety_review and llm is not None
         self._llm_started = False
         self._unreviewed: dict[str, list[CaptionFinal]] = {}
@@ -373,10 +377,11 @@ class FacilitatorService:
         """Start the LLM work the engine asked for (never awaited here: a slow model delays nothing), then
         schedule the engine's next wake-up."""
         for stage_id, since in engine.take_summary_requests():
-            if self._llm is None:
-                continue
             lines = [c for c in self._captions.get(room_id, []) if c.end >= since]
-            self._spawn(self._summarise(engine, stage_id, lines), f"summary-{room_id}")
+            if self._quotes is not None:
+                self._spawn(self._quote(engine, stage_id, lines), f"quotes-{room_id}")
+            elif self._llm is not None:
+                self._spawn(self._summarise(engine, stage_id, lines), f"summary-{room_id}")
         for stage_id in engine.take_statement_requests():
             if self._llm is not None:
                 self._spawn(self._propose(engine, stage_id, list(self._captions.get(room_id, []))),
@@ -417,6 +422,18 @@ class FacilitatorService:
             text=f"I have proposed {len(statements)} statements based on what you said. Please edit them, add your "
                  "own, or say what is missing.")
         await self._post(engine, message, statements)
+
+    async def _quote(self, engine: RoomFacilitator, stage_id: str, lines: list[CaptionFinal]) -> None:
+        assert self._quotes is not None
+        room_id = engine.room_id
+        try:
+            message = await key_points(self._quotes, room_id, stage_id, lines, self._clock.now(),
+                                       f"{room_id}-quotes-{len(lines)}-{int(self._clock.now())}")
+        except Exception:  # (e.g. the embedding model is missing): no key points, the session goes on
+            logger.exception("selecting quotes failed in room %s", room_id)
+            return
+        if message is not None:
+            await self._post(engine, message)
 
     async def _summarise(self, engine: RoomFacilitator, stage_id: str, lines: list[CaptionFinal]) -> None:
         assert self._llm is not None

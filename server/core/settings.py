@@ -218,6 +218,10 @@ class Settings(BaseSettings):
     llm_device: str = Field(default="cpu", description="Local model device: cpu, cuda, cuda:1, ...")
     llm_url: str | None = Field(default=None, description="e.g. http://localhost:11434/v1 (Ollama), a vLLM server")
     llm_model: str = "default"
+    summaries: Literal["auto", "model", "quotes"] = Field(
+        default="auto", description="The facilitator's key points: 'model' (written by the language model), 'quotes' "
+        "(picked from the transcript with the embedding model, covering every speaker, labelled as quotes), 'auto' "
+        "(model with an OpenAI-compatible endpoint, quotes with the small bundled model or none).")
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = Field(default=60.0, gt=0)
 
@@ -327,13 +331,13 @@ class Settings(BaseSettings):
 # Which settings each process role reads (``moot <role> --help`` lists them; a test checks every setting has a role).
 # Speech recognition runs inside the server node (speech_placement=local) or in speech workers (remote).
 SETTINGS_BY_ROLE: dict[str, tuple[str, ...]] = {
-    "shared": ("bus", "redis_url", "redis_prefix", "database_url", "data_dir", "log_level"),
+    "shared": ("bus", "redis_url", "redis_prefix", "database_url", "data_dir", "log_level", "embeddings_backend"),
     "server": ("host", "port", "tls_cert", "tls_key", "public_url", "client_dir", "secret_key",
                "session_ttl_s", "invite_ttl_s", "open_rooms", "node_id",
                "node_url", "lease_ttl_s", "max_participants", "ice_servers", "turn_urls", "turn_secret",
                "turn_credential_ttl_s", "rtc_loopback_candidates", "signaling_max_message_bytes",
                "negotiation_timeout_s", "join_deadline_s", "resume_window_s", "room_status_interval_s",
-               "embeddings_backend", "facilitator_enabled",
+               "facilitator_enabled",
                "recorder_enabled", "speech_placement", "speech_audio_batch_ms", "speech_audio_retention_s"),
     "speech": ("audio_queue_seconds", "asr_backend", "asr_model", "asr_device", "asr_compute_type",
                "asr_cpu_threads", "asr_beam_size", "asr_language", "asr_partial_interval_s", "asr_max_utterance_s",
@@ -341,7 +345,8 @@ SETTINGS_BY_ROLE: dict[str, tuple[str, ...]] = {
                "asr_partial_window_s",
                "model_cache_dir", "speech_lease_ttl_s"),
     "facilitator": ("safety_llm_review", "facilitator_lease_ttl_s", "facilitator_empty_room_end_s", "llm_backend",
-                    "llm_model_path", "llm_device", "llm_url", "llm_model", "llm_api_key", "llm_timeout_s"),
+                    "llm_model_path", "llm_device", "llm_url", "llm_model", "llm_api_key", "llm_timeout_s",
+                    "summaries"),
     "recorder": (),
     "worker": ("health_port",),
 }

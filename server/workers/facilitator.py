@@ -72,11 +72,19 @@ async def start_facilitator(settings: Settings, bus: Bus, storage: Storage,
 
     review = settings.safety_llm_review == "on" or (
         settings.safety_llm_review == "auto" and settings.llm_backend == "openai")
+    use_quotes = settings.summaries == "quotes" or (settings.summaries == "auto" and settings.llm_backend != "openai")
+    quotes = None
+    if use_quotes and settings.embeddings_backend == "minilm":
+        from server.core.embeddings import default_embedder
+
+        quotes = default_embedder()
     service = FacilitatorService(bus, template_lookup(storage), llm=llm, llm_safety_review=review,
-                                 empty_room_end_s=settings.facilitator_empty_room_end_s, directory=directory)
+                                 empty_room_end_s=settings.facilitator_empty_room_end_s, directory=directory,
+                                 quotes=quotes)
     await service.start()
-    logger.info("facilitator running (model: %s, safety review by model: %s)",
-                f"{llm.name}:{llm.model}" if llm else "none", "on" if review else "off")
+    logger.info("facilitator running (model: %s, safety review by model: %s, key points: %s)",
+                f"{llm.name}:{llm.model}" if llm else "none", "on" if review else "off",
+                "selected quotes" if quotes else ("model summaries" if llm else "none"))
     return RunningFacilitator(service, llm)
 
 
