@@ -35,6 +35,7 @@ class ServerContext:
     sign_in_throttle: SignInThrottle = field(default_factory=SignInThrottle)
     participant_credentials: CredentialSigner | None = None  # made on first use (reads the signing key)
     reports: ReportJobs | None = None  # the cross-room report jobs this process runs
+    rate_clock: Callable[[], float] = time.monotonic  # the signaling rate limits' clock (tests may hold it still)
 
     def participant_signer(self) -> CredentialSigner:
         """Signs and reads participant credentials (blocking the first time: it may create the key file)."""

@@ -136,7 +136,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
     rooms = ctx.rooms
     assert rooms is not None
     board = StatementBoard(ctx)
-    limits = ConnectionLimits()
+    limits = ConnectionLimits(clock=ctx.rate_clock)
     limit = ctx.settings.signaling_max_message_bytes
     stop: asyncio.Future[None] | None = None
     receive: asyncio.Future[Any] | None = None
