@@ -88,8 +88,11 @@ class StatementBoard:
 
     async def vote(self, room_id: str, participant_id: str, statement_id: str, choice: str,
                    revision: int) -> VoteTally:
-        """Record a vote on revision ``revision`` of a statement (the one the voter read)."""
-        statement = await self._statement_in_room(room_id, statement_id)
+        """Record a vote on revision ``revision`` of a statement (the one the voter read): the room's own, or one shared
+        into its vote from another room of the deliberation."""
+        statement = await asyncio.to_thread(self._ctx.storage.votable_in, room_id, statement_id)
+        if statement is None:
+            raise StatementRefused("unknown_statement", "There is no such statement in this room.")
         if statement.revision != revision:
             raise StatementRefused("statement_changed", CHANGED)
         tally = await asyncio.to_thread(self._ctx.storage.cast_vote, statement_id, participant_id, choice, revision)

@@ -105,7 +105,8 @@ class TranscriptRecorder:
             await asyncio.to_thread(storage.add_ai_message, event.message, "pending", event.statements)
         elif isinstance(event, SafetyFlagged):
             await asyncio.to_thread(storage.add_safety_flag, event)
-        elif isinstance(event, StatementAdded) and event.ai_generated:  # participants' are stored at once
+        elif isinstance(event, StatementAdded) and event.ai_generated and not event.shared:
+            # (participants' statements are stored when written; a shared copy is stored already)
             await asyncio.to_thread(storage.add_statement, event)
         elif isinstance(event, LLMCallRecorded):
             await asyncio.to_thread(storage.add_llm_call_record, event)

@@ -73,7 +73,8 @@ function DeliberationList({ me }) {
 
 const EMPTY_SPEC = {
   title: "", question: "", background: "", template: "quick-20", group_min: 4, group_max: 6,
-  ai_messages: "direct", signup_questions: [], mix_question: null, languages: ["en"], starts_at: null,
+  ai_messages: "direct", cross_pollination: 3, signup_questions: [], mix_question: null, languages: ["en"],
+  starts_at: null,
   retention_days: null,
 };
 
@@ -173,6 +174,11 @@ function SpecForm({ initial, submitLabel, onSubmit, readOnly }) {
               onInput=${setNumber("group_max")} />
           </div>
         </div>
+        <label for="spec-cross-pollination">Statements from other rooms each room also votes on</label>
+        <input id="spec-cross-pollination" type="number" min="0" max="10" value=${spec.cross_pollination ?? 3}
+          onInput=${setNumber("cross_pollination")} aria-describedby="cross-pollination-hint" />
+        <p class="hint" id="cross-pollination-hint">In its voting stage each room also votes on this many statements
+          written in the other rooms (without their authors), so agreement across rooms can be measured. 0: none.</p>
         <fieldset class="start-with">
           <legend>AI facilitator messages</legend>
           <label class="checkbox"><input type="radio" name="ai-messages" value="direct"

@@ -48,7 +48,8 @@ export class StatementsView {
     text.textContent = statement.text;
     const meta = document.createElement("span");
     meta.className = "statement-meta";
-    if (statement.ai_generated) meta.append(roleBadge("ai"), "Proposed by the AI facilitator");
+    if (statement.shared) meta.append("From another room of this deliberation: vote on it too");
+    else if (statement.ai_generated) meta.append(roleBadge("ai"), "Proposed by the AI facilitator");
     else meta.append("Proposed by ", personName(statement.author_name));
     const votes = document.createElement("div");
     votes.className = "vote-row";
@@ -68,7 +69,7 @@ export class StatementsView {
     tally.setAttribute("aria-live", "polite");
     votes.append(tally);
     const item = { li, statement: { ...statement, revision: statement.revision ?? 0 }, editButton: null, reviseButton: null };
-    if (statement.ai_generated || statement.author_id === this.participantId) {
+    if (!statement.shared && (statement.ai_generated || statement.author_id === this.participantId)) {
       item.editButton = document.createElement("button");
       item.editButton.type = "button";
       item.editButton.className = "edit-statement";

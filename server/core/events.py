@@ -218,6 +218,9 @@ class StatementAdded(_RoomEvent):
     sources: list[str] = Field(default_factory=list)
     # 0 when added, +1 per edit (edits stop at the first vote); statement listings carry the current one.
     revision: int = Field(default=0, ge=0)
+    # Written in another room of the deliberation and shared into this room's vote (cross-pollination): voted on
+    # here, never edited; who wrote it stays with that room.
+    shared: bool = False
 
 
 class StatementEdited(_RoomEvent):

@@ -68,6 +68,8 @@ class DeliberationSpec(BaseModel):
     group_min: int = Field(default=4, ge=2, le=MAX_GROUP)
     group_max: int = Field(default=6, ge=2, le=MAX_GROUP)
     ai_messages: Literal["direct", "approve"] = "direct"
+    cross_pollination: int = Field(default=3, ge=0, le=10, description="In its voting stage each room also votes on "
+                                   "this many statements written in the other rooms (0: none).")
     signup_questions: list[SignupQuestion] = Field(default_factory=list, max_length=10)
     mix_question: str | None = Field(default=None, description="Spread the answers to this sign-up question "
                                      "evenly across rooms.")

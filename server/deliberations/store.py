@@ -52,6 +52,7 @@ def _record(row: DeliberationRow) -> DeliberationRecord:
     spec = DeliberationSpec.model_validate({
         "title": row.title, "question": row.question, "background": row.background, "template": row.template_id,
         "group_min": row.group_min, "group_max": row.group_max, "ai_messages": row.ai_messages,
+        "cross_pollination": 3 if row.cross_pollination is None else row.cross_pollination,
         "signup_questions": row.signup_questions, "mix_question": row.mix_question, "languages": row.languages,
         "starts_at": row.starts_at, "retention_days": row.retention_days})
     return DeliberationRecord(row.id, row.organiser_id, spec, row.status, row.created_at, row.updated_at)
@@ -61,7 +62,7 @@ def spec_columns(spec: DeliberationSpec) -> dict[str, object]:
     """A spec as the deliberations table's columns."""
     return {"title": spec.title, "question": spec.question, "background": spec.background,
             "template_id": spec.template, "group_min": spec.group_min, "group_max": spec.group_max,
-            "ai_messages": spec.ai_messages,
+            "ai_messages": spec.ai_messages, "cross_pollination": spec.cross_pollination,
             "signup_questions": [q.model_dump() for q in spec.signup_questions],
             "mix_question": spec.mix_question, "languages": list(spec.languages), "starts_at": spec.starts_at,
             "retention_days": spec.retention_days}

@@ -57,6 +57,7 @@ from server.storage.tables import (
     RoomPlanRow,
     RoomRow,
     SafetyFlagRow,
+    SharedStatementRow,
     StatementRow,
     SummaryFlagRow,
     VoteRow,
@@ -477,22 +478,69 @@ class Storage:
             return "voted_on" if connection.execute(select(has_votes)).scalar() else "stale"
 
     def statements(self, room_id: str) -> list[StatementAdded]:
+        """The room's statements, and those shared into it from other rooms (``shared``), oldest first."""
+        return [statement for statement, _ in self.statements_with_tallies(room_id)]
+
+    def share_statements(self, room_id: str, statement_ids: Sequence[str], now: float) -> list[StatementAdded]:
+        """Share statements of other rooms into ``room_id``'s vote (each once); returns them as this room sees them."""
+        with self._s() as s, s.begin():
+            for statement_id in statement_ids:
+                if s.get(SharedStatementRow, (room_id, statement_id)) is None:
+                    s.add(SharedStatementRow(room_id=room_id, statement_id=statement_id, shared_at=now))
+        shared = set(statement_ids)
+        return [st for st in self.statements(room_id) if st.statement_id in shared]
+
+    def has_shared(self, room_id: str) -> bool:
         with self._s() as s:
-            rows = s.scalars(select(StatementRow).where(StatementRow.room_id == room_id).order_by(
-                StatementRow.created_at))
-            return [_statement(r) for r in rows]
+            return s.scalar(select(func.count()).select_from(SharedStatementRow)
+                            .where(SharedStatementRow.room_id == room_id)) != 0
+
+    def votable_in(self, room_id: str, statement_id: str) -> StatementAdded | None:
+        """The statement, if the room may vote on it: its own, or one shared into it (then as the room sees it)."""
+        with self._s() as s:
+            row = s.get(StatementRow, statement_id)
+            if row is None:
+                return None
+            if row.room_id == room_id:
+                return _statement(row)
+            if s.get(SharedStatementRow, (room_id, statement_id)) is None:
+                return None
+            return _as_shared(_statement(row), room_id)
+
+    def deliberation_statements(self, deliberation_id: str) -> list[tuple[StatementAdded, set[str]]]:
+        """Every statement written in the deliberation's rooms, with the rooms that have it (its own and those it
+        was shared into)."""
+        with self._s() as s:
+            rows = list(s.scalars(select(StatementRow).join(RoomRow, RoomRow.id == StatementRow.room_id)
+                                  .where(RoomRow.deliberation_id == deliberation_id)
+                                  .order_by(StatementRow.created_at)))
+            shares: dict[str, set[str]] = {}
+            ids = [r.statement_id for r in rows]
+            if ids:
+                for room_id, statement_id in s.execute(select(SharedStatementRow.room_id,
+                                                              SharedStatementRow.statement_id)
+                                                       .where(SharedStatementRow.statement_id.in_(ids))):
+                    shares.setdefault(statement_id, set()).add(room_id)
+            return [(_statement(r), {r.room_id, *shares.get(r.statement_id, set())}) for r in rows]
 
     def statements_with_tallies(self, room_id: str) -> list[tuple[StatementAdded, dict[str, int]]]:
         """The room's statements, oldest first, each with its tally: one query whatever the number of statements."""
         counts = (select(VoteRow.statement_id,
                          *(func.sum(case((VoteRow.choice == choice, 1), else_=0)).label(choice) for choice in CHOICES))
                   .group_by(VoteRow.statement_id).subquery())
+        shared = select(SharedStatementRow.statement_id).where(SharedStatementRow.room_id == room_id)
         query = (select(StatementRow, *(func.coalesce(counts.c[choice], 0) for choice in CHOICES))
                  .outerjoin(counts, counts.c.statement_id == StatementRow.statement_id)
-                 .where(StatementRow.room_id == room_id).order_by(StatementRow.created_at))
+                 .where((StatementRow.room_id == room_id) | StatementRow.statement_id.in_(shared))
+                 .order_by(StatementRow.created_at))
         with self._s() as s:
-            return [(_statement(row), dict(zip(CHOICES, (int(n) for n in tally), strict=True)))
-                    for row, *tally in s.execute(query)]
+            out = []
+            for row, *tally in s.execute(query):
+                statement = _statement(row)
+                if row.room_id != room_id:  # shared into this room from another
+                    statement = _as_shared(statement, room_id)
+                out.append((statement, dict(zip(CHOICES, (int(n) for n in tally), strict=True))))
+            return out
 
     def cast_vote(self, statement_id: str, participant_id: str, choice: str, revision: int) -> dict[str, int] | None:
         """Record (or change) a participant's vote on revision ``revision`` of a statement, in one transaction and
@@ -659,6 +707,13 @@ def _statement(row: StatementRow) -> StatementAdded:
     return StatementAdded(room_id=row.room_id, ts=row.created_at, statement_id=row.statement_id, text=row.text,
                           author_id=row.author_id, author_name=row.author_name, ai_generated=row.ai_generated,
                           sources=list(row.sources or []), revision=row.revision or 0)
+
+
+def _as_shared(statement: StatementAdded, room_id: str) -> StatementAdded:
+    """A statement of another room as ``room_id`` sees it when it is shared into its vote: its words only (who wrote
+    it, and the lines it drew on, belong to the other room)."""
+    return statement.model_copy(update={"room_id": room_id, "shared": True, "author_id": None,
+                                        "author_name": "Another room", "sources": []})
 
 
 def _room(row: RoomRow) -> RoomRecord:

@@ -208,6 +208,8 @@ class DeliberationRow(Base):
     starts_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # draft | open | paused | closed
+    # Statements of other rooms each room also votes on in its voting stage (NULL: the default).
+    cross_pollination: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 
@@ -308,3 +310,14 @@ class ReportRow(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     result: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SharedStatementRow(Base):
+    """A statement written in another room of the deliberation, shared into this room's vote (cross-pollination)."""
+
+    __tablename__ = "shared_statements"
+
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    statement_id: Mapped[str] = mapped_column(ForeignKey("statements.statement_id", ondelete="CASCADE"),
+                                              primary_key=True)
+    shared_at: Mapped[float] = mapped_column(Float)

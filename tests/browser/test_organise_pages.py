@@ -43,6 +43,7 @@ def test_organiser_sets_up_opens_invites_and_starts_a_round(server: RunningServe
     page.get_by_label("Smallest group").fill("4")
     page.get_by_label("Largest group").fill("2")
     page.get_by_label("A moderator approves each one first").check()
+    page.get_by_label("Statements from other rooms each room also votes on").fill("2")
     page.click("#add-question")
     page.get_by_label("Question", exact=True).fill("Where do you live?")
     page.get_by_label("Choices, one per line").fill("North\nSouth")
@@ -63,6 +64,7 @@ def test_organiser_sets_up_opens_invites_and_starts_a_round(server: RunningServe
     assert stored is not None and stored.status == "draft"
     spec = stored.spec
     assert (spec.title, spec.group_min, spec.group_max, spec.ai_messages) == ("Sunday library", 2, 2, "approve")
+    assert spec.cross_pollination == 2
     assert spec.background == "It opens Monday to Saturday.\n\nSundays cost 40,000 a year."
     assert [(q.text, q.choices) for q in spec.signup_questions] == [("Where do you live?", ["North", "South"])]
     assert spec.mix_question == "q1" and spec.languages == ["en", "fr"] and spec.retention_days == 30
