@@ -82,7 +82,13 @@ async def assemble_node(runtime: Runtime,
     from server.core.embeddings import default_embedder
     from server.report.jobs import ReportJobs
 
-    ctx.reports = ReportJobs(storage, default_embedder() if settings.embeddings_backend == "minilm" else None)
+    namer = None
+    if settings.llm_backend == "openai":  # a capable model names the report's themes (the small local one is not asked)
+        from facilitator.backends import create_llm
+
+        api_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        namer = create_llm("openai", settings.llm_url, settings.llm_model, api_key, settings.llm_timeout_s)
+    ctx.reports = ReportJobs(storage, default_embedder() if settings.embeddings_backend == "minilm" else None, namer)
     runtime.add("reports", ctx.reports)
     control = RoomControlListener(ctx.rooms, bus)
     await control.start()

@@ -50,9 +50,10 @@ function Themes({ themes, note, onOpen }) {
     <ol class="review-list" id="report-themes">
       ${themes.map((t, i) => html`
         <li key=${i}>
-          <p><strong>“${t.label}”</strong> <span class="hint">(${t.size} contributions from ${t.speakers}
+          <p><strong>${t.named_by.startsWith("llm:") ? t.label : `“${t.label}”`}</strong> <span class="hint">(${t.size} contributions from ${t.speakers}
             ${t.speakers === 1 ? "person" : "people"} in ${t.rooms.length} room${t.rooms.length === 1 ? "" : "s"};
-            named by its most central quote)</span></p>
+            ${t.named_by.startsWith("llm:") ? `named by a language model (${t.named_by.slice(4)}): check it against the
+            sources` : "named by its most central quote"})</span></p>
           <details>
             <summary>Sources</summary>
             <ul>

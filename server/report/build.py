@@ -18,7 +18,7 @@ from server.report.opinions import OpinionReport, opinion_report
 from server.report.themes import Said, Theme, themes
 from server.storage import Storage
 
-STEPS = ("reading what was said", "opinion groups", "themes", "participation")
+STEPS = ("reading what was said", "opinion groups", "themes", "participation", "naming the themes")
 
 
 class SpeakerShare(BaseModel):

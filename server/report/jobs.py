@@ -16,8 +16,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from facilitator.llm import LLMBackend
 from server.core.embeddings import Embedder
 from server.report.build import STEPS, build_report
+from server.report.naming import name_themes
 from server.storage import Storage
 from server.storage.tables import ReportRow
 
@@ -86,10 +88,11 @@ class ReportStore:
 class ReportJobs:
     """A process component: runs the report jobs this process started; ``close`` cancels what still runs."""
 
-    def __init__(self, storage: Storage, embedder: Embedder | None) -> None:
+    def __init__(self, storage: Storage, embedder: Embedder | None, llm: LLMBackend | None = None) -> None:
         self.store = ReportStore(storage)
         self._storage = storage
         self._embedder = embedder
+        self._llm = llm  # a capable model names the themes; without one they keep their central quote
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -100,6 +103,8 @@ class ReportJobs:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._llm is not None:
+            await self._llm.aclose()
 
     async def begin(self, deliberation_id: str) -> bool:
         """Start building the report; False if it is already being built."""
@@ -121,6 +126,9 @@ class ReportJobs:
 
         try:
             report = await asyncio.to_thread(build_report, self._storage, deliberation_id, self._embedder, step)
+            if self._llm is not None and report.themes:
+                await asyncio.to_thread(step, len(STEPS) - 1, STEPS[-1])
+                report = report.model_copy(update={"themes": await name_themes(self._llm, report.themes)})
         except asyncio.CancelledError:
             await asyncio.to_thread(self.store.finish, deliberation_id, None, "stopped: the server shut down",
                                     time.time())
