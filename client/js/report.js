@@ -32,6 +32,13 @@ function GroupBars({ score }) {
     </svg>`;
 }
 
+// A small bar for a share between 0 and 1 (its value is also written next to it).
+function Meter({ value, label }) {
+  return html`<svg class="meter-bar" role="img" aria-label=${label} width="80" height="10" viewBox="0 0 80 10">
+    <rect x="0" y="0" width="80" height="10" class="bar-track"></rect>
+    <rect x="0" y="0" width=${Math.max(1, 80 * value)} height="10" class="bar-fill"></rect></svg>`;
+}
+
 function StatementList({ id, scores, measure }) {
   if (!scores.length) return html`<p class="hint">None.</p>`;
   return html`
@@ -78,7 +85,8 @@ function Participation({ rooms }) {
         ${rooms.map((r) => html`
           <tr key=${r.room_id}><th scope="row">${r.title}</th><td>${r.participants}</td><td>${r.speakers}</td>
             <td>${r.utterances}</td><td>${r.statements}</td><td>${r.votes}</td>
-            <td>${r.balance === null ? "–" : r.balance.toFixed(2)}</td></tr>`)}
+            <td>${r.balance === null ? "–" : html`${r.balance.toFixed(2)} <${Meter} value=${r.balance}
+              label=${`speaking balance ${r.balance.toFixed(2)} of 1`} />`}</td></tr>`)}
       </tbody>
     </table>`;
 }

@@ -77,6 +77,15 @@ function RoomReview({ room, line }) {
   }, [review, line]);
   if (review === null) return html`${error ? html`<${ErrorLine} text=${error} />` : html`<p class="hint">Loading…</p>`}`;
   const origin = review.transcript.length ? review.transcript[0].start : 0;
+  const lineNumber = Object.fromEntries(review.transcript.map((c, i) => [c.utterance_id, i + 1]));
+  const openLine = (event, uid) => { // an AI message's source: its line in the transcript above
+    event.preventDefault();
+    const element = document.getElementById(`line-${uid}`);
+    if (element) {
+      element.scrollIntoView({ block: "center" });
+      element.focus();
+    }
+  };
   const flags = [...review.safety_flags.map((f) => ({ ...f, what: `${f.category} (${f.detected_by})` })),
     ...review.summary_flags.map((f) => ({ ...f, what: `summary point ${f.point + 1} disputed` }))];
   return html`
@@ -109,7 +118,19 @@ function RoomReview({ room, line }) {
         ${review.ai_messages.length === 0 ? html`<p class="hint">None.</p>` : html`
           <ul class="review-list">
             ${review.ai_messages.map((m) => html`
-              <li key=${m.message_id}><span class="hint">${m.kind}${m.review ? `, ${m.review}` : ""}</span>: ${m.text}
+              <li key=${m.message_id}><span class="hint">${m.kind}${m.review ? `, ${m.review}` : ""}
+                ${m.generated_by ? `, ${m.generated_by}` : ""}</span>: ${m.points && m.points.length
+                ? html`${m.text.split("\n")[0]}
+                  <ul class="ai-points">${m.points.map((p, i) => html`
+                    <li key=${i}>${p.label}: ${p.text}
+                      ${p.sources.length > 0 && html` <span class="hint">(draws on${p.sources.map((uid, j) => html`
+                        ${j > 0 ? "," : ""} <a href=${`#line-${uid}`} onClick=${(event) => openLine(event, uid)}>line
+                        ${" "}${lineNumber[uid] ?? "?"}</a>`)})</span>`}</li>`)}</ul>`
+                : m.text}
+                ${!(m.points && m.points.length) && m.sources && m.sources.length > 0 && html` <span class="hint">(draws
+                  on ${m.sources.length} line${m.sources.length === 1 ? "" : "s"}: ${m.sources.map((uid, j) => html`
+                  ${j > 0 ? "," : ""} <a href=${`#line-${uid}`} onClick=${(event) => openLine(event, uid)}>${lineNumber[uid]
+                  ?? "?"}</a>`)})</span>`}
               </li>`)}
           </ul>`}
         ${review.rejected_ai_messages.length > 0 && html`

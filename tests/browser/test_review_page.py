@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from server.core.events import CaptionFinal, StatementAdded
+from server.core.events import AIMessage, AIMessagePoint, CaptionFinal, StatementAdded
 from server.lobby.notice import NOTICE_VERSION
 from tests.browser.conftest import sign_in_page, staff_headers
 from tests.browser.test_csp import watch
@@ -48,6 +48,10 @@ def test_search_open_in_context_and_every_export(server: RunningServer, base_url
                                          author_id=rosalind, author_name="Rosalind"))
     storage.cast_vote("st1", rosalind, "agree", 0)
     storage.cast_vote("st1", theodore, "pass", 0)
+    storage.add_ai_message(AIMessage(room_id=room, message_id="m1", kind="summary", generated_by="llm:test",
+                                     text="Summary so far:\n- Key point: Homes for young families", sources=["u0"],
+                                     points=[AIMessagePoint(label="Key point", text="Homes for young families",
+                                                            sources=["u0"])]))
 
     page = new_page(quiet_browser, enforce_csp=True)
     problems = watch(page)
@@ -73,6 +77,11 @@ def test_search_open_in_context_and_every_export(server: RunningServer, base_url
     row = page.inner_text("#report-participation tbody tr")
     assert row.split("\t")[1:6] == ["2", "2", "3", "1", "2"], row
     page.wait_for_selector("#build-report:text('Build it again')", timeout=10_000)
+    # An AI summary's point links to the line it draws on.
+    source = page.locator(".ai-points a", has_text="line 1")
+    assert "Homes for young families" in page.inner_text(".ai-points")
+    source.click()
+    page.wait_for_selector("#line-u0:focus", timeout=10_000)
     body = page.inner_text("main")
     assert "Rosalind" not in body and "Theodore" not in body, "everyone by alias"
 
