@@ -39,6 +39,7 @@ from server.names import DisplayNameRefused, display_name, names_clash
 from server.rtc import forwarding
 from server.rtc.peer import NegotiationFailed, Peer
 from server.rtc.relay import PublishedTrack
+from server.storage import RoomRecord
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +188,7 @@ class RoomRegistry:
                 name = display_name(name)
             except DisplayNameRefused as exc:
                 raise JoinRefused(exc.code, str(exc)) from None
-        while True:
-            room = self._rooms.setdefault(room_id, Room(room_id, record.title, record.max_participants,
-                                                       deliberation_id=record.deliberation_id))
-            await room.lock.acquire()
-            if self._rooms.get(room_id) is room:
-                break
-            room.lock.release()  # the last participant left meanwhile and the room was dropped: use the new one
+        room = await self._locked_room(record)
         try:
             await self._host(room)
             earlier = room.participants.get(fixed_id) if fixed_id is not None else None
@@ -235,13 +230,7 @@ class RoomRegistry:
             raise JoinRefused("unknown_room", "There is no room with this link.")
         if record.ended_at is not None:
             raise JoinRefused("room_ended", "This room has ended.")
-        while True:
-            room = self._rooms.setdefault(room_id, Room(room_id, record.title, record.max_participants,
-                                                       deliberation_id=record.deliberation_id))
-            await room.lock.acquire()
-            if self._rooms.get(room_id) is room:
-                break
-            room.lock.release()
+        room = await self._locked_room(record)
         try:
             await self._host(room)
             observer_id = f"observer-{new_id(12)}"
@@ -261,6 +250,16 @@ class RoomRegistry:
         self._update_subscriptions(room, observer)
         logger.info("a moderator observes room %s (%d observing)", room_id, count)
         return observer
+
+    async def _locked_room(self, record: RoomRecord) -> Room:
+        """The live room for ``record`` (made if it has nobody yet), with its lock held: release it when done."""
+        while True:
+            room = self._rooms.setdefault(record.id, Room(record.id, record.title, record.max_participants,
+                                                         deliberation_id=record.deliberation_id))
+            await room.lock.acquire()
+            if self._rooms.get(record.id) is room:
+                return room
+            room.lock.release()  # the last participant left meanwhile and the room was dropped: use the new one
 
     async def _admitted(self, deliberation_id: str, room_id: str, credential: str | None) -> tuple[str, str]:
         """The participant id and name a deliberation's room admits with ``credential``, or ``JoinRefused``."""
