@@ -77,6 +77,9 @@ def test_search_open_in_context_and_every_export(server: RunningServer, base_url
     row = page.inner_text("#report-participation tbody tr")
     assert row.split("\t")[1:6] == ["2", "2", "3", "1", "2"], row
     page.wait_for_selector("#build-report:text('Build it again')", timeout=10_000)
+    page.emulate_media(media="print")  # the print stylesheet: the report without controls or navigation
+    assert page.is_hidden("#build-report") and page.is_hidden(".topbar") and page.is_visible("#report-participation")
+    page.emulate_media(media="screen")
     # An AI summary's point links to the line it draws on.
     source = page.locator(".ai-points a", has_text="line 1")
     assert "Homes for young families" in page.inner_text(".ai-points")
