@@ -62,7 +62,8 @@ class RoomStatusReporter:
                 sampler = self._samplers.setdefault(participant.id, HealthSampler())
                 health.append(await sampler.sample(participant.peer, participant.name, participant.audio,
                                                    participant.video))
-            await self._bus.publish(RoomStatus(room_id=room.id, node=self.node, participants=health))
+            await self._bus.publish(RoomStatus(room_id=room.id, node=self.node, participants=health,
+                                               observers=len(room.observers)))
             self.published += 1
         for gone in set(self._samplers) - present:
             del self._samplers[gone]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from server.core.events import Error, StageChanged, StatementAdded, VoteTally
+from server.core.ids import new_id
 from server.core.settings import Settings
 from server.deliberations.spec import DeliberationSpec
 from server.deliberations.store import DeliberationStore
@@ -34,7 +35,7 @@ def three_rooms(server: RunningServer, cross: int) -> tuple[str, dict[str, list[
     from server.accounts.store import AccountStore
 
     sessions = server.ctx.storage.sessions
-    organiser = AccountStore(sessions).add_user(f"x{cross}{id(server)}@example.org", "x" * 40, "organiser", 1.0)
+    organiser = AccountStore(sessions).add_user(f"o-{new_id(8)}@example.org", "x" * 40, "organiser", 1.0)
     store = DeliberationStore(sessions)
     spec = DeliberationSpec(title="Parks", question="More trees?", group_min=2, group_max=2, cross_pollination=cross)
     record = store.transition(store.create(organiser.id, spec, 1.0).id, "open", 2.0)
@@ -118,3 +119,22 @@ async def test_no_sharing_when_the_deliberation_says_zero(server: RunningServer)
     shared = asyncio.run_coroutine_threadsafe(crosspoll.share_into(room_a), server.app.state.loop)  # its own loop
     assert shared.result(timeout=10) == 0
     assert server.ctx.storage.statements(room_a) == []
+
+
+def test_two_workers_sharing_into_one_room_at_once_share_once(server: RunningServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    deliberation, rooms = three_rooms(server, cross=2)
+    (room_a, _), (room_b, people_b), (room_c, people_c) = sorted(rooms.items())
+    for n in range(3):
+        write(server, room_b, people_b[0], 10 + n)
+        write(server, room_c, people_c[0], 20 + n)
+    storage = server.ctx.storage
+
+    def pick(statements: list[tuple[StatementAdded, set[str]]]) -> list[str]:
+        return [st.statement_id for st, _ in statements if st.room_id != room_a][:2]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: storage.share_once(room_a, deliberation, pick, 1.0), range(4)))
+    assert sorted(len(r) for r in results) == [0, 0, 0, 2], "one of them shared, the others found it done"
+    assert len([s for s in storage.statements(room_a) if s.shared]) == 2

@@ -20,6 +20,7 @@ from server.core.events import (
     FacilitatorControl,
     HelpRequested,
     HelpTaken,
+    ObserversChanged,
     ParticipantHealth,
     ParticipantInfo,
     ParticipantJoined,
@@ -69,8 +70,9 @@ def test_people_come_and_go_and_the_node_s_status_replaces_what_was_guessed() ->
     assert card.status_at == 50.0
     assert [(p.name, p.alerts) for p in card.participants] == [
         ("Bo", ["no audio for 45 s", "packet loss 20%"]), ("Cy", [])]
-    assert card.alerts == 1
+    assert card.alerts == 1 and card.observers == 0
     assert b.card("r2").participants == []
+    assert b.apply(ObserversChanged(room_id="r1", count=2)) == "r1" and b.card("r1").observers == 2
 
 
 def test_stage_pause_balance_and_captions() -> None:

@@ -232,6 +232,7 @@ function RoomCard({ card, offset, rooms, onError, onDone }) {
           === 1 ? "" : "s"} waiting for approval</a>` : "No AI message waiting"}
         ${" · "}${card.flags > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${card.flags} flag${card.flags === 1 ? ""
           : "s"}</a>` : "no flags"}
+        ${card.observers > 0 ? ` · ${card.observers} moderator${card.observers === 1 ? "" : "s"} observing` : ""}
         ${card.status_at === null && card.participants.length > 0 ? " · connection health not reported yet" : ""}
       </p>
       ${card.captions.length > 0 && html`

@@ -354,6 +354,7 @@ class RoomStatus(_RoomEvent):
     type: Literal["room.status"] = "room.status"
     node: str = ""
     participants: list[ParticipantHealth] = Field(default_factory=list)
+    observers: int = 0  # moderators observing the room
 
 
 SafetyCategory = Literal["abuse", "off_topic"]

@@ -23,6 +23,7 @@ from server.core.events import (
     FacilitatorControl,
     HelpRequested,
     HelpTaken,
+    ObserversChanged,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantMediaState,
@@ -84,6 +85,7 @@ class RoomCard(BaseModel):
     flags: int
     captions: list[CaptionLine]
     status_at: float | None  # when the hosting node last reported the room (None: not since the dashboard opened)
+    observers: int  # moderators observing it
     alerts: int  # participants with a connection alert, plus open calls for a moderator
 
 
@@ -115,6 +117,7 @@ class _Room:
     flags_stored: int = 0  # counted from storage at seeding
     captions: list[CaptionLine] = field(default_factory=list)
     status_at: float | None = None
+    observers: int = 0
 
 
 @dataclass
@@ -170,8 +173,11 @@ class DashboardBoard:
             if person is not None:
                 room.people[event.participant_id] = person.model_copy(update={"audio": event.audio,
                                                                               "video": event.video})
+        elif isinstance(event, ObserversChanged):
+            room.observers = event.count
         elif isinstance(event, RoomStatus):
             room.status_at = event.ts
+            room.observers = event.observers
             room.people = {h.participant_id: PersonCard(**h.model_dump()) for h in event.participants}
         elif isinstance(event, StageChanged):
             room.stage = StageCard(title=event.title, kind=event.kind, index=event.index, ends_at=event.ends_at,
@@ -215,7 +221,7 @@ class DashboardBoard:
         return RoomCard(
             room_id=room.room_id, title=room.title, participants=people, stage=room.stage, ai_paused=room.ai_paused,
             help=help_calls, queued_ai=len(room.queued), flags=room.flags_stored + len(room.flagged),
-            captions=list(room.captions), status_at=room.status_at,
+            captions=list(room.captions), status_at=room.status_at, observers=room.observers,
             alerts=sum(1 for p in people if p.alerts) + len(help_calls),
         )
 

@@ -41,7 +41,7 @@ MAX_CLIENT_MESSAGE = 1024
 # The event types a card shows: everything else (partial captions, voice activity, the speech tier's traffic) is
 # skipped before any lookup.
 SHOWN = frozenset({
-    "participant.joined", "participant.left", "participant.media", "room.status", "stage.changed",
+    "participant.joined", "participant.left", "participant.media", "room.status", "room.observers", "stage.changed",
     "facilitator.control", "balance.update", "caption.final", "help.requested", "help.taken", "ai.proposed",
     "ai.message", "ai.rejected", "safety.flagged", "summary.flagged",
 })

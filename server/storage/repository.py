@@ -8,7 +8,7 @@ import importlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,7 @@ from server.storage.tables import (
     AuditEventRow,
     Base,
     CaptionRow,
+    DeliberationRow,
     HelpRequestRow,
     LLMCallRow,
     ParticipantRow,
@@ -481,15 +482,6 @@ class Storage:
         """The room's statements, and those shared into it from other rooms (``shared``), oldest first."""
         return [statement for statement, _ in self.statements_with_tallies(room_id)]
 
-    def share_statements(self, room_id: str, statement_ids: Sequence[str], now: float) -> list[StatementAdded]:
-        """Share statements of other rooms into ``room_id``'s vote (each once); returns them as this room sees them."""
-        with self._s() as s, s.begin():
-            for statement_id in statement_ids:
-                if s.get(SharedStatementRow, (room_id, statement_id)) is None:
-                    s.add(SharedStatementRow(room_id=room_id, statement_id=statement_id, shared_at=now))
-        shared = set(statement_ids)
-        return [st for st in self.statements(room_id) if st.statement_id in shared]
-
     def has_shared(self, room_id: str) -> bool:
         with self._s() as s:
             return s.scalar(select(func.count()).select_from(SharedStatementRow)
@@ -507,21 +499,39 @@ class Storage:
                 return None
             return _as_shared(_statement(row), room_id)
 
-    def deliberation_statements(self, deliberation_id: str) -> list[tuple[StatementAdded, set[str]]]:
+    def deliberation_statements(self, deliberation_id: str,
+                                s: Session | None = None) -> list[tuple[StatementAdded, set[str]]]:
         """Every statement written in the deliberation's rooms, with the rooms that have it (its own and those it
         was shared into)."""
-        with self._s() as s:
-            rows = list(s.scalars(select(StatementRow).join(RoomRow, RoomRow.id == StatementRow.room_id)
-                                  .where(RoomRow.deliberation_id == deliberation_id)
-                                  .order_by(StatementRow.created_at)))
-            shares: dict[str, set[str]] = {}
-            ids = [r.statement_id for r in rows]
-            if ids:
-                for room_id, statement_id in s.execute(select(SharedStatementRow.room_id,
-                                                              SharedStatementRow.statement_id)
-                                                       .where(SharedStatementRow.statement_id.in_(ids))):
-                    shares.setdefault(statement_id, set()).add(room_id)
-            return [(_statement(r), {r.room_id, *shares.get(r.statement_id, set())}) for r in rows]
+        if s is None:
+            with self._s() as session:
+                return self.deliberation_statements(deliberation_id, session)
+        rows = list(s.scalars(select(StatementRow).join(RoomRow, RoomRow.id == StatementRow.room_id)
+                              .where(RoomRow.deliberation_id == deliberation_id)
+                              .order_by(StatementRow.created_at)))
+        shares: dict[str, set[str]] = {}
+        ids = [r.statement_id for r in rows]
+        if ids:
+            for room_id, statement_id in s.execute(select(SharedStatementRow.room_id, SharedStatementRow.statement_id)
+                                                   .where(SharedStatementRow.statement_id.in_(ids))):
+                shares.setdefault(statement_id, set()).add(room_id)
+        return [(_statement(r), {r.room_id, *shares.get(r.statement_id, set())}) for r in rows]
+
+    def share_once(self, room_id: str, deliberation_id: str,
+                   pick: Callable[[list[tuple[StatementAdded, set[str]]]], list[str]], now: float) -> list[str]:
+        """Share statements of other rooms into ``room_id`` unless it has some already, in one transaction holding
+        the deliberation's write lock (two workers handling two announcements of the room's vote share once):
+        ``pick`` chooses from the deliberation's statements. Returns the ids shared now."""
+        with self._s() as s, s.begin():
+            s.execute(update(DeliberationRow).where(DeliberationRow.id == deliberation_id)
+                      .values(updated_at=DeliberationRow.updated_at))  # the write lock (SQLite: the database's)
+            if s.scalar(select(func.count()).select_from(SharedStatementRow)
+                        .where(SharedStatementRow.room_id == room_id)):
+                return []
+            chosen = pick(self.deliberation_statements(deliberation_id, s))
+            for statement_id in chosen:
+                s.add(SharedStatementRow(room_id=room_id, statement_id=statement_id, shared_at=now))
+            return chosen
 
     def statements_with_tallies(self, room_id: str) -> list[tuple[StatementAdded, dict[str, int]]]:
         """The room's statements, oldest first, each with its tally: one query whatever the number of statements."""

@@ -70,14 +70,16 @@ class CrossPollinator:
         from server.deliberations.store import DeliberationStore
 
         room = self._storage.get_room(room_id)
-        if room is None or room.deliberation_id is None or self._storage.has_shared(room_id):
+        if room is None or room.deliberation_id is None:
             return []
         record = DeliberationStore(self._storage.sessions).get(room.deliberation_id)
         if record is None or record.spec.cross_pollination <= 0:
             return []
-        candidates = [Candidate(st.statement_id, st.room_id, st.ts, frozenset(rooms))
-                      for st, rooms in self._storage.deliberation_statements(room.deliberation_id)]
-        chosen = choose(room_id, candidates, record.spec.cross_pollination)
-        if not chosen:
-            return []
-        return self._storage.share_statements(room_id, chosen, time.time())
+        count = record.spec.cross_pollination
+
+        def pick(statements: list[tuple[StatementAdded, set[str]]]) -> list[str]:
+            candidates = [Candidate(st.statement_id, st.room_id, st.ts, frozenset(rooms)) for st, rooms in statements]
+            return choose(room_id, candidates, count)
+
+        shared = set(self._storage.share_once(room_id, room.deliberation_id, pick, time.time()))
+        return [st for st in self._storage.statements(room_id) if st.statement_id in shared]

@@ -141,6 +141,7 @@ def test_the_dashboard_watches_every_room_and_steps_in(server: RunningServer, ba
     watcher.click("#join-button")
     watcher.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
     caller.wait_for_selector("#observer-notice:has-text('A moderator is observing this room.')", timeout=10_000)
+    dashboard.wait_for_selector(f"{card(first)}:has-text('1 moderator observing')", timeout=10_000)
     watcher.wait_for_function("document.querySelectorAll('.tile').length === 1", timeout=20_000)
     assert tile_names(watcher) == [present[first]["name"]]
     wait_video_playing(watcher, present[first]["name"])
