@@ -21,6 +21,21 @@ def bearer(client: Any, email: str = "organiser@example.org", role: str = "organ
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
+def server_token(server: Any, email: str = "organiser@example.org", role: str = "organiser") -> str:
+    """A session token for ``email`` (created with ``role`` if new) from a running server's token endpoint."""
+    import httpx
+
+    ensure_account(server.ctx.accounts, email, role)
+    answer = httpx.post(f"{server.http}/api/auth/token", data={"username": email, "password": PASSWORD}, timeout=10)
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])
+
+
+def server_headers(server: Any, email: str = "organiser@example.org", role: str = "organiser") -> dict[str, str]:
+    """Authorization headers for ``email`` on a running server (see ``server_token``)."""
+    return {"Authorization": f"Bearer {server_token(server, email, role)}"}
+
+
 def sign_in(client: Any, email: str = "organiser@example.org", role: str = "organiser") -> Any:
     """The TestClient, sending ``email``'s bearer token on every request from now on."""
     client.headers.update(bearer(client, email, role))

@@ -19,7 +19,7 @@ from server.core.events import CaptionFinal, HelpRequested, StageChanged
 from server.core.settings import Settings
 from server.rtc.testpeer import TestPeer
 from tests.servers import RunningServer, running_server
-from tests.staff import PASSWORD, ensure_account
+from tests.staff import PASSWORD, server_token
 from tests.test_credential_join import credential, deliberation_with_rooms
 
 
@@ -29,13 +29,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                         rtc_loopback_candidates=True, facilitator_enabled=False, room_status_interval_s=0.5)
     with running_server(settings) as running:
         yield running
-
-
-def session_token(server: RunningServer, email: str, role: str = "organiser") -> str:
-    ensure_account(server.ctx.accounts, email, role)
-    answer = httpx.post(f"{server.http}/api/auth/token", data={"username": email, "password": PASSWORD}, timeout=10)
-    answer.raise_for_status()
-    return str(answer.json()["access_token"])
 
 
 def organiser_of(server: RunningServer, deliberation: str) -> str:
@@ -95,14 +88,14 @@ async def refusal(server: RunningServer, deliberation: str, token: str | None,
 
 async def test_only_its_staff_from_this_site_may_open_it(server: RunningServer) -> None:
     deliberation, _people = deliberation_with_rooms(server, ["Ada", "Bo"])
-    token = session_token(server, organiser_of(server, deliberation))
-    stranger = session_token(server, "other-organiser@example.org")
+    token = server_token(server, organiser_of(server, deliberation))
+    stranger = server_token(server, "other-organiser@example.org")
     assert await refusal(server, deliberation, None) == ("sign_in", 4401)
     assert await refusal(server, deliberation, "not.a.token") == ("sign_in", 4401)
     assert await refusal(server, deliberation, stranger) == ("not_found", 4404)
     assert await refusal(server, "nosuchdeliberation", token) == ("not_found", 4404)
     assert await refusal(server, deliberation, token, origin="http://evil.example") == ("bad_origin", 4403)
-    admin = session_token(server, "admin@example.org", "admin")
+    admin = server_token(server, "admin@example.org", "admin")
     ws = await open_dashboard(server, deliberation, admin)
     snapshot = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert snapshot["type"] == "snapshot" and snapshot["deliberation"]["id"] == deliberation
@@ -112,7 +105,7 @@ async def test_only_its_staff_from_this_site_may_open_it(server: RunningServer) 
 async def test_every_room_live_and_nothing_from_elsewhere(server: RunningServer) -> None:
     deliberation, people = deliberation_with_rooms(server, ["Ada", "Bo", "Cy", "Dee"])
     other_deliberation, others = deliberation_with_rooms(server, ["Eve", "Fay"])
-    token = session_token(server, organiser_of(server, deliberation))
+    token = server_token(server, organiser_of(server, deliberation))
     rooms = sorted({e.room_id for e in people.values() if e.room_id})
     elsewhere = next(e.room_id for e in others.values() if e.room_id)
     assert len(rooms) == 2 and elsewhere is not None
@@ -175,7 +168,7 @@ async def test_every_room_live_and_nothing_from_elsewhere(server: RunningServer)
 
 async def test_a_dashboard_opened_later_sees_who_is_there_and_open_calls(server: RunningServer) -> None:
     deliberation, people = deliberation_with_rooms(server, ["Ada", "Bo"])
-    token = session_token(server, organiser_of(server, deliberation))
+    token = server_token(server, organiser_of(server, deliberation))
     ada = people["Ada"]
     assert ada.room_id is not None
     peer = TestPeer(server.ws(ada.room_id), "Ada")

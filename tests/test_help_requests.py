@@ -13,14 +13,7 @@ from server.core.events import Error, HelpRequested, HelpTaken
 from server.core.settings import Settings
 from server.rtc.testpeer import TestPeer
 from tests.servers import RunningServer, running_server
-from tests.staff import PASSWORD, ensure_account
-
-
-def staff_headers(server: RunningServer, email: str, role: str) -> dict[str, str]:
-    ensure_account(server.ctx.accounts, email, role)
-    answer = httpx.post(f"{server.http}/api/auth/token", data={"username": email, "password": PASSWORD}, timeout=10)
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+from tests.staff import server_headers
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +25,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 async def test_a_call_waits_for_a_moderator_who_takes_it(server: RunningServer) -> None:
-    headers = staff_headers(server, "mod@example.org", "organiser")
+    headers = server_headers(server, "mod@example.org", "organiser")
     http = httpx.AsyncClient(base_url=server.http, timeout=10)
     room = (await http.post("/api/rooms", json={"title": "Help"}, headers=headers)).json()["id"]
     ada, bo = TestPeer(server.ws(room), "Ada"), TestPeer(server.ws(room), "Bo")

@@ -20,7 +20,7 @@ from server.lobby.notice import NOTICE_VERSION
 from server.lobby.store import LobbyEntry, LobbyStore
 from server.rtc.testpeer import TestPeer
 from tests.servers import RunningServer, running_server
-from tests.staff import PASSWORD, ensure_account
+from tests.staff import ensure_account, server_headers
 from tests.test_credential_join import credential
 
 
@@ -30,12 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                         facilitator_enabled=False)
     with running_server(settings) as running:
         yield running
-
-
-def headers_for(server: RunningServer, email: str) -> dict[str, str]:
-    answer = httpx.post(f"{server.http}/api/auth/token", data={"username": email, "password": PASSWORD}, timeout=10)
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 def deliberation(server: RunningServer, email: str, names: list[str]) -> tuple[str, dict[str, LobbyEntry]]:
@@ -63,7 +57,7 @@ async def joined(server: RunningServer, entry: LobbyEntry, room: str | None = No
 async def test_mute_remove_and_move(server: RunningServer) -> None:
     email = "actions@example.org"
     _, people = deliberation(server, email, ["Ada", "Bo", "Cy", "Dee"])
-    headers = headers_for(server, email)
+    headers = server_headers(server, email)
     ada = people["Ada"]
     room_a = ada.room_id
     assert room_a is not None
@@ -120,8 +114,8 @@ async def test_who_may_act_and_on_whom(server: RunningServer) -> None:
     email = "guard@example.org"
     _, people = deliberation(server, email, ["Ada", "Bo"])
     _, others = deliberation(server, "guard-other@example.org", ["Eve", "Fay"])
-    headers = headers_for(server, email)
-    stranger = headers_for(server, "guard-other@example.org")
+    headers = server_headers(server, email)
+    stranger = server_headers(server, "guard-other@example.org")
     ada = people["Ada"]
     room = ada.room_id
     elsewhere = others["Eve"].room_id
@@ -155,7 +149,7 @@ async def test_who_may_act_and_on_whom(server: RunningServer) -> None:
 async def test_ending_a_room_and_closing_the_deliberation(server: RunningServer) -> None:
     email = "ender@example.org"
     deliberation_id, people = deliberation(server, email, ["Ada", "Bo", "Cy", "Dee"])
-    headers = headers_for(server, email)
+    headers = server_headers(server, email)
     http = httpx.AsyncClient(base_url=server.http, timeout=10, headers=headers)
     ada = people["Ada"]
     other = next(e for e in people.values() if e.room_id != ada.room_id)

@@ -14,7 +14,7 @@ from server.core.events import Error, ObserversChanged, ParticipantJoined, Welco
 from server.core.settings import Settings
 from server.rtc.testpeer import TestPeer
 from tests.servers import RunningServer, running_server
-from tests.staff import PASSWORD, ensure_account
+from tests.staff import server_token
 from tests.test_room_integration import check_receives, sender
 
 
@@ -24,13 +24,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
                         facilitator_enabled=False, max_participants=2)
     with running_server(settings) as running:
         yield running
-
-
-def token(server: RunningServer, email: str) -> str:
-    ensure_account(server.ctx.accounts, email, "organiser")
-    answer = httpx.post(f"{server.http}/api/auth/token", data={"username": email, "password": PASSWORD}, timeout=10)
-    answer.raise_for_status()
-    return str(answer.json()["access_token"])
 
 
 def own_room(server: RunningServer, session: str, title: str) -> str:
@@ -53,7 +46,7 @@ async def observe(peer: TestPeer) -> Welcome:
 
 
 async def test_an_observer_sees_and_hears_everyone_and_is_not_a_participant(server: RunningServer) -> None:
-    session = token(server, "observer@example.org")
+    session = server_token(server, "observer@example.org")
     room = own_room(server, session, "Watched")
     ada, bo = sender(server, room, "Ada"), sender(server, room, "Bo")  # the room holds two: it is full
     watcher = observer(server, room, session)
@@ -91,8 +84,8 @@ async def test_an_observer_sees_and_hears_everyone_and_is_not_a_participant(serv
 
 
 async def test_only_the_room_s_moderators_may_observe(server: RunningServer) -> None:
-    owner = token(server, "owner@example.org")
-    stranger = token(server, "stranger@example.org")
+    owner = server_token(server, "owner@example.org")
+    stranger = server_token(server, "stranger@example.org")
     room = own_room(server, owner, "Private")
     for session, origin in ((None, None), (stranger, None), ("not.a.token", None), (owner, "http://evil.example")):
         peer = observer(server, room, session, origin)

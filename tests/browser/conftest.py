@@ -34,6 +34,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 
 from server.core.settings import Settings
 from tests.servers import RunningServer, running_server
+from tests.staff import PASSWORD, server_headers
 
 NETNS_ENV = "MOOT_BROWSER_NETNS"
 RESULTS_ENV = "MOOT_BROWSER_RESULTS"
@@ -274,19 +275,13 @@ def create_room(base_url: str, title: str, headers: dict[str, str] | None = None
     return str(response.json()["id"])
 
 
-STAFF_PASSWORD = "correct horse battery"
+STAFF_PASSWORD = PASSWORD
 
 
 def staff_headers(server: RunningServer, email: str = "organiser@example.org",
                   role: str = "organiser") -> dict[str, str]:
     """Bearer headers for an account on the running server (created in-process if new)."""
-    accounts = server.ctx.accounts
-    if accounts.store.user_by_email(email) is None:
-        accounts.add_user(email, role, STAFF_PASSWORD)
-    answer = httpx.post(f"{server.http}/api/auth/token", data={"username": email, "password": STAFF_PASSWORD},
-                        timeout=10)
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    return server_headers(server, email, role)
 
 
 def sign_in_page(page: Page, email: str = "organiser@example.org") -> None:
