@@ -11,9 +11,8 @@ from fastapi import WebSocket
 
 from server.accounts.service import Principal
 from server.accounts.tokens import InvalidToken
+from server.api.deps import SESSION_COOKIE
 from server.context import ServerContext
-
-SESSION_COOKIE = "moot_session"  # (the same cookie as server/api/deps.py sets at sign-in)
 
 
 def same_origin(websocket: WebSocket) -> bool:

@@ -482,11 +482,6 @@ class Storage:
         """The room's statements, and those shared into it from other rooms (``shared``), oldest first."""
         return [statement for statement, _ in self.statements_with_tallies(room_id)]
 
-    def has_shared(self, room_id: str) -> bool:
-        with self._s() as s:
-            return s.scalar(select(func.count()).select_from(SharedStatementRow)
-                            .where(SharedStatementRow.room_id == room_id)) != 0
-
     def votable_in(self, room_id: str, statement_id: str) -> StatementAdded | None:
         """The statement, if the room may vote on it: its own, or one shared into it (then as the room sees it)."""
         with self._s() as s:
