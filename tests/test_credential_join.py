@@ -9,15 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.accounts.store import AccountStore
 from server.core.events import Error, ParticipantJoined, ParticipantLeft, Welcome
 from server.core.settings import Settings
-from server.deliberations.spec import DeliberationSpec
 from server.deliberations.store import DeliberationStore
 from server.lobby.credentials import ParticipantClaims
-from server.lobby.notice import NOTICE_VERSION
-from server.lobby.store import LobbyEntry, LobbyStore
+from server.lobby.store import LobbyEntry
 from server.rtc.testpeer import TestPeer
+from tests.seating import seated_in_store
 from tests.servers import RunningServer, running_server
 
 
@@ -31,16 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 def deliberation_with_rooms(server: RunningServer, names: list[str]) -> tuple[str, dict[str, LobbyEntry]]:
     """An open deliberation whose round put ``names`` in rooms of two (arrivals are dealt to the rooms in turn)."""
-    ctx = server.ctx
-    sessions = ctx.storage.sessions
-    organiser = AccountStore(sessions).add_user(f"o{len(names)}{id(names)}@example.org", "x" * 40, "organiser", 1.0)
-    deliberations = DeliberationStore(sessions)
-    spec = DeliberationSpec(title="Sundays", question="Open the library on Sundays?", group_min=2, group_max=2)
-    record = deliberations.transition(deliberations.create(organiser.id, spec, 1.0).id, "open", 2.0)
-    lobby = LobbyStore(sessions)
-    entries = [lobby.arrive(record, name, {}, NOTICE_VERSION, 3.0 + i) for i, name in enumerate(names)]
-    lobby.start_round(record, 10.0)
-    return record.id, {e.name: lobby.entry(e.id) for e in entries}  # type: ignore[misc]
+    return seated_in_store(server.ctx.storage.sessions, names)
 
 
 def credential(server: RunningServer, entry: LobbyEntry) -> str:

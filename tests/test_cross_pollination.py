@@ -11,13 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from server.core.events import Error, StageChanged, StatementAdded, VoteTally
-from server.core.ids import new_id
 from server.core.settings import Settings
-from server.deliberations.spec import DeliberationSpec
-from server.deliberations.store import DeliberationStore
-from server.lobby.notice import NOTICE_VERSION
-from server.lobby.store import LobbyEntry, LobbyStore
+from server.lobby.store import LobbyEntry
 from server.rtc.testpeer import TestPeer
+from tests.seating import seated_in_store
 from tests.servers import RunningServer, running_server
 from tests.test_credential_join import credential
 from tests.test_room_integration import wait_until
@@ -32,22 +29,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def three_rooms(server: RunningServer, cross: int) -> tuple[str, dict[str, list[LobbyEntry]]]:
-    from server.accounts.store import AccountStore
-
-    sessions = server.ctx.storage.sessions
-    organiser = AccountStore(sessions).add_user(f"o-{new_id(8)}@example.org", "x" * 40, "organiser", 1.0)
-    store = DeliberationStore(sessions)
-    spec = DeliberationSpec(title="Parks", question="More trees?", group_min=2, group_max=2, cross_pollination=cross)
-    record = store.transition(store.create(organiser.id, spec, 1.0).id, "open", 2.0)
-    lobby = LobbyStore(sessions)
-    entries = [lobby.arrive(record, f"P{n}", {}, NOTICE_VERSION, 3.0 + n) for n in range(6)]
-    lobby.start_round(record, 10.0)
+    deliberation, people = seated_in_store(server.ctx.storage.sessions, [f"P{n}" for n in range(6)], title="Parks",
+                                           question="More trees?", cross_pollination=cross)
     rooms: dict[str, list[LobbyEntry]] = {}
-    for e in entries:
-        entry = lobby.entry(e.id)
-        assert entry is not None and entry.room_id is not None
+    for entry in people.values():
+        assert entry.room_id is not None
         rooms.setdefault(entry.room_id, []).append(entry)
-    return record.id, rooms
+    return deliberation, rooms
 
 
 def write(server: RunningServer, room: str, author: LobbyEntry, n: int) -> str:

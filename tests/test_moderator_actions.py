@@ -11,14 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from server.accounts.store import AccountStore
 from server.core.events import Error, ParticipantLeft, ParticipantMediaState
 from server.core.settings import Settings
-from server.deliberations.spec import DeliberationSpec
-from server.deliberations.store import DeliberationStore
-from server.lobby.notice import NOTICE_VERSION
-from server.lobby.store import LobbyEntry, LobbyStore
+from server.lobby.store import LobbyEntry
 from server.rtc.testpeer import TestPeer
+from tests.seating import seated_in_store
 from tests.servers import RunningServer, running_server
 from tests.staff import ensure_account, server_headers
 from tests.test_credential_join import credential
@@ -35,17 +32,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 def deliberation(server: RunningServer, email: str, names: list[str]) -> tuple[str, dict[str, LobbyEntry]]:
     """An open deliberation (rooms of 2 or 3) whose round seated ``names`` two by two; organised by ``email``."""
     ensure_account(server.ctx.accounts, email, "organiser")
-    sessions = server.ctx.storage.sessions
-    organiser = AccountStore(sessions).user_by_email(email)
+    organiser = server.ctx.accounts.store.user_by_email(email)
     assert organiser is not None
-    store = DeliberationStore(sessions)
-    spec = DeliberationSpec(title="Parks", question="More trees in the park?", group_min=2, group_max=3)
-    record = store.transition(store.create(organiser.id, spec, 1.0).id, "open", 2.0)
-    lobby = LobbyStore(sessions)
-    entries = [lobby.arrive(record, name, {}, NOTICE_VERSION, 3.0 + i) for i, name in enumerate(names)]
-    lobby.start_round(record, 10.0)
-    people = {e.name: lobby.entry(e.id) for e in entries}
-    return record.id, people  # type: ignore[return-value]
+    return seated_in_store(server.ctx.storage.sessions, names, organiser.id, title="Parks",
+                           question="More trees in the park?", group_max=3)
 
 
 async def joined(server: RunningServer, entry: LobbyEntry, room: str | None = None) -> TestPeer:
