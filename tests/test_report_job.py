@@ -47,6 +47,11 @@ def test_the_report_job_builds_groups_themes_and_participation(tmp_path: Path) -
                                                  start=float(line * 10), end=float(line * 10 + 4 + line % 3)))
                 line += 1
 
+        # One statement was shared into the other room's vote (cross-pollination): still one statement, counted
+        # where it was written.
+        other_room = next(room for room in seating.rooms if room != room_of[ids[0]])
+        assert storage.share_once(other_room, seating.deliberation, lambda _: ["st0"], 1500.0) == ["st0"]
+
         url = f"/api/deliberations/{seating.deliberation}/report"
         assert client.get(url, headers=organiser).json()["status"] == "none"
         started = client.post(url, headers=organiser)
@@ -76,6 +81,8 @@ def test_the_report_job_builds_groups_themes_and_participation(tmp_path: Path) -
     rooms = report["rooms"]
     assert len(rooms) == 2 and sum(r["utterances"] for r in rooms) == 12 and sum(r["statements"] for r in rooms) == 8
     assert sum(r["votes"] for r in rooms) == 8 * 8
+    sources = [x["source_id"] for t in report["themes"] for x in t["sources"]]
+    assert len(sources) == len(set(sources)) and sources.count("st0") == 1
     for room in rooms:
         assert room["participants"] == 4 and 0 < room["balance"] <= 1
         assert all(s["speaker"].startswith("Participant ") for s in room["speaking"])

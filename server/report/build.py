@@ -88,13 +88,12 @@ def build_report(storage: Storage, deliberation_id: str, embedder: Embedder | No
     step(2, STEPS[2])
     said = [Said("utterance", c.utterance_id, room_id, alias[c.participant_id], c.text)
             for room_id, captions in transcripts.items() for c in captions]
-    statement_rooms: dict[str, str] = {}
-    for r in rooms:
-        for statement in storage.statements(r.room_id):
-            statement_rooms[statement.statement_id] = r.room_id
-            said.append(Said("statement", statement.statement_id, r.room_id,
-                             "AI" if statement.author_id is None else alias.get(statement.author_id, "Participant"),
-                             statement.text))
+    statement_rooms: dict[str, str] = {}  # each statement once, in the room it was written in (not where shared)
+    for statement, _ in storage.deliberation_statements(record.id):
+        statement_rooms[statement.statement_id] = statement.room_id
+        said.append(Said("statement", statement.statement_id, statement.room_id,
+                         "AI" if statement.author_id is None else alias.get(statement.author_id, "Participant"),
+                         statement.text))
     found: list[Theme] = []
     note = None
     if embedder is None:
