@@ -244,3 +244,12 @@ def test_no_audio_is_counted_from_the_last_packet_or_the_join() -> None:
     assert sampler.audio_silent_s(sending, audio=True, now=131.0) is None  # type: ignore[arg-type]
     stopped = SimpleNamespace(published={"audio": SimpleNamespace(last_packet_at=120.0)})
     assert sampler.audio_silent_s(stopped, audio=True, now=131.0) == 11.0  # type: ignore[arg-type]
+
+
+def test_the_shown_types_are_event_types_the_board_handles() -> None:
+    from server.core.events import VISIBILITY
+    from server.dashboard.board import SHOWN_TYPES
+
+    assert SHOWN_TYPES <= set(VISIBILITY), "a misspelt type would be skipped silently"
+    assert {"room.status", "help.requested", "caption.final"} <= SHOWN_TYPES
+    assert not SHOWN_TYPES & {"caption.partial", "voice.activity", "speech.audio"}

@@ -35,6 +35,13 @@ from server.core.events import (
 )
 
 LATEST_CAPTIONS = 3
+# The event types ``apply`` folds into a card: the host skips every other (partial captions, voice activity, the speech
+# tier's traffic) before any lookup. Keep it in step with ``apply``.
+SHOWN_TYPES = frozenset({
+    "participant.joined", "participant.left", "participant.media", "room.status", "room.observers", "stage.changed",
+    "facilitator.control", "balance.update", "caption.final", "help.requested", "help.taken", "ai.proposed",
+    "ai.message", "ai.rejected", "safety.flagged", "summary.flagged",
+})
 NO_AUDIO_ALERT_S = 30.0  # "no audio for 30 s" (while the microphone is on)
 
 

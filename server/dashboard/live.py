@@ -29,7 +29,7 @@ from server.accounts.service import Principal
 from server.context import ServerContext
 from server.core.bus import Subscription
 from server.core.events import BusEvent
-from server.dashboard.board import CaptionLine, DashboardBoard, RoomSeed
+from server.dashboard.board import SHOWN_TYPES, CaptionLine, DashboardBoard, RoomSeed
 from server.deliberations.store import DeliberationRecord, DeliberationStore
 from server.storage import RoomOverview
 from server.ws_auth import same_origin, session_principal
@@ -38,13 +38,6 @@ logger = logging.getLogger(__name__)
 
 FLUSH_S = 0.5
 MAX_CLIENT_MESSAGE = 1024
-# The event types a card shows: everything else (partial captions, voice activity, the speech tier's traffic) is
-# skipped before any lookup.
-SHOWN = frozenset({
-    "participant.joined", "participant.left", "participant.media", "room.status", "room.observers", "stage.changed",
-    "facilitator.control", "balance.update", "caption.final", "help.requested", "help.taken", "ai.proposed",
-    "ai.message", "ai.rejected", "safety.flagged", "summary.flagged",
-})
 
 
 class DashboardRefused(Exception):
@@ -101,7 +94,7 @@ class DashboardFeed:
 
     async def admit(self, event: BusEvent) -> str | None:
         """Apply one bus event; the room whose card changed, if any."""
-        if event.type not in SHOWN or event.room_id in self._foreign:
+        if event.type not in SHOWN_TYPES or event.room_id in self._foreign:
             return None
         if event.room_id not in self.board:
             room = await asyncio.to_thread(self.ctx.storage.get_room, event.room_id)
