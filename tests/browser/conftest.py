@@ -189,10 +189,11 @@ def _wav(directory: Path, name: str, text: str | None, silence_s: float) -> Path
     out = directory / f"{name}.wav"
     if text:
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
-        subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", "1.5", str(silence_s)],
-                       check=True)
+        # -D: no dither, so the same text gives the same samples on every run (dither is random noise).
+        subprocess.run(["sox", "-D", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", "1.5",
+                        str(silence_s)], check=True)
     else:
-        subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(out), "trim", "0", str(silence_s)],
+        subprocess.run(["sox", "-D", "-n", "-r", "16000", "-c", "1", "-b", "16", str(out), "trim", "0", str(silence_s)],
                        check=True)
     return out
 
