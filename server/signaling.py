@@ -38,6 +38,7 @@ from server.core.events import (
     Ping,
     Pong,
     ServerMessage,
+    SetLanguage,
     VoiceActivity,
     Vote,
     Welcome,
@@ -89,6 +90,7 @@ class ClientConnection:
             del self._queue[droppable]
             self.dropped += 1
         self._queue.append((isinstance(message, CaptionPartial | VoiceActivity), encode(message)))
+        self._drained.clear()  # at once, not when the writer wakes: a close before then must still send this
         self._ready.set()
 
     async def _write(self) -> None:
@@ -221,7 +223,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     sub = await ctx.bus.subscribe(room_channel(room_id), maxsize=1000, after_seq=after_seq)
                     try:
                         participant = await rooms.join(room_id, message.name, message.audio, message.video,
-                                                       conn.send, on_removed, message.credential)
+                                                       conn.send, on_removed, message.credential, message.language)
                     except BaseException:
                         await sub.close()
                         raise
@@ -255,6 +257,11 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                     conn.send(Error(code="bad_message", message="no offer is waiting for an answer"))
             elif isinstance(message, MediaState):
                 await rooms.set_media(participant, message.audio, message.video)
+            elif isinstance(message, SetLanguage):
+                try:
+                    await rooms.set_language(participant, message.language)
+                except JoinRefused as exc:
+                    conn.send(Error(code=exc.code, message=str(exc)))  # type: ignore[arg-type]
             elif isinstance(message, AddStatement | EditStatement | Vote | FlagSummary):
                 try:
                     if isinstance(message, FlagSummary):

@@ -23,6 +23,7 @@ from server.core.events import (
     AIMessageProposed,
     BusEvent,
     CaptionFinal,
+    CaptionTranslated,
     LLMCallRecorded,
     SafetyFlagged,
     StatementAdded,
@@ -99,6 +100,8 @@ class TranscriptRecorder:
         if isinstance(event, CaptionFinal):
             if await asyncio.to_thread(storage.add_caption, event):
                 self.stored += 1
+        elif isinstance(event, CaptionTranslated) and not event.partial:
+            await asyncio.to_thread(storage.add_caption_translation, event)
         elif isinstance(event, AIMessage):
             await asyncio.to_thread(storage.add_ai_message, event)
         elif isinstance(event, AIMessageProposed):

@@ -80,6 +80,20 @@ async def test_closing_waits_for_the_message_being_sent() -> None:
     assert [decode_server_message(m).type for m in ws.sent] == ["error"] and ws.closed_with == 1000
 
 
+async def test_closing_right_after_a_send_still_sends_it() -> None:
+    """The close comes before the writer task has even woken for the message (the handler ends in the same turn of
+    the event loop as the fatal error is queued): the message still goes out before the close (CI failure of
+    test_rejoining_replaces_a_connection_the_server_still_holds)."""
+    ws = StuckSocket()
+    ws.unblock.set()
+    conn = ClientConnection(ws)  # type: ignore[arg-type]
+    await asyncio.wait_for(conn._drained.wait(), 5)  # the writer is idle, waiting for work
+    conn.send(Error(code="reconnected", message="last words", fatal=True))
+    async with asyncio.timeout(5):  # (not wait_for: that would run the close in a new task, after the writer)
+        await conn.flush_and_close()  # in the same turn of the event loop as the send
+    assert [decode_server_message(m).type for m in ws.sent] == ["error"] and ws.closed_with == 1000
+
+
 async def test_a_client_too_slow_for_anything_is_disconnected() -> None:
     ws = StuckSocket()
     conn = ClientConnection(ws, limit=5)  # type: ignore[arg-type]

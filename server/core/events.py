@@ -57,11 +57,17 @@ class _RoomEvent(_EventPart):
 # Bus events (also forwarded to the browsers in the room)
 
 
+# A language as the browser and the speech models name it: ISO 639-1 or -3, optionally with a region or script
+# ("en", "pt-BR", "zh-Hant"). Moot compares the base code ("pt") when it picks a translation model.
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", max_length=12)]
+
+
 class ParticipantInfo(_EventPart):
     participant_id: str
     name: str
     audio: bool = True
     video: bool = True
+    language: str | None = None  # the language they speak and read (None: not chosen; captions stay as spoken)
 
 
 class ParticipantJoined(_RoomEvent):
@@ -74,6 +80,22 @@ class ParticipantLeft(_RoomEvent):
     participant_id: str
     name: str
     reason: str = "left"
+
+
+class ParticipantLanguage(_RoomEvent):
+    """A participant changed the language they speak and read."""
+
+    type: Literal["participant.language"] = "participant.language"
+    participant_id: str
+    language: str
+
+
+class RoomLanguages(_RoomEvent):
+    """The languages the room's participants read now (announced by the node hosting the room whenever the set
+    changes): the translation workers translate each caption into each of them, once."""
+
+    type: Literal["room.languages"] = "room.languages"
+    languages: list[str]
 
 
 class ObserversChanged(_RoomEvent):
@@ -134,6 +156,21 @@ class CaptionFinal(_RoomEvent):
     end: float
     language: str | None = None
     words: list[CaptionWord] = Field(default_factory=list)
+
+
+class CaptionTranslated(_RoomEvent):
+    """A machine translation of a caption (``utterance_id``) into ``language``, made once for every listener who
+    reads that language. ``partial``: of a provisional caption (a later one replaces it); the final caption's
+    translation is stored with the utterance, beside its original text."""
+
+    type: Literal["caption.translated"] = "caption.translated"
+    utterance_id: str
+    participant_id: str
+    source_language: str
+    language: str
+    text: str
+    partial: bool = False
+    backend: str = ""  # what translated it (e.g. "ctranslate2:opus-mt-en-fr"): machine translation, labelled so
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -435,11 +472,14 @@ class SpeechCheckpoint(_RoomEvent):
 RoomVisibleEvent = (
     ParticipantJoined
     | ParticipantLeft
+    | ParticipantLanguage
+    | RoomLanguages
     | ObserversChanged
     | ParticipantMediaState
     | VoiceActivity
     | CaptionPartial
     | CaptionFinal
+    | CaptionTranslated
     | StageChanged
     | AIMessage
     | SpeakingBalance
@@ -466,11 +506,14 @@ Viewer = Literal["participant", "moderator"]
 VISIBILITY: dict[str, Audience] = {
     "participant.joined": "room",
     "participant.left": "room",
+    "participant.language": "room",
+    "room.languages": "room",
     "room.observers": "room",
     "participant.media": "room",
     "voice.activity": "room",
     "caption.partial": "room",
     "caption.final": "room",
+    "caption.translated": "room",
     "stage.changed": "room",
     "ai.message": "room",
     "balance.update": "room",
@@ -531,6 +574,9 @@ class Join(_Message):
     # A moderator opens the room as an observer (signed in, with the session cookie): sees and hears it, is not a
     # participant (takes no seat, sends no media); the room is told a moderator is observing.
     observe: bool = False
+    # The language they speak and read (one of the deliberation's languages): it guides recognition of their speech
+    # and the captions are translated into it. None: the captions stay as spoken.
+    language: LanguageCode | None = None
 
 
 class Answer(_Message):
@@ -546,6 +592,13 @@ class MediaState(_Message):
 
 class Leave(_Message):
     type: Literal["leave"] = "leave"
+
+
+class SetLanguage(_Message):
+    """Change the language this participant speaks and reads."""
+
+    type: Literal["language"] = "language"
+    language: LanguageCode
 
 
 class Ping(_Message):
@@ -599,7 +652,8 @@ class Vote(_Message):
 
 
 ClientMessage = Annotated[
-    Join | Answer | MediaState | Leave | Ping | AddStatement | EditStatement | Vote | FlagSummary | CallModerator,
+    Join | Answer | MediaState | Leave | Ping | AddStatement | EditStatement | Vote | FlagSummary | CallModerator
+    | SetLanguage,
     Field(discriminator="type"),
 ]
 
@@ -665,6 +719,7 @@ ErrorCode = Literal[
     "unknown_statement",
     "unknown_message",
     "not_allowed",
+    "unsupported_language",  # not one of the deliberation's languages
     "statement_locked",
     "statement_changed",
     "already_joined",

@@ -170,6 +170,23 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = Field(
         default=None, description="Where shipped weights are assembled; default <data_dir>/models."
     )
+    mt_backend: Literal["auto", "ctranslate2", "openai", "whisper", "fake", "none"] = Field(
+        default="auto",
+        description="Caption translation: 'ctranslate2' = the translation models registered in mt_models_dir (OPUS-MT/"
+        "Marian, M2M100, NLLB-200 converted with `moot models import`), 'openai' = any OpenAI-compatible endpoint "
+        "(mt_url, else llm_url), 'whisper' = Whisper's own translate task, into English only, 'auto' = ctranslate2 "
+        "when a model is registered, else openai when an endpoint is set, else whisper; 'none' = no translation.")
+    mt_models_dir: Path | None = Field(
+        default=None, description="Where translation models are registered (`moot models import`); default "
+        "<data_dir>/models/mt.")
+    mt_device: Literal["cpu", "cuda", "auto"] = "cpu"
+    mt_compute_type: str = Field(default="int8", description="CTranslate2 compute type (int8 on CPU, float16 on GPU)")
+    mt_cpu_threads: int = Field(default=2, ge=1, le=64)
+    mt_url: str | None = Field(default=None, description="OpenAI-compatible endpoint for translation (default llm_url)")
+    mt_model: str | None = Field(default=None, description="its model name (default llm_model)")
+    translation_enabled: bool = Field(
+        default=True, description="Run a caption translation worker in this server process when a translation "
+        "backend is available (moot serve); a scaled deployment runs `moot worker translation` instead.")
     speech_placement: Literal["local", "remote"] = Field(
         default="local",
         description="'local': this process decodes and transcribes speakers' audio; 'remote' (moot server with "
@@ -327,6 +344,9 @@ class Settings(BaseSettings):
     def resolved_model_cache_dir(self) -> Path:
         return self.model_cache_dir or (self.data_dir / "models")
 
+    def resolved_mt_models_dir(self) -> Path:
+        return self.mt_models_dir or (self.resolved_model_cache_dir() / "mt")
+
 
 # Which settings each process role reads (``moot <role> --help`` lists them; a test checks every setting has a role).
 # Speech recognition runs inside the server node (speech_placement=local) or in speech workers (remote).
@@ -337,7 +357,7 @@ SETTINGS_BY_ROLE: dict[str, tuple[str, ...]] = {
                "node_url", "lease_ttl_s", "max_participants", "ice_servers", "turn_urls", "turn_secret",
                "turn_credential_ttl_s", "rtc_loopback_candidates", "signaling_max_message_bytes",
                "negotiation_timeout_s", "join_deadline_s", "resume_window_s", "room_status_interval_s",
-               "facilitator_enabled",
+               "facilitator_enabled", "translation_enabled",
                "recorder_enabled", "speech_placement", "speech_audio_batch_ms", "speech_audio_retention_s"),
     "speech": ("audio_queue_seconds", "asr_backend", "asr_model", "asr_device", "asr_compute_type",
                "asr_cpu_threads", "asr_beam_size", "asr_language", "asr_partial_interval_s", "asr_max_utterance_s",
@@ -347,15 +367,18 @@ SETTINGS_BY_ROLE: dict[str, tuple[str, ...]] = {
     "facilitator": ("safety_llm_review", "facilitator_lease_ttl_s", "facilitator_empty_room_end_s", "llm_backend",
                     "llm_model_path", "llm_device", "llm_url", "llm_model", "llm_api_key", "llm_timeout_s",
                     "summaries"),
+    "translation": ("mt_backend", "mt_models_dir", "mt_device", "mt_compute_type", "mt_cpu_threads", "mt_url",
+                    "mt_model"),
     "recorder": (),
     "worker": ("health_port",),
 }
 ROLES: dict[str, tuple[str, ...]] = {  # the groups each command reads
-    "serve": ("shared", "server", "speech", "facilitator", "recorder"),
+    "serve": ("shared", "server", "speech", "facilitator", "translation", "recorder"),
     "server": ("shared", "server", "speech"),
     "worker facilitator": ("shared", "worker", "facilitator"),
     "worker recorder": ("shared", "worker", "recorder"),
     "worker speech": ("shared", "worker", "speech"),
+    "worker translation": ("shared", "worker", "translation"),
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.storage.tables import (
     CaptionRow,
+    CaptionTranslationRow,
     DeliberationRow,
     HelpRequestRow,
     LLMCallRow,
@@ -71,6 +72,8 @@ class Erasure:
                 s.execute(delete(SafetyFlagRow).where(SafetyFlagRow.room_id.in_(rooms),
                                                       SafetyFlagRow.participant_id == participant_id))
                 s.execute(delete(CaptionRow).where(in_rooms, CaptionRow.participant_id == participant_id))
+                s.execute(delete(CaptionTranslationRow).where(CaptionTranslationRow.room_id.in_(rooms),
+                                                              CaptionTranslationRow.participant_id == participant_id))
                 authored = select(StatementRow.statement_id).where(StatementRow.room_id.in_(rooms),
                                                                    StatementRow.author_id == participant_id)
                 s.execute(delete(VoteRow).where(VoteRow.statement_id.in_(authored)))
@@ -104,6 +107,7 @@ class Erasure:
                 return 0
             s.execute(delete(SafetyFlagRow).where(SafetyFlagRow.room_id.in_(rooms)))
             s.execute(delete(LLMCallRow).where(LLMCallRow.room_id.in_(rooms)))
+            s.execute(delete(CaptionTranslationRow).where(CaptionTranslationRow.room_id.in_(rooms)))
             result = s.connection().execute(delete(CaptionRow).where(CaptionRow.room_id.in_(rooms)))
             return int(result.rowcount)
 

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.core.events import (
     AIMessage,
     CaptionFinal,
+    CaptionTranslated,
     CaptionWord,
     HelpRequested,
     LLMCallRecorded,
@@ -51,6 +52,7 @@ from server.storage.tables import (
     AuditEventRow,
     Base,
     CaptionRow,
+    CaptionTranslationRow,
     DeliberationRow,
     HelpRequestRow,
     LLMCallRow,
@@ -130,6 +132,7 @@ class CaptionRecord:
     text: str
     language: str | None
     words: list[CaptionWord] = field(default_factory=list)
+    translations: dict[str, str] = field(default_factory=dict)  # language -> machine translation of ``text``
 
 
 class Storage:
@@ -298,6 +301,14 @@ class Storage:
             words=[w.model_dump() for w in caption.words],
         )
         return self._insert_once(row)
+
+    def add_caption_translation(self, translation: CaptionTranslated) -> bool:
+        """Store a final caption's machine translation; False if this utterance already has one in that language."""
+        return self._insert_once(CaptionTranslationRow(
+            room_id=translation.room_id, utterance_id=translation.utterance_id,
+            participant_id=translation.participant_id, source_language=translation.source_language,
+            language=translation.language, text=translation.text, backend=translation.backend[:120],
+            ts=translation.ts))
 
     def add_ai_message(self, message: AIMessage, status: str = "posted",
                        statements: list[StatementAdded] | None = None) -> bool:
@@ -634,10 +645,15 @@ class Storage:
         return found
 
     def transcript(self, room_id: str) -> list[CaptionRecord]:
+        """A room's final captions in order, each with its machine translations."""
         with self._s() as s:
             rows = s.scalars(select(CaptionRow).where(CaptionRow.room_id == room_id).order_by(
                 CaptionRow.start, CaptionRow.id))
-            return [_caption(r) for r in rows]
+            translations: dict[str, dict[str, str]] = {}
+            for t in s.scalars(select(CaptionTranslationRow).where(CaptionTranslationRow.room_id == room_id)
+                               .order_by(CaptionTranslationRow.language)):
+                translations.setdefault(t.utterance_id, {})[t.language] = t.text
+            return [_caption(r, translations.get(r.utterance_id)) for r in rows]
 
 
 BASELINE = "0001_baseline"
@@ -746,7 +762,8 @@ def _help(r: HelpRequestRow) -> HelpRequested:
                          participant_name=r.participant_name, note=r.note, ts=r.requested_at)
 
 
-def _caption(r: CaptionRow) -> CaptionRecord:
+def _caption(r: CaptionRow, translations: dict[str, str] | None = None) -> CaptionRecord:
     return CaptionRecord(utterance_id=r.utterance_id, room_id=r.room_id, participant_id=r.participant_id,
                          speaker_name=r.speaker_name, start=r.start, end=r.end, text=r.text, language=r.language,
-                         words=[CaptionWord.model_validate(w) for w in (r.words or [])])
+                         words=[CaptionWord.model_validate(w) for w in (r.words or [])],
+                         translations=dict(translations or {}))

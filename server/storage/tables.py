@@ -146,6 +146,24 @@ class CaptionRow(Base):
     words: Mapped[list[dict[str, float | str]]] = mapped_column(JSON, default=list)
 
 
+class CaptionTranslationRow(Base):
+    """A machine translation of a final caption into one language (made once for the room's readers of it); the
+    caption itself keeps the original text and its detected language."""
+
+    __tablename__ = "caption_translations"
+    __table_args__ = (UniqueConstraint("room_id", "utterance_id", "language", name="uq_caption_translations"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    room_id: Mapped[str] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), index=True)
+    utterance_id: Mapped[str] = mapped_column(String(64))
+    participant_id: Mapped[str] = mapped_column(String(32))  # the speaker (erasure deletes their words everywhere)
+    source_language: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    backend: Mapped[str] = mapped_column(String(120))
+    ts: Mapped[float] = mapped_column(Float)
+
+
 class SafetyFlagRow(Base):
     """An utterance flagged as abusive or far off-topic, for moderators."""
 
