@@ -131,6 +131,7 @@ def caption_dict(c: CaptionRecord) -> dict[str, Any]:
         "text": c.text,
         "language": c.language,
         "words": [w.model_dump() for w in c.words],
+        "translations": dict(c.translations),  # language -> machine translation
     }
 
 

@@ -129,3 +129,27 @@ async def test_a_rooms_history_is_for_its_participants(server: RunningServer) ->
             assert deliberation
     finally:
         await peer.close()
+
+
+async def test_a_participant_reads_one_of_the_deliberation_s_languages(server: RunningServer) -> None:
+    """The room offers the deliberation's languages (the room API says which); another is refused at joining and
+    when changing, with a clear error, and the participant stays in the room."""
+    deliberation, people = seated_in_store(server.ctx.storage.sessions, ["Gus", "Hal"], languages=["en", "nl"])
+    gus = people["Gus"]
+    assert gus.room_id is not None
+    first = TestPeer(server.ws(gus.room_id), "Gus")
+    peer = TestPeer(server.ws(gus.room_id), "Gus")
+    try:
+        refused = await refusal(first, credential=credential(server, gus), language="fr")
+        assert refused.code == "unsupported_language" and "en, nl" in refused.message
+        welcome = await peer.join(credential=credential(server, gus), language="nl")
+        assert [p.language for p in welcome.participants] == ["nl"]
+        await peer.send({"type": "language", "language": "de"})
+        error = await peer.wait_for(lambda m: isinstance(m, Error), 10)
+        assert isinstance(error, Error) and error.code == "unsupported_language" and not error.fatal
+        await peer.send({"type": "language", "language": "en"})
+        changed = await peer.wait_for(lambda m: getattr(m, "type", "") == "participant.language", 10)
+        assert getattr(changed, "language", None) == "en"
+    finally:
+        await first.close()
+        await peer.close()

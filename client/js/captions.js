@@ -1,5 +1,8 @@
 // Live captions (provisional while someone speaks) and the transcript (final captions, in speaking order).
 //
+// Each line shows in the reader's language: a machine translation (caption.translated, made once per language for
+// the whole room) replaces the original as soon as it arrives, labelled "machine translation", with the original one
+// click away (and back). Every text carries its `lang` attribute.
 // A partial caption has `committed` words, which never change for that utterance, and `tentative` words, which may;
 // the two are styled differently and the whole line is marked provisional until its one final caption arrives.
 // Screen readers hear finals only (through a polite live region), never the stream of partial updates.
@@ -21,13 +24,22 @@ function span(className, text = "") {
   return element;
 }
 
+function baseLanguage(code) {
+  return code ? code.split("-")[0].toLowerCase() : null;
+}
+
 export class CaptionsView {
   // live: the live captions pane; transcript: an <ol>; announcer: a polite live region; jump: a button shown when new
-  // lines arrive while the reader has scrolled up (optional).
-  constructor({ live, transcript, announcer, jump = null }) {
-    Object.assign(this, { live, transcript, announcer, jump });
+  // lines arrive while the reader has scrolled up (optional); reading: the reader's language (null: as spoken);
+  // text: the interface's words (t(key, params) from i18n.js).
+  constructor({ live, transcript, announcer, jump = null, reading = null, text = (key) => key }) {
+    Object.assign(this, { live, transcript, announcer, jump, text });
+    this.reading = baseLanguage(reading);
     this.liveItems = new Map(); // utterance_id -> element
     this.seenFinals = new Set();
+    this.originals = new Map(); // utterance_id -> {text, language}
+    this.translations = new Map(); // utterance_id -> Map(language -> {text, backend})
+    this.showOriginal = new Set(); // utterance ids the reader switched back to the original
     this.follow = true; // auto-scroll unless the reader scrolled up
     transcript.addEventListener("scroll", () => {
       this.follow = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < FOLLOW_SLACK_PX;
@@ -73,13 +85,84 @@ export class CaptionsView {
   final(event) {
     if (this.seenFinals.has(event.utterance_id)) return;
     this.seenFinals.add(event.utterance_id);
+    this.originals.set(event.utterance_id, { text: event.text, language: event.language });
     const item = this.liveItem(event.utterance_id, event.speaker_name);
     item.className = "caption final";
     item.querySelector(".status").remove();
-    item.querySelector(".committed").textContent = event.text;
     item.querySelector(".tentative").textContent = "";
     this.appendLine(event);
-    this.announcer.textContent = `${event.speaker_name}: ${event.text}`;
+    this.render(event.utterance_id);
+    const shown = this.shown(event.utterance_id);
+    if (!shown.translated) this.announcer.textContent = `${event.speaker_name}: ${event.text}`;
+  }
+
+  // A machine translation of a final caption (every language's arrives; the reader's is shown).
+  translated(event) {
+    if (event.partial) return;
+    let known = this.translations.get(event.utterance_id);
+    if (!known) this.translations.set(event.utterance_id, known = new Map());
+    known.set(baseLanguage(event.language), { text: event.text, backend: event.backend });
+    if (baseLanguage(event.language) !== this.reading) return;
+    this.render(event.utterance_id);
+    const line = this.transcript.querySelector(`li[data-utterance="${CSS.escape(event.utterance_id)}"]`);
+    const speaker = line ? line.querySelector(".speaker")?.textContent : null;
+    if (speaker) this.announcer.textContent = `${speaker}: ${event.text}`;
+  }
+
+  // The reader chose another language: every line shows in it where a translation exists (or arrives).
+  setReading(language) {
+    this.reading = baseLanguage(language);
+    this.showOriginal.clear();
+    for (const utteranceId of this.originals.keys()) this.render(utteranceId);
+  }
+
+  // What a line shows now: the translation into the reader's language, unless the reader asked for the original or
+  // it was spoken in that language.
+  shown(utteranceId) {
+    const original = this.originals.get(utteranceId);
+    const translation = this.translations.get(utteranceId)?.get(this.reading);
+    const spokenInIt = original && baseLanguage(original.language) === this.reading;
+    if (translation && !spokenInIt && !this.showOriginal.has(utteranceId)) {
+      return { text: translation.text, language: this.reading, translated: true, available: true };
+    }
+    return { text: original ? original.text : "", language: original?.language || null, translated: false,
+      available: Boolean(translation && !spokenInIt) };
+  }
+
+  render(utteranceId) {
+    const shown = this.shown(utteranceId);
+    const item = this.liveItems.get(utteranceId);
+    if (item && item.classList.contains("final")) this.fill(item, ".committed", utteranceId, shown);
+    const line = this.transcript.querySelector(`li[data-utterance="${CSS.escape(utteranceId)}"]`);
+    if (line) this.fill(line, ".text", utteranceId, shown);
+  }
+
+  fill(container, selector, utteranceId, shown) {
+    const text = container.querySelector(selector);
+    text.textContent = shown.text;
+    if (shown.language) text.lang = shown.language; else text.removeAttribute("lang");
+    let label = container.querySelector(".mt-label");
+    let toggle = container.querySelector(".mt-toggle");
+    if (!shown.available) {
+      label?.remove();
+      toggle?.remove();
+      return;
+    }
+    if (!label) {
+      label = span("mt-label");
+      toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "mt-toggle link";
+      toggle.addEventListener("click", () => {
+        if (this.showOriginal.has(utteranceId)) this.showOriginal.delete(utteranceId);
+        else this.showOriginal.add(utteranceId);
+        this.render(utteranceId);
+      });
+      container.append(" ", label, " ", toggle);
+    }
+    label.textContent = shown.translated ? this.text("captions.machine_translation") : "";
+    label.hidden = !shown.translated;
+    toggle.textContent = shown.translated ? this.text("captions.show_original") : this.text("captions.show_translation");
   }
 
   // Transcript lines stay in speaking order: history loaded from the API can arrive after the first live finals.
@@ -101,12 +184,17 @@ export class CaptionsView {
     this.transcript.scrollTop = this.transcript.scrollHeight;
   }
 
-  // Finals already stored when we joined (GET /api/rooms/{id}/transcript).
+  // Finals already stored when we joined (GET /api/rooms/{id}/transcript), with their translations.
   load(captions) {
     for (const caption of captions) {
       if (this.seenFinals.has(caption.utterance_id)) continue;
       this.seenFinals.add(caption.utterance_id);
+      this.originals.set(caption.utterance_id, { text: caption.text, language: caption.language });
+      const known = new Map();
+      for (const [language, text] of Object.entries(caption.translations || {})) known.set(language, { text });
+      this.translations.set(caption.utterance_id, known);
       this.appendLine(caption);
+      this.render(caption.utterance_id);
     }
   }
 }

@@ -5,6 +5,7 @@
 // server/core/events.py.
 import { CaptionsView } from "./captions.js";
 import { FacilitatorView } from "./facilitator.js";
+import { chooseLocale, currentLocale, languageName, localeSwitch, setupI18n, t } from "./i18n.js";
 import { LevelMonitor } from "./levels.js";
 import { getLocalMedia } from "./media.js";
 import { RoomPeer } from "./peer.js";
@@ -37,6 +38,7 @@ const state = {
   nodeHops: 0, // room_elsewhere answers followed since the last fresh start from this page's server
   peer: null,
   name: "", // as typed on the join form (a rejoin sends it again)
+  language: null, // the language this participant speaks and reads (a rejoin sends it again)
   participantId: null, // a new one after each rejoin (a deliberation's participant keeps theirs)
   credential: null, // a deliberation's room: the participant credential its lobby gave this browser
   readCredential: null, // reads the room's history and transcript: the lobby's, or a stand-alone room's welcome's
@@ -101,6 +103,8 @@ function errorText(message) {
 // Before joining
 
 async function init() {
+  await setupI18n();
+  localeSwitch($("locale-switch"));
   try {
     const [configResponse, roomResponse] = await Promise.all([fetch("/api/config"), fetch(roomApi)]);
     if (configResponse.ok) state.config = await configResponse.json();
@@ -129,12 +133,14 @@ async function init() {
     }
   }
   $("rejoin").href = location.pathname + location.search;
+  fillLanguages();
   if (observing) {
     // No name, consent, camera or microphone: the observer only receives. The server checks the moderator's sign-in.
     $("display-name").value = "Moderator";
     $("name-row").hidden = true;
     $("consent-block").hidden = true;
     $("consent").checked = true;
+    $("language-row").hidden = true;
     $("start-with").hidden = true;
     $("preview").closest(".preview-row").hidden = true;
     $("joining-as").textContent = "You observe this room as a moderator: you see and hear everyone, they do not see "
@@ -213,9 +219,9 @@ function updateJoinButton() {
   const hasName = $("display-name").value.trim().length > 0;
   const agreed = $("consent").checked;
   $("join-button").disabled = !(hasName && agreed);
-  $("join-hint").textContent = !hasName && !agreed ? "Enter your name and tick the box above to join."
-    : !hasName ? "Enter your name to join."
-      : !agreed ? "Tick the box above to agree before joining."
+  $("join-hint").textContent = !hasName && !agreed ? t("join.hint_both")
+    : !hasName ? t("join.hint_name")
+      : !agreed ? t("join.hint_consent")
         : "";
   $("join-hint").hidden = hasName && agreed;
 }
@@ -241,6 +247,8 @@ async function join() {
   $("join-button").disabled = true;
   setStatus("Connecting…");
   state.name = name;
+  state.language = $("language").value || null;
+  localStorage.setItem("moot:language", state.language || "");
   state.node = null; // start at this page's server: it knows where the room lives
   state.nodeHops = 0;
   await connectAndJoin();
@@ -273,6 +281,7 @@ function openSignaling() {
 function joinMessage(resume = null) {
   if (observing) return { type: "join", name: "Moderator", consent: true, audio: false, video: false, observe: true };
   const message = { type: "join", name: state.name, consent: true, audio: micOn(), video: camOn() };
+  if (state.language) message.language = state.language;
   if (resume) message.resume = resume;
   if (state.credential) message.credential = state.credential;
   return message;
@@ -322,6 +331,8 @@ function onMessage(message) {
       return state.captions.partial(message);
     case "caption.final":
       return state.captions.final(message);
+    case "caption.translated":
+      return state.captions.translated(message);
     case "stage.changed":
       return state.facilitator.stage(message);
     case "ai.message":
@@ -362,7 +373,10 @@ function onWelcome(message) {
   }
   state.captions = new CaptionsView({
     live: $("live-captions"), transcript: $("transcript"), announcer: $("captions-announcer"), jump: $("transcript-jump"),
+    reading: state.language, text: t,
   });
+  $("reading-language").value = state.language || "";
+  $("reading-language").closest("label").hidden = observing;
   const send = (m) => state.signaling.send(m);
   state.facilitator = new FacilitatorView({
     panel: $("facilitator"), stageName: $("stage-name"), stageTime: $("stage-time"),
@@ -498,11 +512,53 @@ function followRoom(node) {
   else connectAndJoin();
 }
 
+// The languages one may speak and read here (the deliberation's, else the interface's), each named in the interface's
+// language and in its own; preselected: the last one chosen in this browser, else the interface's, else the first.
+function fillLanguages() {
+  const offered = state.room.languages && state.room.languages.length ? state.room.languages : ["en"];
+  for (const select of [$("language"), $("reading-language")]) {
+    select.replaceChildren(...offered.map((code) => {
+      const option = document.createElement("option");
+      option.value = code;
+      const own = new Intl.DisplayNames([code], { type: "language" }).of(code);
+      const here = languageName(code);
+      option.textContent = own && own !== here ? `${here} (${own})` : here;
+      return option;
+    }));
+  }
+  const saved = localStorage.getItem("moot:language");
+  const guess = [saved, currentLocale(), chooseLocale(null)].find((code) => code && offered.includes(code));
+  $("language").value = guess || offered[0];
+}
+
+// The reader picks another language in the room: the server is told (translations into it start), the lines already
+// shown switch to it where a translation exists.
+$("reading-language").addEventListener("change", () => {
+  const language = $("reading-language").value;
+  state.language = language;
+  localStorage.setItem("moot:language", language);
+  state.signaling.send({ type: "language", language });
+  state.captions.setReading(language);
+  showAlert(t("room.language_changed", { language: languageName(language) }));
+});
+
+// Another interface language: the words scripts wrote are written again.
+document.addEventListener("moot:locale", () => {
+  if (!state.room) return;
+  const chosen = $("language").value;
+  fillLanguages();
+  $("language").value = chosen;
+  $("reading-language").value = state.language || chosen;
+  updateJoinButton();
+  if (state.captions) state.captions.setReading(state.language);
+  if (state.joined) showObservers(state.observers || 0);
+});
+
 // "A moderator is observing": shown to everyone in the room while one is (an observer sees its own line instead).
 function showObservers(count) {
+  state.observers = count;
   if (observing) return;
-  $("observer-notice").textContent = count === 1 ? "A moderator is observing this room."
-    : `${count} moderators are observing this room.`;
+  $("observer-notice").textContent = t("room.observers", { count });
   $("observer-notice").hidden = count === 0;
 }
 

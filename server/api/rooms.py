@@ -68,6 +68,12 @@ class RoomOut(BaseModel):
                           "its signaling WebSocket is {node_url}/ws/rooms/{id}.")
     deliberation_id: str | None = Field(default=None, description="The deliberation whose lobby formed the room: "
                                         "its participants join with their participant credential.")
+    languages: list[str] = Field(default_factory=lambda: list(OPEN_ROOM_LANGUAGES), description="The languages "
+                                 "participants may choose to speak and read (a deliberation's: those it offers).")
+
+
+# What a stand-alone room offers to choose from (the languages the interface is translated into).
+OPEN_ROOM_LANGUAGES = ("en", "fr", "de", "es", "nl")
 
 
 async def hosting_node_url(request: Request, ctx: ServerContext, room_id: str) -> str:
@@ -90,9 +96,14 @@ async def _room_out(request: Request, ctx: Context, room: RoomRecord) -> RoomOut
         template, ai_messages = plan.template_id, plan.ai_messages
         known = builtin_templates().get(template)
         question = plan.question or (known.question if known else None)
+    languages = list(OPEN_ROOM_LANGUAGES)
+    if room.deliberation_id is not None:
+        record = await asyncio.to_thread(DeliberationStore(ctx.storage.sessions).get, room.deliberation_id)
+        if record is not None:
+            languages = list(record.spec.languages)
     return RoomOut(**room_dict(room), url=f"{base}/r/{room.id}", template=template, question=question,
                    ai_messages=ai_messages, node_url=await hosting_node_url(request, ctx, room.id),
-                   deliberation_id=room.deliberation_id)
+                   deliberation_id=room.deliberation_id, languages=languages)
 
 
 @router.post("/rooms", status_code=201)

@@ -4,7 +4,7 @@ changes."""
 
 from __future__ import annotations
 
-NOTICE_VERSION = "2026-12-02"
+NOTICE_VERSION = "2026-12-02b"  # b: machine translation
 
 
 def notice_text(retention_days: int | None) -> list[str]:
@@ -17,6 +17,8 @@ def notice_text(retention_days: int | None) -> list[str]:
         "group to vote on. Its messages are always labelled, and people moderating can correct or stop it.",
         "Your group sees your name, video, voice and captions. The organisers and moderators of this deliberation "
         "can read transcripts, statements and votes; reports and exports use an alias instead of your name.",
+        "What you say may be translated by machine for group members who read another language; translations are "
+        "labelled as such and stored beside your words.",
         "A moderator may watch and listen to your group to help it; your room always shows when one is observing.",
         kept + " You can ask the organisers to delete what you said at any time.",
     ]

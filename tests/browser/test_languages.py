@@ -1,0 +1,90 @@
+"""Two real Chromium pages in two languages: Ada's page (English interface) speaks English; Bea's browser prefers
+French, so her interface is French, she reads French, and Ada's words reach her page as a machine translation,
+labelled so in French, marked ``lang="fr"``, with the English original one click away. The translator is the
+scripted one (``MOOT_MT_BACKEND=fake``: ``[fr] <words>``), so the page's text shows which caption was translated;
+the real CTranslate2 path is tested in tests/test_translation*.py. Real server, WebRTC and faster-whisper.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
+
+from server.core.settings import Settings
+from tests.browser.conftest import _check_isolated, create_room, join
+from tests.servers import RunningServer, running_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def translating_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    _check_isolated()
+    models = Path(tempfile.gettempdir()) / "moot-test-models"
+    settings = Settings(data_dir=tmp_path_factory.mktemp("languages"), model_cache_dir=models,
+                        rtc_loopback_candidates=True, asr_language="en", mt_backend="fake", llm_backend="none")
+    with running_server(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def french_page(quiet_browser: Browser) -> Iterator[Page]:
+    context: BrowserContext = quiet_browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 800},
+                                                        bypass_csp=True)
+    yield context.new_page()
+    context.close()
+
+
+def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: RunningServer, french_page: Page,
+                                                           speaking_browser: Browser) -> None:
+    base = translating_server.http
+    room = create_room(base, "Langues")
+    bea = french_page
+    bea.goto(f"{base}/r/{room}")
+    # The interface follows the browser's language: French, and French is preselected as the reading language.
+    bea.wait_for_function("document.documentElement.lang === 'fr'", timeout=10_000)
+    assert bea.text_content("#join-form h2") == "Rejoindre la conversation"
+    assert bea.input_value("#language") == "fr"
+    assert bea.text_content("#notice-heading, #consent-notice h3") == "Avant de rejoindre"
+    bea.wait_for_function("!document.getElementById('device-status').textContent.startsWith('Vérification')",
+                          timeout=20_000)
+    bea.fill("#display-name", "Bea")
+    bea.check("#consent")
+    bea.click("#join-button")
+    bea.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
+    assert bea.text_content("#captions-heading") == "Sous-titres en direct"
+
+    context = speaking_browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 800}, bypass_csp=True)
+    ada = context.new_page()
+    try:
+        join(ada, base, room, "Ada")
+        assert ada.evaluate("document.documentElement.lang") == "en"
+        assert ada.input_value("#language") == "en"
+        # Bea's transcript: Ada's line, translated into French, labelled as machine translation, lang="fr".
+        line = "#transcript li .text[lang='fr']"
+        bea.wait_for_selector(line, timeout=120_000)
+        text = bea.text_content(line) or ""
+        assert text.startswith("[fr] ")
+        utterance = bea.eval_on_selector(line, "el => el.closest('li').dataset.utterance")
+        item = bea.locator(f"#transcript li[data-utterance='{utterance}']")
+        assert item.locator(".mt-label").text_content() == "traduction automatique"
+        # One click shows the original (in English, marked so), another the translation again.
+        item.locator(".mt-toggle").click()
+        original = item.locator(".text")
+        assert original.get_attribute("lang") == "en" and original.text_content() == text.removeprefix("[fr] ")
+        assert item.locator(".mt-toggle").text_content() == "Voir la traduction"
+        item.locator(".mt-toggle").click()
+        assert item.locator(".text").text_content() == text
+        # Ada reads English: her own words as spoken, no translation label.
+        ada.wait_for_selector("#transcript li .text[lang='en']", timeout=30_000)
+        assert ada.locator("#transcript .mt-label:not([hidden])").count() == 0
+        # The interface switch: Bea's page in German at once.
+        bea.select_option("#locale-switch", "de")
+        bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+        assert bea.text_content("#captions-heading") == "Live-Untertitel"
+    finally:
+        context.close()
