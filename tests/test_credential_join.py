@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from server.core.events import Error, ParticipantJoined, ParticipantLeft, Welcome
@@ -134,9 +135,13 @@ async def test_a_rooms_history_is_for_its_participants(server: RunningServer) ->
 async def test_a_participant_reads_one_of_the_deliberation_s_languages(server: RunningServer) -> None:
     """The room offers the deliberation's languages (the room API says which); another is refused at joining and
     when changing, with a clear error, and the participant stays in the room."""
-    deliberation, people = seated_in_store(server.ctx.storage.sessions, ["Gus", "Hal"], languages=["en", "nl"])
+    _, people = seated_in_store(server.ctx.storage.sessions, ["Gus", "Hal"], languages=["en", "nl"])
     gus = people["Gus"]
     assert gus.room_id is not None
+    async with httpx.AsyncClient(timeout=10) as client:
+        room = await client.get(f"{server.http}/api/rooms/{gus.room_id}",
+                                headers={"X-Moot-Participant": credential(server, gus)})
+    assert room.status_code == 200 and room.json()["languages"] == ["en", "nl"]
     first = TestPeer(server.ws(gus.room_id), "Gus")
     peer = TestPeer(server.ws(gus.room_id), "Gus")
     try:

@@ -55,6 +55,10 @@ class RoomCreate(BaseModel):
         return value
 
 
+# What a stand-alone room offers to choose from (the languages the interface is translated into).
+OPEN_ROOM_LANGUAGES = ("en", "fr", "de", "es", "nl")
+
+
 class RoomOut(BaseModel):
     id: str
     title: str
@@ -70,10 +74,6 @@ class RoomOut(BaseModel):
                                         "its participants join with their participant credential.")
     languages: list[str] = Field(default_factory=lambda: list(OPEN_ROOM_LANGUAGES), description="The languages "
                                  "participants may choose to speak and read (a deliberation's: those it offers).")
-
-
-# What a stand-alone room offers to choose from (the languages the interface is translated into).
-OPEN_ROOM_LANGUAGES = ("en", "fr", "de", "es", "nl")
 
 
 async def hosting_node_url(request: Request, ctx: ServerContext, room_id: str) -> str:
