@@ -214,7 +214,7 @@ class RoomRegistry:
                                              fixed_id)
             sink = None
             if self._ctx.captions is not None:
-                sink = self._ctx.captions.open_speaker(room_id, stored.id, name)
+                sink = self._ctx.captions.open_speaker(room_id, stored.id, name, language)
             peer = Peer(stored.id, send, settings.negotiation_timeout_s, self._on_published, sink, self._stun_urls)
             participant = Participant(stored.id, name, room, send, peer, audio, video, on_removed,
                                       language=language)
@@ -250,6 +250,9 @@ class RoomRegistry:
                 return
             participant.language = language
             changed = self._languages_changed(room)
+            set_language = getattr(participant.peer.audio_sink, "set_language", None)
+            if set_language is not None:  # recognised in it from the next utterance (a speech worker: from its next
+                set_language(language)  # session; until then its detection and the translation's source hint)
         await self._ctx.bus.publish(ParticipantLanguage(room_id=room.id, participant_id=participant.id,
                                                         language=language))
         if changed is not None:

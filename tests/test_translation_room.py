@@ -102,3 +102,19 @@ async def test_bad_language_codes_are_refused(server: RunningServer) -> None:
     finally:
         await refused.close()
         await peer.close()
+
+
+async def test_the_chosen_language_guides_recognition(server: RunningServer) -> None:
+    """The recogniser is asked for the speaker's chosen language (the placeholder recogniser labels its captions
+    with the language it was asked for; Whisper decodes in it)."""
+    room = server.ctx.storage.create_room("Recognition", 8).id
+    dee = TestPeer(server.ws(room), "Dee", audio=WavAudioTrack(DATA / "hello16.wav"))
+    eli = TestPeer(server.ws(room), "Eli")
+    try:
+        await eli.join(language="en")
+        await dee.join(language="nl-BE")
+        caption = await eli.wait_for(lambda m: isinstance(m, CaptionFinal) and bool(m.text), timeout=90)
+        assert isinstance(caption, CaptionFinal) and caption.language == "nl"
+    finally:
+        await dee.close()
+        await eli.close()

@@ -62,10 +62,12 @@ class RemoteSpeakerSink:
     """One participant's audio on its way to the speech tier. ``push_opus`` never blocks: batches wait in a queue
     bounded by ``audio_queue_seconds`` (the oldest is dropped and counted while the bus is unreachable)."""
 
-    def __init__(self, service: RemoteCaptionService, room_id: str, participant_id: str, speaker_name: str) -> None:
+    def __init__(self, service: RemoteCaptionService, room_id: str, participant_id: str, speaker_name: str,
+                 language: str | None = None) -> None:
         self._service = service
         s = service.settings
         self.room_id, self.participant_id, self.speaker_name = room_id, participant_id, speaker_name
+        self.language = language  # the speech worker recognises the speaker in it (from the start of the session)
         self.session = new_id(12)
         self.channel = audio_channel(self.session)
         self._per_batch = max(1, round(s.speech_audio_batch_ms / 1000 / PACKET_S))
@@ -81,6 +83,11 @@ class RemoteSpeakerSink:
         self._task = asyncio.create_task(self._run(), name=f"speech-out-{participant_id}")
 
     # Input -------------------------------------------------------------------------------------------------------
+    def set_language(self, language: str) -> None:
+        """The participant changed language: announced with the speaker from now on (a speech worker that takes
+        the speaker over starts in it; the one serving it now keeps the language it started with)."""
+        self.language = language
+
     def push_opus(self, packet: bytes, t: float) -> None:
         if self.closing:
             return
@@ -131,7 +138,7 @@ class RemoteSpeakerSink:
             lease = await service.keep_source(self)
             await self._publish(SPEAKERS_CHANNEL, SpeakerOpened(
                 room_id=self.room_id, session=self.session, participant_id=self.participant_id,
-                speaker_name=self.speaker_name))
+                speaker_name=self.speaker_name, language=self.language))
             while (batch := await self._outbox.get()) is not None:
                 published = await self._publish(self.channel, batch, service.audio_bus)
                 if published:
@@ -171,15 +178,17 @@ class RemoteCaptionService:
     async def start(self) -> None:
         logger.info("speakers' audio goes to the speech tier (speech workers on the %s bus)", self.settings.bus)
 
-    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str) -> RemoteSpeakerSink:
+    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str,
+                     language: str | None = None) -> RemoteSpeakerSink:
         self._sinks = [s for s in self._sinks if not s.closing]
-        sink = RemoteSpeakerSink(self, room_id, participant_id, speaker_name)
+        sink = RemoteSpeakerSink(self, room_id, participant_id, speaker_name, language)
         self._sinks.append(sink)
         return sink
 
     async def keep_source(self, sink: RemoteSpeakerSink) -> Lease | None:
         """Take and keep the speaker's ``speech-source`` lease (workers find speakers to take over by it)."""
-        info = {"room_id": sink.room_id, "participant_id": sink.participant_id, "speaker_name": sink.speaker_name}
+        info = {"room_id": sink.room_id, "participant_id": sink.participant_id, "speaker_name": sink.speaker_name,
+                "language": sink.language or ""}
         try:
             lease = await self._leases.acquire(SPEECH_SOURCE, sink.session, self._holder,
                                                self.settings.speech_lease_ttl_s, info)

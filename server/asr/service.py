@@ -60,12 +60,15 @@ class WhisperCaptionService:
         await asyncio.to_thread(StreamingVad)  # loads the VAD session once, off the event loop
         logger.info("caption service ready in %.1f s (%s)", time.perf_counter() - started, self.backend.name)
 
-    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str,
+    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str, language: str | None = None,
                      session: str | None = None) -> SpeakerStream:
-        """A sink for one participant's audio (call on the event loop); ``session`` names the speaker's audio session
-        (utterance ids derive from it; default: new)."""
+        """A sink for one participant's audio (call on the event loop); ``language``: the one they chose (else
+        ``asr_language``, else detected); ``session`` names the speaker's audio session (utterance ids derive from
+        it; default: new)."""
         self._streams = [s for s in self._streams if not s.closing]
         stream = SpeakerStream(self, room_id, participant_id, speaker_name, session)
+        if language:
+            stream.set_language(language)
         self._streams.append(stream)
         return stream
 

@@ -114,6 +114,11 @@ class SpeakerStream:
         self._publisher = asyncio.create_task(self._publish_loop(), name=f"captions-out-{participant_id}")
         self._task = asyncio.create_task(self._run(), name=f"captions-{participant_id}")
 
+    def set_language(self, language: str) -> None:
+        """The participant chose (or changed to) ``language``: their next utterances are recognised in it (Whisper
+        takes the base code: ``pt-BR`` -> ``pt``)."""
+        self.language = language.split("-", 1)[0].lower()
+
     # Input -------------------------------------------------------------------------------------------------------
     def push(self, pcm: npt.NDArray[np.float32], t: float) -> None:
         if self.closing or pcm.size == 0:

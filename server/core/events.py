@@ -436,6 +436,7 @@ class SpeakerOpened(_RoomEvent):
     session: str  # the speaker's audio session: unique per open speaker; utterance ids derive from it
     participant_id: str
     speaker_name: str
+    language: str | None = None  # the language the participant chose (recognition starts in it)
 
 
 class SpeakerAudio(_RoomEvent):

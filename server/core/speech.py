@@ -38,6 +38,8 @@ class CaptionService(Protocol):
     async def start(self) -> None:
         """Load models (in a thread, never on the event loop)."""
 
-    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str) -> SpeakerAudioSink: ...
+    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str,
+                     language: str | None = None) -> SpeakerAudioSink:
+        """``language``: the one the participant chose (recognition runs in it; None: detected)."""
 
     async def close(self) -> None: ...

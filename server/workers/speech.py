@@ -70,6 +70,7 @@ class _Speaker:
     room_id: str
     participant_id: str
     speaker_name: str
+    language: str | None = None  # the one the participant chose
     task: asyncio.Task[None] | None = None
     stream: SpeakerStream | None = None
     sub: Subscription | None = None
@@ -122,7 +123,8 @@ class SpeechWorker:
                 # (A speaker whose node no longer sends it, or whose session is over, is not claimed: an old
                 # announcement, e.g. read by a consumer group created after it.)
                 if isinstance(event, SpeakerOpened) and await self.leases.get(SPEECH_SOURCE, event.session):
-                    await self._claim(event.session, event.room_id, event.participant_id, event.speaker_name)
+                    await self._claim(event.session, event.room_id, event.participant_id, event.speaker_name,
+                                      event.language)
             except Exception as exc:
                 logger.warning("could not claim a speaker (%s)", exc, exc_info=not connection_lost(exc))
             with contextlib.suppress(Exception):
@@ -136,7 +138,8 @@ class SpeechWorker:
                 for session, source in sources.items():
                     if session not in self._speakers and await self.leases.get(SPEECH_SPEAKER, session) is None:
                         await self._claim(session, source.info.get("room_id", ""),
-                                          source.info.get("participant_id", ""), source.info.get("speaker_name", ""))
+                                          source.info.get("participant_id", ""), source.info.get("speaker_name", ""),
+                                          source.info.get("language") or None)
                 now = time.monotonic()
                 for session, speaker in self._speakers.items():
                     if session in sources:
@@ -147,7 +150,8 @@ class SpeechWorker:
                 logger.warning("speech scan failed (%s); trying again", exc, exc_info=not connection_lost(exc))
             await asyncio.sleep(self.ttl_s / 2)
 
-    async def _claim(self, session: str, room_id: str, participant_id: str, speaker_name: str) -> None:
+    async def _claim(self, session: str, room_id: str, participant_id: str, speaker_name: str,
+                     language: str | None = None) -> None:
         if self._closed or session in self._speakers or session in self._claiming or not room_id:
             return
         self._claiming.add(session)
@@ -158,7 +162,7 @@ class SpeechWorker:
         if lease is None or self._closed:
             return
         self._keeper.keep(lease)
-        speaker = _Speaker(lease, room_id, participant_id, speaker_name)
+        speaker = _Speaker(lease, room_id, participant_id, speaker_name, language)
         self._speakers[session] = speaker
         speakers_served.set(len(self._speakers))
         speaker.task = asyncio.create_task(self._serve(speaker), name=f"speech-{participant_id}")
@@ -188,7 +192,7 @@ class SpeechWorker:
                 speaker.ended = True
                 return
             stream = self.service.open_speaker(speaker.room_id, speaker.participant_id, speaker.speaker_name,
-                                               session=session)
+                                               speaker.language, session=session)
             speaker.stream = stream
             after_seq, base = 0, 0
             if checkpoint is not None:
@@ -285,7 +289,7 @@ class SpeechWorker:
         with contextlib.suppress(Exception):
             await self.bus.publish_to(SPEAKERS_CHANNEL, SpeakerOpened(
                 room_id=speaker.room_id, session=speaker.session, participant_id=speaker.participant_id,
-                speaker_name=speaker.speaker_name))
+                speaker_name=speaker.speaker_name, language=speaker.language))
 
     async def close(self) -> None:
         """Stop claiming, finish every speaker's utterance in progress and hand the speakers over."""
