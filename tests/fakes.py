@@ -15,6 +15,10 @@ class RecordingSink:
         self.room_id, self.participant_id, self.name = room_id, participant_id, name
         self.chunks: list[tuple[float, npt.NDArray[np.float32]]] = []
         self.closed = False
+        self.language: str | None = None
+
+    def set_language(self, language: str) -> None:
+        self.language = language
 
     def push(self, pcm: npt.NDArray[np.float32], t: float) -> None:
         assert pcm.dtype == np.float32 and pcm.ndim == 1
@@ -41,8 +45,10 @@ class RecordingCaptionService:
     async def start(self) -> None:
         self.started = True
 
-    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str) -> RecordingSink:
+    def open_speaker(self, room_id: str, participant_id: str, speaker_name: str,
+                     language: str | None = None) -> RecordingSink:
         sink = RecordingSink(room_id, participant_id, speaker_name)
+        sink.language = language
         self.sinks[participant_id] = sink
         return sink
 
