@@ -432,8 +432,9 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
         help="run a benchmark (results: docs/benchmarks.md)",
         description="Benchmarks of the media server and of live captions.",
     )
-    bench = p.add_subparsers(dest="bench", required=True, metavar="{sfu,asr,decode,facilitator,speech-wire,dashboard}")
-    from server.bench import asr, dashboard, decode, facilitator, sfu, speech_wire
+    bench = p.add_subparsers(dest="bench", required=True,
+                             metavar="{sfu,asr,decode,facilitator,speech-wire,dashboard,mt}")
+    from server.bench import asr, dashboard, decode, facilitator, mt, sfu, speech_wire
 
     sfu.register(bench)
     asr.register(bench)
@@ -441,6 +442,7 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
     facilitator.register(bench)
     speech_wire.register(bench)
     dashboard.register(bench)
+    mt.register(bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -274,3 +274,18 @@ async def test_a_worker_on_the_tiny_model_publishes_real_translations(tiny_model
         assert got.language == "fr" and got.text.strip() and got.backend == "ctranslate2:tiny-en-fr"
     finally:
         await service.close()
+
+
+def test_bench_mt_measures_a_three_language_room(capsys: pytest.CaptureFixture[str]) -> None:
+    """``moot bench mt`` on tiny random models: the numbers are there and each caption got one translation per
+    target language (the benchmark's own check)."""
+    assert main(["bench", "mt", "--synthetic", "tiny", "--rounds", "1", "--rate", "4", "--seconds", "2",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["targets"] == ["fr", "de"] and result["synthetic"] == "tiny"
+    assert result["per_caption"]["captions"] == 16 and 0 < result["per_caption"]["p50_s"] <= \
+        result["per_caption"]["worst_s"]
+    assert result["throughput"]["captions_per_s"] > 0
+    room = result["room"]
+    assert room["captions"] == 8 and room["translations"] == 16 and room["once_per_language"]
+    assert not room["timed_out"] and 0 < room["added_latency"]["p50_s"] <= room["added_latency"]["worst_s"]
