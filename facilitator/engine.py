@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from facilitator.balance import SpeakingBalanceTracker
+from facilitator.messages import has_language, say
 from facilitator.prompt import shorten
 from facilitator.template import Stage, StageKind, Template
 from server.core.events import (
@@ -20,6 +21,7 @@ from server.core.events import (
     AIMessageKind,
     BusEvent,
     ParticipantJoined,
+    ParticipantLanguage,
     ParticipantLeft,
     SpeakerTime,
     SpeakingBalance,
@@ -46,22 +48,16 @@ class EngineSettings:
     safety_cooldown_s: float = 120.0  # at most one calm reminder per kind of problem in this time
 
 
-def _results_text(agreed: list[tuple[str, str]], divided: list[tuple[str, str]], quote_chars: int | None) -> str:
+def _results_text(language: str, agreed: list[tuple[str, str]], divided: list[tuple[str, str]],
+                  quote_chars: int | None) -> str:
     def quoted(items: list[tuple[str, str]]) -> str:
         return "; ".join(f"\u201c{text if quote_chars is None else shorten(text, quote_chars)}\u201d {tally}"
                          for text, tally in items)
 
-    parts = [f"Broad agreement: {quoted(agreed)}." if agreed else "No statement had broad agreement."]
+    parts = [say(language, "results.agreed", quotes=quoted(agreed)) if agreed else say(language, "results.none")]
     if divided:
-        parts.append(f"These divide the group, and both views deserve to be heard: {quoted(divided)}.")
+        parts.append(say(language, "results.divided", quotes=quoted(divided)))
     return " ".join(parts)
-
-
-def _minutes(m: float) -> str:
-    if m < 1:
-        return f"{round(m * 60)} seconds"
-    whole = round(m)
-    return "one minute" if whole == 1 else f"{whole} minutes"
 
 
 @dataclass
@@ -93,8 +89,28 @@ class RoomFacilitator:
     # statement id -> participant id -> (revision voted on, choice); only votes on the current revision count.
     votes: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
     _last_safety_reply: dict[str, float] = field(default_factory=dict)  # category -> when the group was reminded
+    _languages: dict[str, str] = field(default_factory=dict)  # participant id -> the language they read
 
     # State ------------------------------------------------------------------------------------------------------
+    @property
+    def language(self) -> str:
+        """The room's language, which the facilitator speaks: the one most present participants read (of those it
+        has messages for); on a tie, the template's if it is among them, else the first by code; with nobody's
+        language known, the template's. Readers of the others get each message in theirs from the translation
+        worker."""
+        present = set(self._present())
+        counts: dict[str, int] = {}
+        for pid, language in self._languages.items():
+            base = language.split("-", 1)[0].lower()
+            if pid in present and has_language(base):
+                counts[base] = counts.get(base, 0) + 1
+        if not counts:
+            return self.template.language.split("-", 1)[0].lower()
+        best = max(counts.values())
+        tied = sorted(code for code, n in counts.items() if n == best)
+        template = self.template.language.split("-", 1)[0].lower()
+        return template if template in tied else tied[0]
+
     @property
     def stage(self) -> Stage | None:
         if 0 <= self.stage_index < len(self.template.stages):
@@ -134,16 +150,29 @@ class RoomFacilitator:
             self._last_summary_at += stopped
             self._last_voice_at = max(self._last_voice_at, now)  # quiet while stopped is not silence to break
 
-    def _message(self, kind: AIMessageKind, text: str, now: float, addressed_to: list[str] | None = None) -> AIMessage:
+    def _message(self, kind: AIMessageKind, text: str, now: float, addressed_to: list[str] | None = None,
+                 language: str | None = None) -> AIMessage:
+        """A message of ``text`` (in ``language``: default the room's; template content is in the template's)."""
         return AIMessage(room_id=self.room_id, ts=now, message_id=f"{self.room_id}-ai-{next(self._ids)}", kind=kind,
                          text=shorten(text, MAX_AI_MESSAGE_CHARS), stage_id=self.stage.id if self.stage else None,
-                         addressed_to=addressed_to or [])
+                         addressed_to=addressed_to or [], language=language or self.language)
+
+    def _said(self, kind: AIMessageKind, key: str, now: float, addressed_to: list[str] | None = None,
+              **params: str | int | float) -> AIMessage:
+        """A rule message: ``key`` of ``facilitator/messages.py`` in the room's language, kept with its parameters
+        so that readers of other languages get it from their own table."""
+        message = self._message(kind, say(self.language, key, **params), now, addressed_to)
+        return message.model_copy(update={"key": key, "params": params})
 
     # Inputs -----------------------------------------------------------------------------------------------------
     def handle(self, event: BusEvent, now: float) -> list[BusEvent]:
         out: list[BusEvent] = []
-        if isinstance(event, ParticipantJoined):
+        if isinstance(event, ParticipantLanguage):
+            self._languages[event.participant_id] = event.language
+        elif isinstance(event, ParticipantJoined):
             p = event.participant
+            if p.language:
+                self._languages[p.participant_id] = p.language
             known = p.participant_id in self.balance.speakers
             self.balance.join(p.participant_id, p.name, now)
             self._balance_dirty = True
@@ -154,11 +183,8 @@ class RoomFacilitator:
                 out.append(self._stage_changed(now))  # so the newcomer's view shows the stage and time left
             late = self.started_at is not None and now - self.started_at >= self.settings.late_after_s
             if late and not known and self.settings.greet_late_joiners and self.stage and not self.finished:
-                out.append(self._message(
-                    "greeting",
-                    f"Welcome, {p.name}. We are in \"{self.stage.title}\", talking about: {self.template.question} "
-                    "Join in whenever you are ready.",
-                    now, [p.participant_id]))
+                out.append(self._said("greeting", "greeting", now, [p.participant_id], name=p.name,
+                                      stage=self.stage.title, question=self.template.question))
         elif isinstance(event, ParticipantLeft):
             self.balance.leave(event.participant_id, now)
             self._speaking.discard(event.participant_id)
@@ -214,11 +240,8 @@ class RoomFacilitator:
             return []
         self._last_safety_reply[category] = now
         if category == "abuse":
-            text = ("Let's keep this conversation respectful, so that everyone feels able to speak. Disagreement is "
-                    "welcome; personal attacks are not. I have let the moderator know.")
-        else:
-            text = f"Let's bring the conversation back to our question: {self.template.question}"
-        return [self._message("safety", text, now)]
+            return [self._said("safety", "safety.abuse", now)]
+        return [self._said("safety", "safety.off_topic", now, question=self.template.question)]
 
     # Time -------------------------------------------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
@@ -268,9 +291,10 @@ class RoomFacilitator:
                 if now < self.stage_ends_at - w * 60 + 30:  # stale warnings (e.g. after a pause) are not said late
                     nxt = self.template.stages[self.stage_index + 1].title if self.stage_index + 1 < len(
                         self.template.stages) else None
-                    then = f" Then we move on to \"{nxt}\"." if nxt else ""
-                    out.append(self._message("time", f"{_minutes(w).capitalize()} left for \"{stage.title}\".{then}",
-                                             now))
+                    if nxt:
+                        out.append(self._said("time", "time.left_then", now, minutes=w, stage=stage.title, next=nxt))
+                    else:
+                        out.append(self._said("time", "time.left", now, minutes=w, stage=stage.title))
         if stage.kind in TALK_STAGES and not self._speaking and self._present():
             quiet_since = max(self._last_voice_at, self._last_prompt_at)
             if now >= quiet_since + self.settings.silence_prompt_s:  # the same sum as in next_wakeup (floats)
@@ -281,14 +305,8 @@ class RoomFacilitator:
             nudge = self.balance.suggestion(now)
             if nudge is not None:
                 kind, speaker = nudge
-                if kind == "invite":
-                    text = (f"{speaker.name}, we haven't heard much from you yet. Would you like to add anything? "
-                            "It's fine to pass.")
-                    out.append(self._message("invite", text, now, [speaker.participant_id]))
-                else:
-                    text = (f"Thank you, {speaker.name}, that's helpful. Let's make room for others too: "
-                            "who sees this differently?")
-                    out.append(self._message("balance", text, now, [speaker.participant_id]))
+                nudge_kind: AIMessageKind = "invite" if kind == "invite" else "balance"
+                out.append(self._said(nudge_kind, nudge_kind, now, [speaker.participant_id], name=speaker.name))
         if stage.summarise_every_minutes and now >= self._summary_due_at(stage):
             if now < self.stage_ends_at - 60:  # in the stage's last minute, its closing summary comes soon anyway
                 self.summary_requests.append((stage.id, max(self.stage_started_at, self._last_summary_at)))
@@ -322,7 +340,7 @@ class RoomFacilitator:
         if stage is None or stage.kind != StageKind.VOTING or not self.statements or not present:
             return []
         if all(present <= set(self._choices(sid)) for sid in self.statements):
-            done = self._message("results", "Everyone has voted on every statement, so let's move on.", now)
+            done = self._said("results", "voting.done", now)
             return [done, *self._advance(now)]
         return []
 
@@ -339,13 +357,13 @@ class RoomFacilitator:
             decided = agree + disagree
             if decided < 2:
                 continue
-            tally = f"({agree} agree, {disagree} disagree, {choices.count('pass')} pass)"
+            tally = say(self.language, "results.tally", agree=agree, disagree=disagree, passed=choices.count("pass"))
             if agree >= 2 * decided / 3:
                 agreed.append((text, tally))
             elif min(agree, disagree) >= decided / 3:
                 divided.append((text, tally))
         for quote_chars in RESULTS_QUOTE_CHARS:
-            message = _results_text(agreed, divided, quote_chars)
+            message = _results_text(self.language, agreed, divided, quote_chars)
             if len(message) <= MAX_AI_MESSAGE_CHARS:
                 break
         return self._message("results", message, now)  # still too long (dozens of statements): cut at the end
@@ -364,8 +382,7 @@ class RoomFacilitator:
         if self.stage_index + 1 >= len(self.template.stages):
             self.finished = True
             self.stage_index = len(self.template.stages)
-            return [self._message("closing", "Our time is up. Thank you all for taking part; the transcript and "
-                                  "results stay available to the organisers.", now)]
+            return [self._said("closing", "closing", now)]
         return self._enter(self.stage_index + 1, now)
 
     def _enter(self, index: int, now: float) -> list[BusEvent]:
@@ -379,11 +396,12 @@ class RoomFacilitator:
             self.statement_requests.append(stage.id)
         out: list[BusEvent] = [
             self._stage_changed(now),
-            self._message("stage_intro", f"{stage.title} ({_minutes(stage.minutes)}). {self.template.say(stage.intro)}",
-                          now),
+            self._said("stage_intro", "stage_intro", now, stage=stage.title, minutes=stage.minutes,
+                       intro=self.template.say(stage.intro)),
         ]
         if stage.questions:
-            out.append(self._message("question", self.template.say(stage.questions[0]), now))
+            out.append(self._message("question", self.template.say(stage.questions[0]), now,
+                                     language=self.template.language))
             self._questions_asked = 1
         return out
 
@@ -399,6 +417,5 @@ class RoomFacilitator:
         if self._questions_asked < len(stage.questions):
             question = self.template.say(stage.questions[self._questions_asked])
             self._questions_asked += 1
-            return self._message("question", question, now)
-        return self._message("silence", "It has gone quiet. Would anyone like to add something, or respond to what "
-                             "has been said so far?", now)
+            return self._message("question", question, now, language=self.template.language)
+        return self._said("silence", "silence", now)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, Field
 
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
+from facilitator.messages import say
 from facilitator.prompt import number_lines
 from facilitator.summaries import MAX_LINES
 from server.core.events import CaptionFinal, StatementAdded
@@ -40,11 +41,14 @@ async def propose_statements(
     captions: Sequence[CaptionFinal],
     now: float,
     record: Callable[[LLMCallRecord], None] | None = None,
+    language: str = "en",
 ) -> list[StatementAdded]:
+    """Candidate statements in ``language`` (the room's), each citing the lines it draws on."""
     if not captions:
         return []
     data, index = number_lines(list(captions)[-MAX_LINES:])
-    proposals, _ = await generate_structured(llm, purpose="statements", instructions=INSTRUCTIONS, data=data,
+    instructions = f"{INSTRUCTIONS} {say(language, 'llm.language')}"
+    proposals, _ = await generate_structured(llm, purpose="statements", instructions=instructions, data=data,
                                                 schema=Proposals, fallback=Proposals(statements=[]), record=record)
     out = []
     for proposal in proposals.statements:

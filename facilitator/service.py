@@ -17,6 +17,7 @@ from typing import Any
 
 from facilitator.engine import EngineSettings, RoomFacilitator
 from facilitator.llm import LLMBackend, LLMCallRecord
+from facilitator.messages import say
 from facilitator.proposals import propose_statements
 from facilitator.quotes import key_points
 from facilitator.safety import review_lines, screen_utterance
@@ -408,7 +409,8 @@ class FacilitatorService:
         room_id = engine.room_id
         calls: list[LLMCallRecord] = []
         try:
-            statements = await propose_statements(self._llm, room_id, lines, self._clock.now(), calls.append)
+            statements = await propose_statements(self._llm, room_id, lines, self._clock.now(), calls.append,
+                                                  language=engine.language)
         except Exception:
             logger.exception("statement proposals failed in room %s", room_id)
             return
@@ -418,9 +420,9 @@ class FacilitatorService:
         message = AIMessage(
             room_id=room_id, ts=self._clock.now(), message_id=f"{room_id}-proposals-{statements[0].statement_id}",
             kind="statements", stage_id=stage_id, generated_by=f"llm:{calls[0].model}" if calls else "llm",
-            sources=list(dict.fromkeys(s for st in statements for s in st.sources)),
-            text=f"I have proposed {len(statements)} statements based on what you said. Please edit them, add your "
-                 "own, or say what is missing.")
+            sources=list(dict.fromkeys(s for st in statements for s in st.sources)), language=engine.language,
+            key="statements.proposed", params={"count": len(statements)},
+            text=say(engine.language, "statements.proposed", count=len(statements)))
         await self._post(engine, message, statements)
 
     async def _quote(self, engine: RoomFacilitator, stage_id: str, lines: list[CaptionFinal]) -> None:
@@ -441,7 +443,8 @@ class FacilitatorService:
         calls: list[LLMCallRecord] = []
         try:
             message = await write_summary(self._llm, room_id, stage_id, lines, self._clock.now(),
-                                          f"{room_id}-summary-{len(lines)}-{int(self._clock.now())}", calls.append)
+                                          f"{room_id}-summary-{len(lines)}-{int(self._clock.now())}", calls.append,
+                                          language=engine.language)
         except Exception:
             logger.exception("summary failed in room %s", room_id)
             return

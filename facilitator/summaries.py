@@ -16,13 +16,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from facilitator.llm import LLMBackend, LLMCallRecord, generate_structured
+from facilitator.messages import say
 from facilitator.prompt import number_lines, shorten
 from server.core.events import MAX_AI_MESSAGE_CHARS, MAX_AI_POINT_CHARS, AIMessage, AIMessagePoint, CaptionFinal
 
 logger = logging.getLogger(__name__)
 
 MAX_LINES = 60
-LABELS = {"point": "Key point", "agreement": "Agreement", "disagreement": "Disagreement", "question": "Open question"}
+LABELS = {"point": "label.point", "agreement": "label.agreement", "disagreement": "label.disagreement",
+          "question": "label.question"}  # message keys (facilitator/messages.py)
 
 INSTRUCTIONS = (
     "You help a small group deliberate. Summarise the discussion in the data: its key points, where people agree, "
@@ -50,12 +52,15 @@ async def write_summary(
     now: float,
     message_id: str,
     record: Callable[[LLMCallRecord], None] | None = None,
+    language: str = "en",
 ) -> AIMessage | None:
-    """A summary message, or None when there is nothing to summarise or the model gave nothing usable."""
+    """A summary message in ``language`` (the room's), or None when there is nothing to summarise or the model gave
+    nothing usable."""
     if not captions:
         return None
     data, index = number_lines(list(captions)[-MAX_LINES:])
-    summary, call = await generate_structured(llm, purpose="summary", instructions=INSTRUCTIONS, data=data,
+    instructions = f"{INSTRUCTIONS} {say(language, 'llm.language')}"
+    summary, call = await generate_structured(llm, purpose="summary", instructions=instructions, data=data,
                                               schema=Summary, fallback=Summary(points=[]), record=record)
     kept: list[tuple[SummaryPoint, list[str]]] = []
     for point in summary.points:
@@ -65,11 +70,12 @@ async def write_summary(
     if not kept:
         logger.info("summary for room %s had no usable points (%s)", room_id, call.outcome)
         return None
-    text = "Summary so far (written by AI; tell us if it misses or misstates anything):\n" + "\n".join(
-        f"- {LABELS[p.kind]}: {p.text}" for p, _ in kept)
+    text = say(language, "summary.heading") + "\n" + "\n".join(
+        f"- {say(language, LABELS[p.kind])}: {p.text}" for p, _ in kept)
     sources = list(dict.fromkeys(s for _, srcs in kept for s in srcs))
-    points = [AIMessagePoint(label=LABELS[p.kind], text=shorten(p.text, MAX_AI_POINT_CHARS), sources=srcs)
+    points = [AIMessagePoint(label=say(language, LABELS[p.kind])[:40], text=shorten(p.text, MAX_AI_POINT_CHARS),
+                             sources=srcs)
               for p, srcs in kept]
     return AIMessage(room_id=room_id, ts=now, message_id=message_id, kind="summary",
                      text=shorten(text, MAX_AI_MESSAGE_CHARS), stage_id=stage_id,
-                     sources=sources, points=points, generated_by=f"llm:{call.model}")
+                     sources=sources, points=points, generated_by=f"llm:{call.model}", language=language)

@@ -1,6 +1,8 @@
 // The AI facilitator panel: current stage with time left, the facilitator's messages (always labelled as AI), and
 // the speaking-time balance of the group. Every message here carries a role badge by its event type (an AI message,
-// or a moderator's pause/resume), never by a name.
+// or a moderator's pause/resume), never by a name. A message written in another language than the reader's is shown in
+// the reader's when its translation arrives (ai.translated): the facilitator's own words in that language, or a machine
+// translation labelled so, with the original one click away.
 
 import { personName, roleBadge } from "./badges.js";
 
@@ -10,8 +12,12 @@ function formatLeft(seconds) {
 }
 
 export class FacilitatorView {
-  constructor({ panel, stageName, stageTime, messages, balance, send }) {
-    Object.assign(this, { panel, stageName, stageTime, messages, balance, send });
+  constructor({ panel, stageName, stageTime, messages, balance, send, reading = null, text = (key) => key }) {
+    Object.assign(this, { panel, stageName, stageTime, messages, balance, send, text });
+    this.reading = reading ? reading.split("-")[0] : null;
+    this.shown = new Map(); // message_id -> {event, text, pointTexts}
+    this.translations = new Map(); // message_id -> Map(language -> ai.translated event)
+    this.showOriginal = new Set();
     this.endsAt = null;
     this.seen = new Set();
     this.clockOffset = 0; // server time minus local time, from event timestamps
@@ -61,7 +67,9 @@ export class FacilitatorView {
     label.className = "visually-hidden";
     label.textContent = "AI facilitator says: ";
     const text = document.createElement("span");
+    text.className = "ai-text";
     item.append(badge, label, text);
+    const pointTexts = [];
     if (event.points && event.points.length) {
       text.textContent = "Summary so far (written by AI: tell us if it misses or misstates anything)";
       const points = document.createElement("ul");
@@ -70,7 +78,10 @@ export class FacilitatorView {
         const li = document.createElement("li");
         const strong = document.createElement("strong");
         strong.textContent = `${point.label}: `;
-        li.append(strong, point.text, " ");
+        const pointText = document.createElement("span");
+        pointText.textContent = point.text;
+        pointTexts.push(pointText);
+        li.append(strong, pointText, " ");
         const flag = document.createElement("button");
         flag.type = "button";
         flag.className = "flag";
@@ -105,7 +116,59 @@ export class FacilitatorView {
       item.append(" ", review);
     }
     this.messages.append(item);
+    this.shown.set(event.message_id, { event, item, text, pointTexts });
+    this.render(event.message_id);
     this.messages.scrollTop = this.messages.scrollHeight;
+  }
+
+  translated(event) {
+    let known = this.translations.get(event.message_id);
+    if (!known) this.translations.set(event.message_id, known = new Map());
+    known.set(event.language.split("-")[0], event);
+    if (event.language.split("-")[0] === this.reading) this.render(event.message_id);
+  }
+
+  setReading(language) {
+    this.reading = language ? language.split("-")[0] : null;
+    this.showOriginal.clear();
+    for (const messageId of this.shown.keys()) this.render(messageId);
+  }
+
+  // The message in the reader's language when a translation is here (unless they asked for the original).
+  render(messageId) {
+    const shown = this.shown.get(messageId);
+    if (!shown) return;
+    const { event, item, text, pointTexts } = shown;
+    const written = event.language ? event.language.split("-")[0] : null;
+    const translation = written !== this.reading ? this.translations.get(messageId)?.get(this.reading) : null;
+    const useTranslation = Boolean(translation) && !this.showOriginal.has(messageId);
+    const language = useTranslation ? this.reading : written;
+    if (!event.points || !event.points.length) text.textContent = useTranslation ? translation.text : event.text;
+    pointTexts.forEach((element, i) => {
+      element.textContent = useTranslation && translation.points[i] ? translation.points[i] : event.points[i].text;
+    });
+    for (const element of [text, ...pointTexts]) {
+      if (language) element.lang = language; else element.removeAttribute("lang");
+    }
+    let note = item.querySelector(".mt-label");
+    let toggle = item.querySelector(".mt-toggle");
+    if (!translation) return;
+    if (!note) {
+      note = document.createElement("span");
+      note.className = "mt-label";
+      toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "mt-toggle";
+      toggle.addEventListener("click", () => {
+        if (this.showOriginal.has(messageId)) this.showOriginal.delete(messageId);
+        else this.showOriginal.add(messageId);
+        this.render(messageId);
+      });
+      text.after(" ", note, " ", toggle);
+    }
+    note.textContent = useTranslation && translation.machine ? this.text("captions.machine_translation") : "";
+    note.hidden = !(useTranslation && translation.machine);
+    toggle.textContent = useTranslation ? this.text("captions.show_original") : this.text("captions.show_translation");
   }
 
   // Scroll the transcript to the line a summary point draws on, and highlight it.

@@ -333,6 +333,8 @@ function onMessage(message) {
       return state.captions.final(message);
     case "caption.translated":
       return state.captions.translated(message);
+    case "ai.translated":
+      return state.facilitator.translated(message);
     case "stage.changed":
       return state.facilitator.stage(message);
     case "ai.message":
@@ -380,7 +382,7 @@ function onWelcome(message) {
   const send = (m) => state.signaling.send(m);
   state.facilitator = new FacilitatorView({
     panel: $("facilitator"), stageName: $("stage-name"), stageTime: $("stage-time"),
-    messages: $("ai-messages"), balance: $("balance"), send,
+    messages: $("ai-messages"), balance: $("balance"), send, reading: state.language, text: t,
   });
   state.statements = new StatementsView({
     list: $("statements"), form: $("statement-form"), input: $("statement-text"), send, participantId: state.participantId,
@@ -539,6 +541,7 @@ $("reading-language").addEventListener("change", () => {
   localStorage.setItem("moot:language", language);
   state.signaling.send({ type: "language", language });
   state.captions.setReading(language);
+  state.facilitator.setReading(language);
   showAlert(t("room.language_changed", { language: languageName(language) }));
 });
 
@@ -551,6 +554,7 @@ document.addEventListener("moot:locale", () => {
   $("reading-language").value = state.language || chosen;
   updateJoinButton();
   if (state.captions) state.captions.setReading(state.language);
+  if (state.facilitator) state.facilitator.setReading(state.language);
   if (state.joined) showObservers(state.observers || 0);
 });
 

@@ -158,6 +158,20 @@ class CaptionFinal(_RoomEvent):
     words: list[CaptionWord] = Field(default_factory=list)
 
 
+class AIMessageTranslated(_RoomEvent):
+    """An AI message in another language than the one it was written in, for that language's readers: from the
+    facilitator's own messages in that language (``machine`` False) or machine translated (its summary points too,
+    in order)."""
+
+    type: Literal["ai.translated"] = "ai.translated"
+    message_id: str
+    language: str
+    text: str
+    points: list[str] = Field(default_factory=list)
+    machine: bool = True
+    backend: str = ""
+
+
 class CaptionTranslated(_RoomEvent):
     """A machine translation of a caption (``utterance_id``) into ``language``, made once for every listener who
     reads that language. ``partial``: of a provisional caption (a later one replaces it); the final caption's
@@ -228,6 +242,11 @@ class AIMessage(_RoomEvent):
     ai_generated: Literal[True] = True
     # How it reached the room: posted directly, or approved (possibly edited) by a moderator first.
     review: Literal["direct", "approved", "edited"] = "direct"
+    # The language it is written in, and for a rule message its key and parameters (facilitator/messages.py), from
+    # which readers of other languages get it in theirs; other messages are machine translated for them.
+    language: str | None = None
+    key: str | None = Field(default=None, max_length=40)
+    params: dict[str, str | int | float] = Field(default_factory=dict)
 
 
 class SpeakerTime(_EventPart):
@@ -481,6 +500,7 @@ RoomVisibleEvent = (
     | CaptionPartial
     | CaptionFinal
     | CaptionTranslated
+    | AIMessageTranslated
     | StageChanged
     | AIMessage
     | SpeakingBalance
@@ -515,6 +535,7 @@ VISIBILITY: dict[str, Audience] = {
     "caption.partial": "room",
     "caption.final": "room",
     "caption.translated": "room",
+    "ai.translated": "room",
     "stage.changed": "room",
     "ai.message": "room",
     "balance.update": "room",

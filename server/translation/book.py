@@ -80,5 +80,10 @@ class LanguageBook:
             return source, []
         return source, [language for language in readers.languages if language != source]
 
+    def languages(self, room_id: str) -> list[str]:
+        """The base languages the room reads (sorted)."""
+        readers = self._rooms.get(room_id)
+        return list(readers.languages) if readers is not None else []
+
     def forget(self, room_id: str) -> None:
         self._rooms.pop(room_id, None)

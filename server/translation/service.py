@@ -4,6 +4,10 @@ publishing ``caption.translated`` into the room (every listener of that language
 beside the original). Any number of workers share the rooms' events; a worker that restarts, or sees a room for the
 first time mid-way, reads the room's retained history to learn its languages.
 
+AI messages are translated the same way for the languages other than the one they were written in: a rule message
+(it has a ``key``) is rendered from the facilitator's own messages in each language (``render``, given by the
+composition root), anything else (summaries, questions, drafts) is machine translated, its points too.
+
 Translations run concurrently (up to ``concurrency`` captions at a time, across rooms), off the event loop in the
 backend; the event is acknowledged once its translations are published, so a crash mid-way translates it again
 (the recorder stores each utterance's translation into a language once).
@@ -15,9 +19,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from server.core.bus import Bus, Consumer, Delivery, room_channel
 from server.core.events import (
+    AIMessage,
+    AIMessageTranslated,
     CaptionFinal,
     CaptionTranslated,
     ParticipantJoined,
@@ -35,9 +42,11 @@ _ROOM_STATE = (RoomLanguages, ParticipantJoined, ParticipantLeft, ParticipantLan
 
 
 class TranslationService:
-    def __init__(self, bus: Bus, translator: TextTranslator, name: str = "translation",
-                 concurrency: int = 8) -> None:
+    def __init__(self, bus: Bus, translator: TextTranslator, name: str = "translation", concurrency: int = 8,
+                 render: Callable[[str, str, dict[str, object]], str | None] | None = None) -> None:
+        """``render(language, key, params)``: a rule message in ``language`` (None: no table for it)."""
         self._bus = bus
+        self._render = render
         self.translator = translator
         self._name = name
         self._book = LanguageBook()
@@ -84,6 +93,18 @@ class TranslationService:
                     await self._learn(event.room_id)
                 self._book.apply(event)
                 await consumer.ack(delivery)
+            elif isinstance(event, AIMessage) and event.language:
+                if not self._book.knows(event.room_id):
+                    await self._learn(event.room_id)
+                written_in = event.language.split("-", 1)[0].lower()
+                others = [t for t in self._book.languages(event.room_id) if t != written_in]
+                if not others:
+                    await consumer.ack(delivery)
+                    continue
+                await self._slots.acquire()
+                task = asyncio.create_task(self._translate_ai(consumer, delivery, event, written_in, others))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
             elif isinstance(event, CaptionFinal) and event.text.strip():
                 if not self._book.knows(event.room_id):
                     await self._learn(event.room_id)
@@ -139,6 +160,42 @@ class TranslationService:
             raise
         except Exception:  # left unacknowledged: delivered again (to this or another worker) after the reclaim time
             logger.exception("translating a caption of room %s failed", caption.room_id)
+        finally:
+            self._slots.release()
+
+    async def _translate_ai(self, consumer: Consumer, delivery: Delivery, message: AIMessage, source: str,
+                            targets: list[str]) -> None:
+        try:
+            for target in targets:
+                rendered = self._render(target, message.key, dict(message.params)) \
+                    if self._render is not None and message.key else None
+                if rendered is not None:
+                    out = AIMessageTranslated(room_id=message.room_id, message_id=message.message_id,
+                                              language=target, text=rendered, machine=False, backend="facilitator")
+                elif self.translator.supports(source, target):
+                    try:
+                        texts = await self.translator.translate([message.text, *[p.text for p in message.points]],
+                                                                source, target)
+                    except TranslationUnavailable as exc:
+                        self.failed += 1
+                        logger.warning("AI message translation %s -> %s failed in room %s: %s", source, target,
+                                       message.room_id, exc)
+                        continue
+                    out = AIMessageTranslated(room_id=message.room_id, message_id=message.message_id,
+                                              language=target, text=texts[0], points=texts[1:],
+                                              backend=self.translator.label(source, target))
+                else:
+                    self._warn(source, target)
+                    continue
+                await self._bus.publish(out)
+                async with self._progress:
+                    self.translated += 1
+                    self._progress.notify_all()
+            await consumer.ack(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # unacknowledged: delivered again after the reclaim time
+            logger.exception("translating an AI message of room %s failed", message.room_id)
         finally:
             self._slots.release()
 

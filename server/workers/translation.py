@@ -13,6 +13,15 @@ from server.translation.service import TranslationService
 logger = logging.getLogger(__name__)
 
 
+def render_rule_message(language: str, key: str, params: dict[str, object]) -> str | None:
+    """The facilitator's rule message ``key`` in ``language``, or None when it has no table for that language."""
+    from facilitator.messages import MESSAGES, has_language, say
+
+    if not has_language(language) or key not in MESSAGES["en"]:
+        return None
+    return say(language, key, **params)
+
+
 async def assemble(runtime: Runtime, required: bool = True) -> TranslationService | None:
     """Start the translation worker on ``runtime``. Without a text translator (``mt_backend`` none, or whisper):
     None, or ``TranslationUnavailable`` when ``required`` (a dedicated worker with nothing to do is a mistake)."""
@@ -26,7 +35,8 @@ async def assemble(runtime: Runtime, required: bool = True) -> TranslationServic
                                          f"register a model with `moot models import PATH`, or set MOOT_MT_URL")
         logger.info("caption translation: no text translation backend (MOOT_MT_BACKEND=%s)", settings.mt_backend)
         return None
-    service = TranslationService(await runtime.resources.bus(), translator, name=runtime.resources.name)
+    service = TranslationService(await runtime.resources.bus(), translator, name=runtime.resources.name,
+                                 render=render_rule_message)
     await service.start()
     runtime.add("translation", service)
     return service

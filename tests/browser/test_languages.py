@@ -1,6 +1,7 @@
 """Two real Chromium pages in two languages: Ada's page (English interface) speaks English; Bea's browser prefers
 French, so her interface is French, she reads French, and Ada's words reach her page as a machine translation,
-labelled so in French, marked ``lang="fr"``, with the English original one click away. The translator is the
+labelled so in French, marked ``lang="fr"``, with the English original one click away; the facilitator, alone
+with Bea at first, speaks French. The translator is the
 scripted one (``MOOT_MT_BACKEND=fake``: ``[fr] <words>``), so the page's text shows which caption was translated;
 the real CTranslate2 path is tested in tests/test_translation*.py. Real server, WebRTC and faster-whisper.
 """
@@ -42,7 +43,7 @@ def french_page(quiet_browser: Browser) -> Iterator[Page]:
 def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: RunningServer, french_page: Page,
                                                            speaking_browser: Browser) -> None:
     base = translating_server.http
-    room = create_room(base, "Langues")
+    room = create_room(base, "Langues", template="quick-20")
     bea = french_page
     bea.goto(f"{base}/r/{room}")
     # The interface follows the browser's language: French, and French is preselected as the reading language.
@@ -57,6 +58,8 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
     bea.click("#join-button")
     bea.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
     assert bea.text_content("#captions-heading") == "Sous-titres en direct"
+    # Bea is the room's only reader: the facilitator speaks French (its rule messages, in its own words).
+    bea.wait_for_selector("#ai-messages li[data-kind='stage_intro'] .ai-text[lang='fr']", timeout=20_000)
 
     context = speaking_browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 800}, bypass_csp=True)
     ada = context.new_page()
