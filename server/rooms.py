@@ -221,6 +221,7 @@ class RoomRegistry:
             peer.on_failed = self._on_negotiation_failed
             room.participants[stored.id] = participant
             languages_changed = self._languages_changed(room)
+            self._tell_readers(room, [participant] if languages_changed is None else None)
         finally:
             try:
                 await self._drop_if_empty(room)  # refused or failed into an empty room: do not keep it
@@ -250,6 +251,8 @@ class RoomRegistry:
                 return
             participant.language = language
             changed = self._languages_changed(room)
+            if changed is not None:
+                self._tell_readers(room)
             set_language = getattr(participant.peer.audio_sink, "set_language", None)
             if set_language is not None:  # recognised in it from the next utterance (a speech worker: from its next
                 set_language(language)  # session; until then its detection and the translation's source hint)
@@ -257,6 +260,15 @@ class RoomRegistry:
                                                         language=language))
         if changed is not None:
             await self._ctx.bus.publish(RoomLanguages(room_id=room.id, languages=changed))
+
+    @staticmethod
+    def _tell_readers(room: Room, only: list[Participant] | None = None) -> None:
+        """Tell the speakers' caption streams which languages the room reads (Whisper's translate task runs for
+        the English readers when it is the translation backend)."""
+        for participant in only if only is not None else list(room.participants.values()):
+            set_readers = getattr(participant.peer.audio_sink, "set_readers", None)
+            if set_readers is not None:
+                set_readers(list(room.languages))
 
     @staticmethod
     def _languages_changed(room: Room) -> list[str] | None:
@@ -498,6 +510,8 @@ class RoomRegistry:
             for other in [*room.participants.values(), *room.observers.values()]:
                 self._update_subscriptions(room, other)
             changed = self._languages_changed(room) if room.participants else None
+            if changed is not None:
+                self._tell_readers(room)
             await self._drop_if_empty(room)
         if changed is not None:
             await self._ctx.bus.publish(RoomLanguages(room_id=room.id, languages=changed))

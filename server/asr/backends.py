@@ -199,6 +199,20 @@ class WhisperBackend:
                              for w in segment.words or [])
         return Transcription(words=words, language=info.language, language_probability=info.language_probability)
 
+    def translate(self, audio: npt.NDArray[np.float32], language: str | None) -> str:
+        """Whisper's own translate task: the speech in ``audio`` (in ``language``; None: detected) as English text.
+        Whisper's translations of poor audio can be invented: only the fallback when no translation model is set."""
+        _refuse_event_loop()
+        if self._model is None:
+            self.load()
+        segments, _ = self._model.transcribe(audio, task="translate", language=language,
+                                             beam_size=self._settings.asr_beam_size, vad_filter=False,
+                                             condition_on_previous_text=False, temperature=0.0)
+        # Kept unless Whisper itself says it heard no speech or the text loops (its translations are less sure of
+        # themselves than its transcriptions, so the captions' confidence filter would drop most of them).
+        return " ".join(s.text.strip() for s in segments
+                        if s.no_speech_prob < 0.6 and s.compression_ratio < 2.4).strip()
+
     def transcribe_batch(self, requests: Sequence[DecodeRequest]) -> list[Transcription]:
         """The requests in one batched model call (``server/asr/whisper_batch.py``): same options, prompts and
         segment filter as ``transcribe``."""
@@ -287,6 +301,10 @@ class PlaceholderBackend:
                 start = i / SAMPLE_RATE
                 words.append(Word(f" word{n}", start, start + self.SLOT_S))
         return Transcription(words, language or "en", 1.0)
+
+    def translate(self, audio: npt.NDArray[np.float32], language: str | None) -> str:
+        """The placeholder words, marked as an English translation."""
+        return "[en] " + " ".join(w.text.strip() for w in self.transcribe(audio, language).words)
 
 
 def create_backend(settings: Settings) -> AsrBackend:

@@ -41,6 +41,13 @@ class WhisperCaptionService:
                                          max_batch=settings.asr_max_batch or 1)
         self._streams: list[SpeakerStream] = []
         self.finals = 0
+        # Whisper's translate task is the translation backend (nothing else is configured): speakers of other
+        # languages get an English translation of each final caption while someone in their room reads English.
+        from models.translation import registered_models
+
+        has_models = settings.mt_backend == "auto" and bool(registered_models(settings.resolved_mt_models_dir()))
+        self.translates_to_english = settings.resolved_mt_backend(has_models) == "whisper" and hasattr(
+            self.backend, "translate")
 
     async def start(self) -> None:
         """Load the model and the voice-activity detector in threads; raises ``AsrUnavailable`` with what to

@@ -44,7 +44,14 @@ from server.asr.policy import LocalAgreement, join_words
 from server.asr.scheduler import FINAL, PARTIAL
 from server.asr.timeline import Clock, Timeline
 from server.asr.vad import WINDOW, Segmenter, StreamingVad
-from server.core.events import BusEvent, CaptionFinal, CaptionPartial, CaptionWord, VoiceActivity
+from server.core.events import (
+    BusEvent,
+    CaptionFinal,
+    CaptionPartial,
+    CaptionTranslated,
+    CaptionWord,
+    VoiceActivity,
+)
 from server.core.ids import new_id
 from server.core.speech import SAMPLE_RATE
 
@@ -77,6 +84,7 @@ class Utterance:
     speculative: asyncio.Future[Transcription] | None = None
     finished: bool = False
     last_sent: tuple[str, str] | None = None
+    audio: npt.NDArray[np.float32] | None = None  # kept for Whisper's translate task (``translate_to_english``)
 
 
 class SpeakerStream:
@@ -106,6 +114,7 @@ class SpeakerStream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_final: asyncio.Task[None] | None = None
         self.language: str | None = s.asr_language
+        self.translate_to_english = False  # see set_readers
         self._detected: list[str] = []  # languages detected in recent utterances
         self.context = PriorText(s.asr_prompt_chars)
         # Set once the latest ended utterance's final text is in the context (None: nothing pending).
@@ -113,6 +122,12 @@ class SpeakerStream:
         self._outbox: asyncio.Queue[BusEvent | None] = asyncio.Queue()
         self._publisher = asyncio.create_task(self._publish_loop(), name=f"captions-out-{participant_id}")
         self._task = asyncio.create_task(self._run(), name=f"captions-{participant_id}")
+
+    def set_readers(self, languages: list[str]) -> None:
+        """The languages the speaker's room reads now: with Whisper as the translation backend, each final caption
+        in another language is also translated into English (Whisper's translate task) while someone reads it."""
+        self.translate_to_english = self._service.translates_to_english and "en" in {
+            x.split("-", 1)[0] for x in languages}
 
     def set_language(self, language: str) -> None:
         """The participant chose (or changed to) ``language``: their next utterances are recognised in it (Whisper
@@ -332,6 +347,8 @@ class SpeakerStream:
             if self._enough_speech(u):
                 pad = 0 if split else int(END_PAD_S * SAMPLE_RATE)
                 pending = self._decode(FINAL, u, min(end + pad, self.timeline.total))
+        if pending is not None and self.translate_to_english:
+            u.audio = self.timeline.audio(u.start, min(end + int(END_PAD_S * SAMPLE_RATE), self.timeline.total))
         self.settled_until = max(self.settled_until, end)
         t_end = self.timeline.end_time_of(end)
         if not split:
@@ -381,11 +398,29 @@ class SpeakerStream:
         start = min(max(caption_words[0].start, origin), t_end)
         self._service.finals += 1
         logger.debug("final caption %s: %r", u.id, text)
+        language = result.language or u.language
         self._emit(CaptionFinal(
             room_id=self.room_id, utterance_id=u.id, participant_id=self.participant_id,
             speaker_name=self.speaker_name, text=text, start=start, end=max(t_end, start), words=caption_words,
-            language=result.language or u.language,
+            language=language,
         ))
+        audio, u.audio = u.audio, None
+        if audio is not None and language and language.split("-", 1)[0] != "en" and self.translate_to_english:
+            self._spawn(self._translate(u.id, audio, language))
+
+    async def _translate(self, utterance_id: str, audio: npt.NDArray[np.float32], language: str) -> None:
+        """Whisper's translate task on the utterance's audio, after the finals (it waits like a final's decode)."""
+        backend: Any = self._service.backend
+        try:
+            text = await self._service.scheduler.submit(FINAL, lambda: backend.translate(audio, language),
+                                                        room=self.room_id)
+        except Exception as exc:  # (cancelled at close, or the model failed): the caption stays untranslated
+            logger.warning("Whisper translation for %s failed: %s", self.participant_id, exc)
+            return
+        if text:
+            self._emit(CaptionTranslated(room_id=self.room_id, utterance_id=utterance_id,
+                                         participant_id=self.participant_id, source_language=language,
+                                         language="en", text=text, backend="whisper:translate"))
 
     # Output ------------------------------------------------------------------------------------------------------
     def _emit(self, event: BusEvent) -> None:

@@ -347,6 +347,13 @@ class Settings(BaseSettings):
     def resolved_mt_models_dir(self) -> Path:
         return self.mt_models_dir or (self.resolved_model_cache_dir() / "mt")
 
+    def resolved_mt_backend(self, has_models: bool) -> str:
+        """``mt_backend`` with ``auto`` decided: ctranslate2 when a model is registered (``has_models``), else openai
+        when an endpoint is set, else whisper (the speech tier's own anything-to-English)."""
+        if self.mt_backend != "auto":
+            return self.mt_backend
+        return "ctranslate2" if has_models else "openai" if (self.mt_url or self.llm_url) else "whisper"
+
 
 # Which settings each process role reads (``moot <role> --help`` lists them; a test checks every setting has a role).
 # Speech recognition runs inside the server node (speech_placement=local) or in speech workers (remote).

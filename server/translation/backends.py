@@ -269,11 +269,10 @@ def create_translator(settings: Settings) -> TextTranslator | None:
     ``auto``: CTranslate2 when a model is registered, else the OpenAI-compatible endpoint when one is set."""
     from models.translation import registered_models
 
-    backend = settings.mt_backend
     registry: Path = settings.resolved_mt_models_dir()
     url = settings.mt_url or settings.llm_url
-    if backend == "auto":
-        backend = "ctranslate2" if registered_models(registry) else "openai" if url else "whisper"
+    has_models = settings.mt_backend == "auto" and bool(registered_models(registry))
+    backend = settings.resolved_mt_backend(has_models)
     if backend == "ctranslate2":
         models = registered_models(registry)
         if not models:
