@@ -191,3 +191,17 @@ def test_a_deliberations_rooms_are_moderated_by_its_moderators(client: TestClien
         assert client.get(path).status_code == 401, path
     assert client.get(f"/api/rooms/{room}/transcript.json?names=real", headers=cy).status_code == 403
     assert client.get(f"/api/rooms/{room}/transcript.json?names=real", headers=organiser).status_code == 200
+
+
+def test_the_notice_is_read_in_the_participant_s_language(client: TestClient, organiser: dict[str, str]) -> None:
+    """Five languages, each saying the same things (six paragraphs, the retention period, machine translation);
+    another language gets English; the consent's version is the same in all."""
+    deliberation = opened(client, organiser)
+    notices = {lang: client.get(f"/api/lobby/{deliberation}", params={"lang": lang}).json()["notice"]
+               for lang in ("en", "fr", "de", "es", "nl", "sw")}
+    assert {n["version"] for n in notices.values()} == {NOTICE_VERSION}
+    assert all(len(n["paragraphs"]) == 6 and "90" in n["paragraphs"][-1] for n in notices.values())
+    assert notices["sw"] == notices["en"]
+    assert len({n["paragraphs"][0] for n in notices.values()}) == 5
+    assert "traduit automatiquement" in notices["fr"]["paragraphs"][3]
+    assert client.get(f"/api/lobby/{deliberation}", params={"lang": "x" * 40}).status_code == 422

@@ -2,6 +2,7 @@
 // answer the sign-up questions, consent, and wait until the organisers form the groups; then go to one's room. The
 // participant credential is kept in localStorage, so a reload (or a later visit) goes straight back to waiting or to
 // the room. Every text from the server is set with textContent.
+import { currentLocale, languageName, localeSwitch, setupI18n, t } from "./i18n.js";
 import { LevelMonitor } from "./levels.js";
 import { getLocalMedia } from "./media.js";
 
@@ -33,19 +34,22 @@ function paragraphs(container, text) {
 }
 
 async function init() {
+  await setupI18n();
+  localeSwitch($("locale-switch"));
   try {
-    const [config, info] = await Promise.all([fetch("/api/config"), fetch(api)]);
+    const [config, info] = await Promise.all([fetch("/api/config"),
+      fetch(`${api}?lang=${encodeURIComponent(currentLocale())}`)]);
     if (config.ok) state.config = await config.json();
     if (!info.ok) {
       $("title").textContent = "Moot";
       showError(info.status === 404
-        ? "This deliberation is not open. Check the link you were given, or try again when the organisers open it."
+        ? t("lobby.not_open")
         : `The deliberation could not be loaded (error ${info.status}). Reload the page to try again.`);
       return;
     }
     state.info = await info.json();
   } catch {
-    showError("The server could not be reached. Check your connection and reload the page.");
+    showError(t("ui.unreachable"));
     return;
   }
   const { info } = state;
@@ -62,7 +66,26 @@ async function init() {
   await checkDevices();
 }
 
+// The deliberation's languages, named in the interface's language and their own; preselected: the one chosen
+// before in this browser, else the interface's, else the first. The room page starts with the same choice.
+function fillLanguages(info) {
+  const offered = info.languages && info.languages.length ? info.languages : ["en"];
+  const select = $("language");
+  const chosen = select.value;
+  select.replaceChildren(...offered.map((code) => {
+    const option = document.createElement("option");
+    option.value = code;
+    const own = new Intl.DisplayNames([code], { type: "language" }).of(code);
+    const here = languageName(code);
+    option.textContent = own && own !== here ? `${here} (${own})` : here;
+    return option;
+  }));
+  const saved = localStorage.getItem("moot:language");
+  select.value = [chosen, saved, currentLocale()].find((code) => code && offered.includes(code)) || offered[0];
+}
+
 function renderForm(info) {
+  fillLanguages(info);
   const notice = $("notice");
   notice.replaceChildren(...info.notice.paragraphs.map((text) => {
     const li = document.createElement("li");
@@ -109,10 +132,10 @@ function updateButton() {
   const hasName = $("display-name").value.trim().length > 0;
   const answered = Object.keys(answers()).length === state.info.signup_questions.length;
   const agreed = $("consent").checked;
-  const missing = [!hasName && "enter your name", !answered && "answer the questions", !agreed && "tick the box"]
-    .filter(Boolean);
+  const missing = [!hasName && t("lobby.missing_name"), !answered && t("lobby.missing_answers"),
+    !agreed && t("lobby.missing_consent")].filter(Boolean);
   $("arrive-button").disabled = missing.length > 0;
-  $("arrive-hint").textContent = missing.length ? `To join, ${missing.join(", ")}.` : "";
+  $("arrive-hint").textContent = missing.length ? t("lobby.missing", { missing: missing.join(", ") }) : "";
   $("arrive-hint").hidden = missing.length === 0;
 }
 
@@ -151,6 +174,7 @@ async function arrive() {
       return;
     }
     localStorage.setItem("moot:name", name);
+    localStorage.setItem("moot:language", $("language").value);
     localStorage.setItem(credentialKey, body.credential);
     localStorage.setItem(`${credentialKey}:name`, body.name);
     if (state.media) for (const track of state.media.stream.getTracks()) track.stop();
@@ -158,7 +182,7 @@ async function arrive() {
     if (body.status === "assigned") goToRoom(body);
     else startWaiting(body.name);
   } catch {
-    $("arrive-error").textContent = "The server could not be reached. Check your connection and try again.";
+    $("arrive-error").textContent = t("ui.unreachable");
     $("arrive-error").hidden = false;
     updateButton();
   }
@@ -179,7 +203,7 @@ async function poll() {
     const response = await fetch(`${api}/me`, { headers: { "X-Moot-Participant": credential || "" } });
     if (response.status === 401 || response.status === 404) {
       forget();
-      showError("Your place in this lobby has ended. Reload the page to join again.");
+      showError(t("lobby.ended"));
       return;
     }
     if (response.ok) {
@@ -189,22 +213,22 @@ async function poll() {
       if (place.status === "assigned") return goToRoom(place);
       if (place.status === "left") {
         forget();
-        showError("You left the lobby. Reload the page to join again.");
+        showError(t("lobby.left"));
         return undefined;
       }
-      $("waiting-status").textContent = "Waiting for the groups to be formed…";
-      $("lobby-status").textContent = "In the lobby";
+      $("waiting-status").textContent = t("lobby.waiting");
+      $("lobby-status").textContent = t("lobby.in_lobby");
     }
   } catch {
     state.failures += 1;
-    $("lobby-status").textContent = "Reconnecting…";
+    $("lobby-status").textContent = t("ui.reconnecting");
   }
   state.pollTimer = setTimeout(poll, Math.min(POLL_MS * 2 ** Math.min(state.failures, 3), 15_000));
   return undefined;
 }
 
 function goToRoom(place) {
-  $("waiting-status").textContent = "Your group is ready: taking you to its room…";
+  $("waiting-status").textContent = t("lobby.going");
   location.assign(`/r/${encodeURIComponent(place.room_id)}`);
 }
 
@@ -227,7 +251,27 @@ $("leave-button").addEventListener("click", async () => {
   await fetch(`${api}/leave`, { method: "POST", headers: { "X-Moot-Participant": credential || "" } }).catch(() => {});
   forget();
   $("lobby-status").textContent = "";
-  showError("You left the lobby. Reload the page to join again.");
+  showError(t("lobby.left"));
+});
+
+// Another interface language: the notice (from the server) and the words scripts wrote, again.
+document.addEventListener("moot:locale", async () => {
+  if (!state.info) return;
+  const response = await fetch(`${api}?lang=${encodeURIComponent(currentLocale())}`).catch(() => null);
+  if (response && response.ok) {
+    const fresh = await response.json();
+    state.info.notice = fresh.notice;
+    if (!$("arrive-form").hidden) {
+      const notice = $("notice");
+      notice.replaceChildren(...fresh.notice.paragraphs.map((text) => {
+        const li = document.createElement("li");
+        li.textContent = text;
+        return li;
+      }));
+    }
+  }
+  fillLanguages(state.info);
+  updateButton();
 });
 
 init();

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deliberations import Managed, Visible
@@ -122,13 +122,15 @@ def _place(request: Request, ctx: ServerContext, entry: LobbyEntry) -> dict[str,
 
 
 @router.get("/lobby/{deliberation_id}")
-async def lobby_info(ctx: Context, deliberation_id: str) -> LobbyInfo:
+async def lobby_info(ctx: Context, deliberation_id: str,
+                     lang: Annotated[str | None, Query(max_length=12, description="the notice's language (en, fr, "
+                                                       "de, es, nl; default English)")] = None) -> LobbyInfo:
     record = await _open_deliberation(ctx, deliberation_id)
     spec = record.spec
     return LobbyInfo(id=record.id, title=spec.title, question=spec.question, background=spec.background,
                      status=record.status, languages=spec.languages,  # type: ignore[arg-type]
                      signup_questions=spec.signup_questions,
-                     notice=Notice(version=NOTICE_VERSION, paragraphs=notice_text(spec.retention_days)))
+                     notice=Notice(version=NOTICE_VERSION, paragraphs=notice_text(spec.retention_days, lang)))
 
 
 @router.post("/lobby/{deliberation_id}/arrive", status_code=201)
