@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from server.core.events import AIMessage, CaptionFinal, SafetyFlagged, StatementAdded
+from server.core.events import AIMessage, CaptionFinal, CaptionTranslated, SafetyFlagged, StatementAdded
 from tests.seating import seated
 from tests.staff import bearer
 
@@ -28,6 +28,9 @@ def test_review_is_complete_and_pseudonymised(client: TestClient) -> None:
                                      text="Homes near the station, please.", start=10.0, end=12.0))
     storage.add_caption(CaptionFinal(room_id=room, utterance_id="u2", participant_id=ann, speaker_name="Annabel",
                                      text="I agree with that.", start=13.0, end=14.0))
+    storage.add_caption_translation(CaptionTranslated(room_id=room, utterance_id="u2", participant_id=ann,
+                                                      source_language="en", language="fr",
+                                                      text="Je suis d'accord.", backend="fake"))
     storage.add_statement(StatementAdded(room_id=room, statement_id="s1", text="Build homes near the station",
                                          author_id=bart, author_name="Bartholomew"))
     assert storage.cast_vote("s1", ann, "agree", 0) is not None
@@ -46,6 +49,7 @@ def test_review_is_complete_and_pseudonymised(client: TestClient) -> None:
     assert [(c["speaker_name"], c["text"]) for c in review["transcript"]] == [
         ("Participant 2", "Homes near the station, please."), ("Participant 1", "I agree with that.")], \
         "aliases in lobby arrival order"
+    assert [c["translations"] for c in review["transcript"]] == [{}, {"fr": "Je suis d'accord."}]
     assert review["statements"] == [{"statement_id": "s1", "text": "Build homes near the station",
                                      "ai_generated": False, "author": "Participant 2", "sources": [],
                                      "tally": {"agree": 1, "disagree": 0, "pass": 0}}]

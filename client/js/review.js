@@ -100,7 +100,10 @@ function RoomReview({ room, line }) {
               <li key=${c.utterance_id} id=${`line-${c.utterance_id}`} tabindex="-1"
                 class=${c.utterance_id === line ? "highlight" : ""}>
                 <time>${clock(c.start - origin)}</time> <span class="speaker">${c.speaker_name}</span>
-                ${c.language ? html` <span class="hint">(${c.language})</span>` : ""}: ${c.text}
+                ${c.language ? html` <span class="hint">(${c.language})</span>` : ""}: <span lang=${c.language || null}>${c.text}</span>
+                ${Object.entries(c.translations || {}).map(([language, text]) => html`
+                  <div class="translation"><span class="hint">${language}, machine translation:</span>
+                    <span lang=${language}>${text}</span></div>`)}
               </li>`)}
           </ol>`}
       </div>
