@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("argv", [[], ["serve"], ["bench"], ["bench", "sfu"], ["bench", "asr"],
-                                  ["bench", "facilitator"], ["models"], ["facilitator"]])
+                                  ["bench", "facilitator"], ["bench", "mt"], ["models"], ["models", "import"],
+                                  ["worker", "translation"], ["facilitator"]])
 def test_help_for_every_command(argv: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "server", *argv, "--help"], capture_output=True, text=True,
                             timeout=60, check=False)

@@ -289,3 +289,28 @@ def test_bench_mt_measures_a_three_language_room(capsys: pytest.CaptureFixture[s
     room = result["room"]
     assert room["captions"] == 8 and room["translations"] == 16 and room["once_per_language"]
     assert not room["timed_out"] and 0 < room["added_latency"]["p50_s"] <= room["added_latency"]["worst_s"]
+
+
+def test_a_missing_model_or_endpoint_says_what_to_do(tmp_path: Path) -> None:
+    from server.core.settings import Settings
+    from server.translation.backends import OpenAITranslator, create_translator
+
+    empty = tmp_path / "none"
+    with pytest.raises(TranslationUnavailable, match="moot models import"):
+        create_translator(Settings(data_dir=tmp_path, mt_backend="ctranslate2", mt_models_dir=empty))
+    with pytest.raises(TranslationUnavailable, match="MOOT_MT_URL"):
+        create_translator(Settings(data_dir=tmp_path, mt_backend="openai"))
+    # auto: nothing registered and no endpoint -> Whisper's task in the speech tier, no text translator here.
+    assert create_translator(Settings(data_dir=tmp_path, mt_models_dir=empty)) is None
+    assert isinstance(create_translator(Settings(data_dir=tmp_path, mt_models_dir=empty,
+                                                 llm_url="http://127.0.0.1:9/v1")), OpenAITranslator)
+
+
+def test_a_translation_worker_without_a_backend_refuses_to_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "server", "worker", "translation", "--bus", "memory",
+                             "--data-dir", str(tmp_path), "--mt-models-dir", str(tmp_path / "none")],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1 and "moot models import" in result.stderr, result.stderr
