@@ -23,17 +23,26 @@ SIZES = {
 }
 
 
-def build_random_marian(directory: Path, size: str = "tiny", source: str = "en", target: str = "fr") -> Path:
-    """A Hugging Face Marian model directory with random weights (a SentencePiece model trained on a few sentences;
-    for ``opus-mt`` the vocabulary is padded to a real model's size)."""
+def build_random_marian(directory: Path, size: str = "tiny", source: str = "en", target: str = "fr",
+                        corpus: list[str] | None = None) -> Path:
+    """A Hugging Face Marian model directory with random weights. ``tiny``: a 60-piece SentencePiece vocabulary
+    (words split into short pieces); ``opus-mt``: a word-level SentencePiece model of ``corpus`` (so its sentences
+    take as many tokens as real OPUS-MT gives them, about one per word), the vocabulary padded to a real model's
+    size."""
     import sentencepiece as spm
     import torch
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
     vocab_size, d_model, layers, heads, ffn = SIZES[size]
     directory.mkdir(parents=True, exist_ok=True)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS * 5), model_prefix=str(directory / "spm"),
-                                   vocab_size=60, model_type="unigram", character_coverage=1.0, minloglevel=2)
+    if size == "tiny":
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS * 5), model_prefix=str(directory / "spm"),
+                                       vocab_size=60, model_type="unigram", character_coverage=1.0, minloglevel=2)
+    else:
+        text = [*CORPUS, *(corpus or [])]
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(text * 5), model_prefix=str(directory / "spm"),
+                                       vocab_size=4000, hard_vocab_limit=False, model_type="word",
+                                       character_coverage=1.0, minloglevel=2)
     for name in ("source.spm", "target.spm"):
         (directory / name).write_bytes((directory / "spm.model").read_bytes())
     processor = spm.SentencePieceProcessor(model_file=str(directory / "spm.model"))

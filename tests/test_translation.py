@@ -223,6 +223,23 @@ async def test_ctranslate2_loads_a_converted_marian_model_and_translates(tiny_mo
         await translator.close()
 
 
+async def test_captions_asked_together_share_model_calls(tiny_models: Path) -> None:
+    """Concurrent requests for one pair go into batched model calls, and each gets its own translation (the same
+    as when translated alone)."""
+    texts = [f"we should plant {n} trees near the station" for n in range(12)]
+    alone = CTranslate2Translator(registered_models(tiny_models))
+    together = CTranslate2Translator(registered_models(tiny_models))
+    try:
+        expected = [(await alone.translate([text], "en", "fr"))[0] for text in texts]
+        assert alone.batches == len(texts)
+        got = await asyncio.gather(*(together.translate([text], "en", "fr") for text in texts))
+        assert [g[0] for g in got] == expected
+        assert together.batches < len(texts)
+    finally:
+        await alone.close()
+        await together.close()
+
+
 def test_models_import_list_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hf = build_tiny_marian(tmp_path / "opus-mt-en-nl")  # the OPUS-MT name says the languages
     registry = tmp_path / "registry"

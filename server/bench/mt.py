@@ -2,9 +2,10 @@
 
 Three measurements in one run, on the configured backend (``MOOT_MT_BACKEND``; the models registered with
 ``moot models import``), or with ``--synthetic opus-mt`` on random-weight models of a real OPUS-MT model's size
-(6+6 layers, d_model 512, 58k vocabulary, CTranslate2 int8) built locally, since no translation weights ship in a
-package: their output always runs to the decoding cap (twice the input's tokens plus 10), so those latencies are an
-upper bound for a real model of that size, whose translations end when the sentence does.
+(6+6 layers, d_model 512, 58k vocabulary, CTranslate2 int8, beam 2; a word-level tokenizer, so a sentence takes
+about as many tokens as with the real one) built locally, since no translation weights ship in a package: their
+output always runs to the decoding cap (twice the input's tokens plus 10), so those latencies are an upper bound for
+a real model of that size, whose translations end when the sentence does.
 
 1. **Per caption**: each of the caption sentences translated alone, one after another: latency p50, p95, worst.
 2. **Throughput**: the same sentences as fast as the backend takes them, in batches of ``--batch``: captions/s.
@@ -93,7 +94,7 @@ def _synthetic_registry(root: Path, size: str) -> Path:
 
     registry = root / "registry"
     for target in ("fr", "de"):
-        hf = build_random_marian(root / f"hf-en-{target}", size, "en", target)
+        hf = build_random_marian(root / f"hf-en-{target}", size, "en", target, corpus=SENTENCES)
         import_model(hf, registry, name=f"random-{size}-en-{target}", sources=["en"], targets=[target])
     return registry
 
