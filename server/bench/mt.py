@@ -68,10 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from server.cli import _settings_from_args
+    from server.core.settings import Settings
     from server.translation.backends import TranslationUnavailable
 
-    settings = _settings_from_args(args)
+    # The rest from the environment (MOOT_MT_BACKEND, MOOT_MT_MODELS_DIR, MOOT_MT_URL...).
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     try:
         with tempfile.TemporaryDirectory(prefix="moot-bench-mt-") as scratch:
             if args.synthetic:
