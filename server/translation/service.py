@@ -132,29 +132,31 @@ class TranslationService:
 
     async def _translate(self, consumer: Consumer, delivery: Delivery, caption: CaptionFinal, source: str,
                          targets: list[str]) -> None:
+        """Into every target language at once (each language's translation goes out as soon as it is made)."""
+
+        async def into(target: str) -> None:
+            if not self.translator.supports(source, target):
+                self._warn(source, target)
+                return
+            try:
+                [text] = await self.translator.translate([caption.text], source, target)
+            except TranslationUnavailable as exc:
+                self.failed += 1
+                logger.warning("translation %s -> %s failed in room %s: %s", source, target, caption.room_id, exc)
+                return
+            if not text:
+                return
+            await self._bus.publish(CaptionTranslated(
+                room_id=caption.room_id, utterance_id=caption.utterance_id, participant_id=caption.participant_id,
+                source_language=source, language=target, text=text, backend=self.translator.label(source, target)))
+            if caption.ts:
+                self.latencies = [*self.latencies[-999:], max(0.0, time.time() - caption.ts)]
+            async with self._progress:
+                self.translated += 1
+                self._progress.notify_all()
+
         try:
-            for target in targets:
-                if not self.translator.supports(source, target):
-                    self._warn(source, target)
-                    continue
-                try:
-                    [text] = await self.translator.translate([caption.text], source, target)
-                except TranslationUnavailable as exc:
-                    self.failed += 1
-                    logger.warning("translation %s -> %s failed in room %s: %s", source, target, caption.room_id,
-                                   exc)
-                    continue
-                if not text:
-                    continue
-                await self._bus.publish(CaptionTranslated(
-                    room_id=caption.room_id, utterance_id=caption.utterance_id,
-                    participant_id=caption.participant_id, source_language=source, language=target, text=text,
-                    backend=self.translator.label(source, target)))
-                if caption.ts:
-                    self.latencies = [*self.latencies[-999:], max(0.0, time.time() - caption.ts)]
-                async with self._progress:
-                    self.translated += 1
-                    self._progress.notify_all()
+            await asyncio.gather(*(into(target) for target in targets))
             await consumer.ack(delivery)
         except asyncio.CancelledError:
             raise
