@@ -306,6 +306,8 @@ def test_bench_mt_measures_a_three_language_room(capsys: pytest.CaptureFixture[s
     room = result["room"]
     assert room["captions"] == 8 and room["translations"] == 16 and room["once_per_language"]
     assert not room["timed_out"] and 0 < room["added_latency"]["p50_s"] <= room["added_latency"]["worst_s"]
+    peer = result["room_unbatched"]  # the same room, one caption per model call, in the same run
+    assert peer["translations"] == 16 and peer["once_per_language"] and not peer["timed_out"]
 
 
 def test_a_missing_model_or_endpoint_says_what_to_do(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ a real model of that size, whose translations end when the sentence does.
    real translation worker: final captions are published at ``--rate`` per second (several speakers at once) for
    ``--seconds``; for each caption and each target language, the time from the caption's publication to its
    translation's arrival at a listener: the caption latency translation adds (p50, p95, and the worst second's
-   worst), and how many translations each caption got (must be exactly one per target language).
+   worst), and how many translations each caption got (must be exactly one per target language). The peer, in the
+   same run: the same room with batching off (one caption per model call), for CTranslate2 backends.
 """
 
 from __future__ import annotations
@@ -141,6 +142,14 @@ async def run(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
         result["room"] = await _room(translator, targets, args.rate, args.seconds)
     finally:
         await translator.close()
+    if hasattr(translator, "max_batch"):  # the peer, in the same run: the same room with one caption per model call
+        peer: Any = create_translator(settings)
+        peer.max_batch = 1
+        try:
+            await peer.translate([SENTENCES[0]], "en", targets[0])
+            result["room_unbatched"] = await _room(peer, targets, args.rate, args.seconds)
+        finally:
+            await peer.close()
     return result
 
 
@@ -206,8 +215,12 @@ def _print(result: dict[str, Any]) -> None:
     print(f"per caption ({per['captions']}): p50 {per['p50_s']} s, p95 {per['p95_s']} s, worst {per['worst_s']} s")
     print(f"throughput: {result['throughput']['captions_per_s']} captions/s in batches of "
           f"{result['throughput']['batch']}")
-    room = result["room"]
-    added = room["added_latency"]
-    print(f"room reading {', '.join(room['languages'])}: {room['captions']} captions at {room['rate_per_s']}/s, "
-          f"{room['translations']} translations, once per language: {room['once_per_language']}; added latency "
-          f"p50 {added['p50_s']} s, p95 {added['p95_s']} s, worst {added['worst_s']} s")
+    for label, key in (("room", "room"), ("room, unbatched (peer)", "room_unbatched")):
+        if key not in result:
+            continue
+        room = result[key]
+        added = room["added_latency"]
+        print(f"{label} reading {', '.join(room['languages'])}: {room['captions']} captions at "
+              f"{room['rate_per_s']}/s, {room['translations']} translations, once per language: "
+              f"{room['once_per_language']}; added latency p50 {added['p50_s']} s, p95 {added['p95_s']} s, worst "
+              f"{added['worst_s']} s")
