@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.core.bus import InProcessBus
 from server.core.settings import Settings
 from server.storage import Storage
 from tests.databases import postgres_database
@@ -46,3 +47,12 @@ def migrated_storage(database_url: str) -> Iterator[Storage]:
     store.create_schema()
     yield store
     store.close()
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[InProcessBus]:
+    """A started in-process bus, closed after the test."""
+    started = InProcessBus()
+    await started.start()
+    yield started
+    await started.close()

@@ -4,7 +4,7 @@ own previous finals (scripted recogniser that records its prompts)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +30,6 @@ from tests.test_captions import (
     silence,
     speech,
 )
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    b = InProcessBus()
-    yield b
-    await b.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import asyncio
 import threading
 import time
 import wave
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -107,13 +107,6 @@ class Recorder:
         await self.until(lambda e: getattr(e, "participant_id", None) == "marker", timeout=5.0)
         self.events.pop()
         return self.events
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    b = InProcessBus()
-    yield b
-    await b.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -44,13 +43,6 @@ def load(name: str) -> npt.NDArray[np.float32]:
 
 def silence(seconds: float) -> npt.NDArray[np.float32]:
     return np.zeros(int(seconds * RATE), np.float32)
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    b = InProcessBus()
-    yield b
-    await b.close()
 
 
 @pytest.fixture

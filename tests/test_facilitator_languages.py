@@ -5,7 +5,6 @@ other languages the same message from their own table (rule messages) or machine
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -81,14 +80,6 @@ def test_the_engine_speaks_the_language_most_participants_read() -> None:
     assert tie.language == "en"
     tie.handle(ParticipantLanguage(room_id=ROOM, participant_id="c", language="fr"), 1.0)
     assert tie.language == "fr"
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    bus = InProcessBus()
-    await bus.start()
-    yield bus
-    await bus.close()
 
 
 async def test_ai_messages_reach_each_reader_in_their_language(bus: InProcessBus) -> None:

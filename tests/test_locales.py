@@ -25,7 +25,7 @@ def used_keys() -> set[str]:
         keys |= set(re.findall(r'data-i18n(?:-label|-placeholder)?="([^"]+)"', page.read_text()))
     for script in (CLIENT / "js").glob("*.js"):
         if script.name != "i18n.js":  # (its comments show the call with a made-up key)
-            keys |= set(re.findall(r'\b(?:t|this\.text)\("([a-z_.]+)"', script.read_text()))
+            keys |= set(re.findall(r'\b(?:t|text|this\.text)\("([a-z_.]+)"', script.read_text()))
     return keys
 
 

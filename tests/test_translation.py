@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -93,14 +93,6 @@ def test_announced_languages_win_over_what_the_book_derives() -> None:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # The worker on the bus, with a scripted translator
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[InProcessBus]:
-    bus = InProcessBus()
-    await bus.start()
-    yield bus
-    await bus.close()
 
 
 async def translations(bus: InProcessBus, count: int, room: str = ROOM) -> list[CaptionTranslated]:

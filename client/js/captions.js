@@ -9,6 +9,7 @@
 // Speakers' names are plain text (badges.js personName).
 
 import { personName } from "./badges.js";
+import { markTranslation, unmarkTranslation } from "./translated.js";
 
 const MAX_LIVE = 4; // caption lines kept in the live pane
 const FOLLOW_SLACK_PX = 40; // "at the bottom" tolerance for auto-scrolling the transcript
@@ -141,28 +142,18 @@ export class CaptionsView {
     const text = container.querySelector(selector);
     text.textContent = shown.text;
     if (shown.language) text.lang = shown.language; else text.removeAttribute("lang");
-    let label = container.querySelector(".mt-label");
-    let toggle = container.querySelector(".mt-toggle");
     if (!shown.available) {
-      label?.remove();
-      toggle?.remove();
+      unmarkTranslation(container);
       return;
     }
-    if (!label) {
-      label = span("mt-label");
-      toggle = document.createElement("button");
-      toggle.type = "button";
-      toggle.className = "mt-toggle link";
-      toggle.addEventListener("click", () => {
+    markTranslation(container, (note, toggle) => container.append(" ", note, " ", toggle), {
+      translated: shown.translated, machine: true, text: this.text,
+      onToggle: () => {
         if (this.showOriginal.has(utteranceId)) this.showOriginal.delete(utteranceId);
         else this.showOriginal.add(utteranceId);
         this.render(utteranceId);
-      });
-      container.append(" ", label, " ", toggle);
-    }
-    label.textContent = shown.translated ? this.text("captions.machine_translation") : "";
-    label.hidden = !shown.translated;
-    toggle.textContent = shown.translated ? this.text("captions.show_original") : this.text("captions.show_translation");
+      },
+    });
   }
 
   // Transcript lines stay in speaking order: history loaded from the API can arrive after the first live finals.

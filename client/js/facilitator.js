@@ -5,6 +5,7 @@
 // translation labelled so, with the original one click away.
 
 import { personName, roleBadge } from "./badges.js";
+import { markTranslation } from "./translated.js";
 
 function formatLeft(seconds) {
   const s = Math.max(0, Math.round(seconds));
@@ -150,25 +151,15 @@ export class FacilitatorView {
     for (const element of [text, ...pointTexts]) {
       if (language) element.lang = language; else element.removeAttribute("lang");
     }
-    let note = item.querySelector(".mt-label");
-    let toggle = item.querySelector(".mt-toggle");
     if (!translation) return;
-    if (!note) {
-      note = document.createElement("span");
-      note.className = "mt-label";
-      toggle = document.createElement("button");
-      toggle.type = "button";
-      toggle.className = "mt-toggle";
-      toggle.addEventListener("click", () => {
+    markTranslation(item, (note, toggle) => text.after(" ", note, " ", toggle), {
+      translated: useTranslation, machine: translation.machine, text: this.text,
+      onToggle: () => {
         if (this.showOriginal.has(messageId)) this.showOriginal.delete(messageId);
         else this.showOriginal.add(messageId);
         this.render(messageId);
-      });
-      text.after(" ", note, " ", toggle);
-    }
-    note.textContent = useTranslation && translation.machine ? this.text("captions.machine_translation") : "";
-    note.hidden = !(useTranslation && translation.machine);
-    toggle.textContent = useTranslation ? this.text("captions.show_original") : this.text("captions.show_translation");
+      },
+    });
   }
 
   // Scroll the transcript to the line a summary point draws on, and highlight it.

@@ -84,6 +84,19 @@ export function languageName(code) {
   }
 }
 
+// <option>s for the languages one may speak and read: each named in the interface's language and in its own
+// ("German (Deutsch)"), the value its code.
+export function languageOptions(codes) {
+  return codes.map((code) => {
+    const option = document.createElement("option");
+    option.value = code;
+    const own = new Intl.DisplayNames([code], { type: "language" }).of(code);
+    const here = languageName(code);
+    option.textContent = own && own !== here ? `${here} (${own})` : here;
+    return option;
+  });
+}
+
 // A <select> of the interface locales, each in its own language, that switches the page.
 export function localeSwitch(select) {
   select.replaceChildren(...LOCALES.map((code) => {

@@ -2,7 +2,7 @@
 // answer the sign-up questions, consent, and wait until the organisers form the groups; then go to one's room. The
 // participant credential is kept in localStorage, so a reload (or a later visit) goes straight back to waiting or to
 // the room. Every text from the server is set with textContent.
-import { currentLocale, languageName, localeSwitch, setupI18n, t } from "./i18n.js";
+import { currentLocale, languageOptions, localeSwitch, setupI18n, t } from "./i18n.js";
 import { LevelMonitor } from "./levels.js";
 import { getLocalMedia } from "./media.js";
 
@@ -72,14 +72,7 @@ function fillLanguages(info) {
   const offered = info.languages && info.languages.length ? info.languages : ["en"];
   const select = $("language");
   const chosen = select.value;
-  select.replaceChildren(...offered.map((code) => {
-    const option = document.createElement("option");
-    option.value = code;
-    const own = new Intl.DisplayNames([code], { type: "language" }).of(code);
-    const here = languageName(code);
-    option.textContent = own && own !== here ? `${here} (${own})` : here;
-    return option;
-  }));
+  select.replaceChildren(...languageOptions(offered));
   const saved = localStorage.getItem("moot:language");
   select.value = [chosen, saved, currentLocale()].find((code) => code && offered.includes(code)) || offered[0];
 }

@@ -5,7 +5,7 @@
 // server/core/events.py.
 import { CaptionsView } from "./captions.js";
 import { FacilitatorView } from "./facilitator.js";
-import { chooseLocale, currentLocale, languageName, localeSwitch, setupI18n, t } from "./i18n.js";
+import { chooseLocale, currentLocale, languageName, languageOptions, localeSwitch, setupI18n, t } from "./i18n.js";
 import { LevelMonitor } from "./levels.js";
 import { getLocalMedia } from "./media.js";
 import { RoomPeer } from "./peer.js";
@@ -518,16 +518,7 @@ function followRoom(node) {
 // language and in its own; preselected: the last one chosen in this browser, else the interface's, else the first.
 function fillLanguages() {
   const offered = state.room.languages && state.room.languages.length ? state.room.languages : ["en"];
-  for (const select of [$("language"), $("reading-language")]) {
-    select.replaceChildren(...offered.map((code) => {
-      const option = document.createElement("option");
-      option.value = code;
-      const own = new Intl.DisplayNames([code], { type: "language" }).of(code);
-      const here = languageName(code);
-      option.textContent = own && own !== here ? `${here} (${own})` : here;
-      return option;
-    }));
-  }
+  for (const select of [$("language"), $("reading-language")]) select.replaceChildren(...languageOptions(offered));
   const saved = localStorage.getItem("moot:language");
   const guess = [saved, currentLocale(), chooseLocale(null)].find((code) => code && offered.includes(code));
   $("language").value = guess || offered[0];

@@ -1,0 +1,24 @@
+// Beside a text shown in translation: the "machine translation" label and the button that switches between the
+// translation and the original. Made once per element (found again by class), updated on every render.
+export function markTranslation(container, insert, { translated, machine, onToggle, text }) {
+  let note = container.querySelector(".mt-label");
+  let toggle = container.querySelector(".mt-toggle");
+  if (!note) {
+    note = document.createElement("span");
+    note.className = "mt-label";
+    toggle = document.createElement("button");
+    toggle.type = "button";
+    toggle.className = "mt-toggle";
+    toggle.addEventListener("click", () => toggle.onToggle());
+    insert(note, toggle);
+  }
+  toggle.onToggle = onToggle;
+  note.textContent = translated && machine ? text("captions.machine_translation") : "";
+  note.hidden = !(translated && machine);
+  toggle.textContent = translated ? text("captions.show_original") : text("captions.show_translation");
+}
+
+export function unmarkTranslation(container) {
+  container.querySelector(".mt-label")?.remove();
+  container.querySelector(".mt-toggle")?.remove();
+}
