@@ -18,6 +18,8 @@ from models.translation import TranslationModelError, import_model, registered_m
 from server.cli import main
 from server.core.bus import InProcessBus, room_channel
 from server.core.events import (
+    AIMessage,
+    AIMessageTranslated,
     BusEvent,
     CaptionFinal,
     CaptionTranslated,
@@ -325,3 +327,28 @@ def test_a_translation_worker_without_a_backend_refuses_to_start(tmp_path: Path)
                              "--data-dir", str(tmp_path), "--mt-models-dir", str(tmp_path / "none")],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1 and "moot models import" in result.stderr, result.stderr
+
+
+async def test_a_new_reader_s_language_gets_the_latest_words_too(bus: InProcessBus) -> None:
+    """Dan arrives reading German after two captions and an AI message: they are translated into German too (the
+    captions once each, not again into French), and later captions go into both."""
+    service = TranslationService(bus, ScriptedTranslator(), render=lambda language, key, params: f"<{language}:{key}>")
+    await service.start()
+    try:
+        await bus.publish(RoomLanguages(room_id=ROOM, languages=["en", "fr"]))
+        await bus.publish(final(1))
+        await bus.publish(final(2))
+        await bus.publish(AIMessage(room_id=ROOM, message_id="m1", kind="silence", language="en", key="silence",
+                                    text="It has gone quiet."))
+        await service.wait_translated(3, timeout=10)
+        await bus.publish(RoomLanguages(room_id=ROOM, languages=["de", "en", "fr"]))
+        await service.wait_translated(6, timeout=10)
+        await bus.publish(final(3))
+        await service.wait_translated(8, timeout=10)
+        history = await bus.history(room_channel(ROOM))
+        captions = sorted((e.utterance_id, e.language) for e in history if isinstance(e, CaptionTranslated))
+        assert captions == [("u1", "de"), ("u1", "fr"), ("u2", "de"), ("u2", "fr"), ("u3", "de"), ("u3", "fr")]
+        ai = sorted((e.language, e.text) for e in history if isinstance(e, AIMessageTranslated))
+        assert ai == [("de", "<de:silence>"), ("fr", "<fr:silence>")]
+    finally:
+        await service.close()

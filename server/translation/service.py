@@ -2,7 +2,8 @@
 room reads (``book.LanguageBook``) and translates every final caption once into each of them other than its own,
 publishing ``caption.translated`` into the room (every listener of that language shows it; the recorder stores it
 beside the original). Any number of workers share the rooms' events; a worker that restarts, or sees a room for the
-first time mid-way, reads the room's retained history to learn its languages.
+first time mid-way, reads the room's retained history to learn its languages. When a language is added to a room
+(someone came to read it), the room's latest captions and AI messages are translated into it too.
 
 AI messages are translated the same way for the languages other than the one they were written in: a rule message
 (it has a ``key``) is rendered from the facilitator's own messages in each language (``render``, given by the
@@ -19,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from server.core.bus import Bus, Consumer, Delivery, room_channel
 from server.core.events import (
@@ -38,6 +40,8 @@ from server.translation.book import LanguageBook
 logger = logging.getLogger(__name__)
 
 GROUP = "translation"
+BACKFILL_CAPTIONS = 20  # a new reader's language: the room's latest captions translated into it too
+BACKFILL_AI_MESSAGES = 5
 _ROOM_STATE = (RoomLanguages, ParticipantJoined, ParticipantLeft, ParticipantLanguage)
 
 
@@ -89,9 +93,14 @@ class TranslationService:
         async for delivery in consumer:
             event = delivery.event
             if isinstance(event, _ROOM_STATE):
-                if not self._book.knows(event.room_id) and not isinstance(event, RoomLanguages):
+                known = self._book.knows(event.room_id)
+                if not known and not isinstance(event, RoomLanguages):
                     await self._learn(event.room_id)
+                before = set(self._book.languages(event.room_id))
                 self._book.apply(event)
+                added = [x for x in self._book.languages(event.room_id) if x not in before]
+                if known and added:  # a new reader's language: what was said just before, in it too
+                    self._start(self._backfill(event.room_id, added))
                 await consumer.ack(delivery)
             elif isinstance(event, AIMessage) and event.language:
                 if not self._book.knows(event.room_id):
@@ -102,9 +111,7 @@ class TranslationService:
                     await consumer.ack(delivery)
                     continue
                 await self._slots.acquire()
-                task = asyncio.create_task(self._translate_ai(consumer, delivery, event, written_in, others))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                self._start(self._handle(consumer, delivery, self._ai_into(event, written_in, others)))
             elif isinstance(event, CaptionFinal) and event.text.strip():
                 if not self._book.knows(event.room_id):
                     await self._learn(event.room_id)
@@ -113,11 +120,27 @@ class TranslationService:
                     await consumer.ack(delivery)
                     continue
                 await self._slots.acquire()
-                task = asyncio.create_task(self._translate(consumer, delivery, event, source, targets))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                self._start(self._handle(consumer, delivery, self._caption_into(event, source, targets)))
             else:
                 await consumer.ack(delivery)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _handle(self, consumer: Consumer, delivery: Delivery, work: Coroutine[Any, Any, None]) -> None:
+        """Do ``work`` (holding a slot), then acknowledge; on an unexpected failure leave it unacknowledged, so it is
+        delivered again (to this or another worker) after the reclaim time."""
+        try:
+            await work
+            await consumer.ack(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("translating %s of room %s failed", delivery.event.type, delivery.event.room_id)
+        finally:
+            self._slots.release()
 
     async def _learn(self, room_id: str) -> None:
         """A room first seen mid-way: its languages from the room's retained history."""
@@ -130,8 +153,27 @@ class TranslationService:
             if isinstance(past, _ROOM_STATE):
                 self._book.apply(past)
 
-    async def _translate(self, consumer: Consumer, delivery: Delivery, caption: CaptionFinal, source: str,
-                         targets: list[str]) -> None:
+    async def _backfill(self, room_id: str, languages: list[str]) -> None:
+        """Someone came to read ``languages``: the room's latest captions and AI messages (``BACKFILL_*``) are
+        translated into them too, so their transcript and the facilitator's recent words are not left untranslated.
+        Best effort: nothing is retried."""
+        try:
+            history = await self._bus.history(room_channel(room_id))
+            captions = [e for e in history if isinstance(e, CaptionFinal) and e.text.strip()][-BACKFILL_CAPTIONS:]
+            messages = [e for e in history if isinstance(e, AIMessage) and e.language][-BACKFILL_AI_MESSAGES:]
+            for caption in captions:
+                source = self._book.source_of(caption)
+                if source is not None:
+                    await self._caption_into(caption, source, [x for x in languages if x != source], live=False)
+            for message in messages:
+                written_in = (message.language or "").split("-", 1)[0].lower()
+                await self._ai_into(message, written_in, [x for x in languages if x != written_in])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("translating room %s's recent words into %s failed", room_id, ", ".join(languages))
+
+    async def _caption_into(self, caption: CaptionFinal, source: str, targets: list[str], live: bool = True) -> None:
         """Into every target language at once (each language's translation goes out as soon as it is made)."""
 
         async def into(target: str) -> None:
@@ -149,57 +191,42 @@ class TranslationService:
             await self._bus.publish(CaptionTranslated(
                 room_id=caption.room_id, utterance_id=caption.utterance_id, participant_id=caption.participant_id,
                 source_language=source, language=target, text=text, backend=self.translator.label(source, target)))
-            if caption.ts:
+            if live and caption.ts:
                 self.latencies = [*self.latencies[-999:], max(0.0, time.time() - caption.ts)]
-            async with self._progress:
-                self.translated += 1
-                self._progress.notify_all()
+            await self._count()
 
-        try:
-            await asyncio.gather(*(into(target) for target in targets))
-            await consumer.ack(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # left unacknowledged: delivered again (to this or another worker) after the reclaim time
-            logger.exception("translating a caption of room %s failed", caption.room_id)
-        finally:
-            self._slots.release()
+        await asyncio.gather(*(into(target) for target in targets))
 
-    async def _translate_ai(self, consumer: Consumer, delivery: Delivery, message: AIMessage, source: str,
-                            targets: list[str]) -> None:
-        try:
-            for target in targets:
-                rendered = self._render(target, message.key, dict(message.params)) \
-                    if self._render is not None and message.key else None
-                if rendered is not None:
-                    out = AIMessageTranslated(room_id=message.room_id, message_id=message.message_id,
-                                              language=target, text=rendered, machine=False, backend="facilitator")
-                elif self.translator.supports(source, target):
-                    try:
-                        texts = await self.translator.translate([message.text, *[p.text for p in message.points]],
-                                                                source, target)
-                    except TranslationUnavailable as exc:
-                        self.failed += 1
-                        logger.warning("AI message translation %s -> %s failed in room %s: %s", source, target,
-                                       message.room_id, exc)
-                        continue
-                    out = AIMessageTranslated(room_id=message.room_id, message_id=message.message_id,
-                                              language=target, text=texts[0], points=texts[1:],
-                                              backend=self.translator.label(source, target))
-                else:
-                    self._warn(source, target)
+    async def _ai_into(self, message: AIMessage, source: str, targets: list[str]) -> None:
+        """A rule message from each language's own table; anything else machine translated, points too."""
+        for target in targets:
+            rendered = self._render(target, message.key, dict(message.params)) \
+                if self._render is not None and message.key else None
+            if rendered is not None:
+                out = AIMessageTranslated(room_id=message.room_id, message_id=message.message_id, language=target,
+                                          text=rendered, machine=False, backend="facilitator")
+            elif self.translator.supports(source, target):
+                try:
+                    texts = await self.translator.translate([message.text, *[p.text for p in message.points]],
+                                                            source, target)
+                except TranslationUnavailable as exc:
+                    self.failed += 1
+                    logger.warning("AI message translation %s -> %s failed in room %s: %s", source, target,
+                                   message.room_id, exc)
                     continue
-                await self._bus.publish(out)
-                async with self._progress:
-                    self.translated += 1
-                    self._progress.notify_all()
-            await consumer.ack(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # unacknowledged: delivered again after the reclaim time
-            logger.exception("translating an AI message of room %s failed", message.room_id)
-        finally:
-            self._slots.release()
+                out = AIMessageTranslated(room_id=message.room_id, message_id=message.message_id, language=target,
+                                          text=texts[0], points=texts[1:],
+                                          backend=self.translator.label(source, target))
+            else:
+                self._warn(source, target)
+                continue
+            await self._bus.publish(out)
+            await self._count()
+
+    async def _count(self) -> None:
+        async with self._progress:
+            self.translated += 1
+            self._progress.notify_all()
 
     def _warn(self, source: str, target: str) -> None:
         if (source, target) not in self._warned:
