@@ -57,13 +57,18 @@ export function t(key, params = {}) {
   return String(message).replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
 
+// Marked elements get the locale's words; where a locale file could not be loaded, the page's own (English) text
+// stays rather than a key.
 export function applyI18n(root) {
-  for (const element of root.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
+  const known = (key) => key in messages || key in english;
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    if (known(element.dataset.i18n)) element.textContent = t(element.dataset.i18n);
+  }
   for (const element of root.querySelectorAll("[data-i18n-label]")) {
-    element.setAttribute("aria-label", t(element.dataset.i18nLabel));
+    if (known(element.dataset.i18nLabel)) element.setAttribute("aria-label", t(element.dataset.i18nLabel));
   }
   for (const element of root.querySelectorAll("[data-i18n-placeholder]")) {
-    element.placeholder = t(element.dataset.i18nPlaceholder);
+    if (known(element.dataset.i18nPlaceholder)) element.placeholder = t(element.dataset.i18nPlaceholder);
   }
 }
 

@@ -1,5 +1,9 @@
 // Landing page: sign in, create a room and share its link.
+import { localeSwitch, setupI18n, t } from "./i18n.js";
 import { changeHeaders, signOut, whoAmI, wireSignInForm } from "./session.js";
+
+await setupI18n();
+localeSwitch(document.getElementById("locale-switch"));
 
 const form = document.getElementById("create-room");
 const titleInput = document.getElementById("room-title");
@@ -20,10 +24,10 @@ const templateSelect = document.getElementById("room-template");
 fetch("/api/templates")
   .then((response) => response.json())
   .then((templates) => {
-    for (const t of templates) {
+    for (const template of templates) {
       const option = document.createElement("option");
-      option.value = t.id;
-      option.textContent = `${t.title}`;
+      option.value = template.id;
+      option.textContent = `${template.title}`;
       templateSelect.append(option);
     }
   })
@@ -35,7 +39,7 @@ form.addEventListener("submit", async (event) => {
   titleInput.removeAttribute("aria-invalid");
   const title = titleInput.value.trim();
   if (!title) {
-    showError("Please give the room a topic.");
+    showError(t("landing.need_topic"));
     return;
   }
   const button = form.querySelector("button[type=submit]");
@@ -57,7 +61,7 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     if (!response.ok) {
-      showError(body.detail || `Could not create the room (${response.status}).`);
+      showError(body.detail || t("landing.create_failed", { status: response.status }));
       return;
     }
     linkInput.value = body.url;
@@ -68,7 +72,7 @@ form.addEventListener("submit", async (event) => {
     linkInput.focus();
     linkInput.select();
   } catch (err) {
-    showError("The server could not be reached. Check your connection and try again.");
+    showError(t("ui.unreachable_retry"));
   } finally {
     button.disabled = false;
   }
@@ -77,10 +81,10 @@ form.addEventListener("submit", async (event) => {
 copyButton.addEventListener("click", async () => {
   try {
     await navigator.clipboard.writeText(linkInput.value);
-    copyStatus.textContent = "Link copied.";
+    copyStatus.textContent = t("landing.copied");
   } catch {
     linkInput.select();
-    copyStatus.textContent = "Press Ctrl+C (or Cmd+C) to copy the selected link.";
+    copyStatus.textContent = t("landing.copy_by_hand");
   }
 });
 

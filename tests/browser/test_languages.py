@@ -89,5 +89,9 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
         bea.select_option("#locale-switch", "de")
         bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
         assert bea.text_content("#captions-heading") == "Live-Untertitel"
+        # The choice is kept for the other pages: the landing page comes up in German.
+        bea.goto(f"{base}/")
+        bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+        assert (bea.text_content("p.lead") or "").startswith("Gespräche in kleinen Gruppen")
     finally:
         context.close()
