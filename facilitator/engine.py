@@ -30,6 +30,7 @@ from server.core.events import (
     StatementEdited,
     VoiceActivity,
     VoteCast,
+    base_language,
 )
 
 TALK_STAGES = {StageKind.WELCOME, StageKind.FRAMING, StageKind.DISCUSSION, StageKind.DRAFTING}
@@ -101,14 +102,14 @@ class RoomFacilitator:
         present = set(self._present())
         counts: dict[str, int] = {}
         for pid, language in self._languages.items():
-            base = language.split("-", 1)[0].lower()
+            base = base_language(language)
             if pid in present and has_language(base):
                 counts[base] = counts.get(base, 0) + 1
+        template = base_language(self.template.language)
         if not counts:
-            return self.template.language.split("-", 1)[0].lower()
+            return template
         best = max(counts.values())
         tied = sorted(code for code, n in counts.items() if n == best)
-        template = self.template.language.split("-", 1)[0].lower()
         return template if template in tied else tied[0]
 
     @property
@@ -151,18 +152,20 @@ class RoomFacilitator:
             self._last_voice_at = max(self._last_voice_at, now)  # quiet while stopped is not silence to break
 
     def _message(self, kind: AIMessageKind, text: str, now: float, addressed_to: list[str] | None = None,
-                 language: str | None = None) -> AIMessage:
+                 language: str | None = None, key: str | None = None,
+                 params: dict[str, str | int | float] | None = None) -> AIMessage:
         """A message of ``text`` (in ``language``: default the room's; template content is in the template's)."""
         return AIMessage(room_id=self.room_id, ts=now, message_id=f"{self.room_id}-ai-{next(self._ids)}", kind=kind,
                          text=shorten(text, MAX_AI_MESSAGE_CHARS), stage_id=self.stage.id if self.stage else None,
-                         addressed_to=addressed_to or [], language=language or self.language)
+                         addressed_to=addressed_to or [], language=language or self.language, key=key,
+                         params=params or {})
 
     def _said(self, kind: AIMessageKind, key: str, now: float, addressed_to: list[str] | None = None,
               **params: str | int | float) -> AIMessage:
         """A rule message: ``key`` of ``facilitator/messages.py`` in the room's language, kept with its parameters
         so that readers of other languages get it from their own table."""
-        message = self._message(kind, say(self.language, key, **params), now, addressed_to)
-        return message.model_copy(update={"key": key, "params": params})
+        language = self.language
+        return self._message(kind, say(language, key, **params), now, addressed_to, language, key, params)
 
     # Inputs -----------------------------------------------------------------------------------------------------
     def handle(self, event: BusEvent, now: float) -> list[BusEvent]:
@@ -349,6 +352,7 @@ class RoomFacilitator:
         all of them would not fit in one message (``MAX_AI_MESSAGE_CHARS``)."""
         if not self.statements:
             return None
+        language = self.language
         agreed: list[tuple[str, str]] = []  # (statement, tally)
         divided: list[tuple[str, str]] = []
         for sid, text in self.statements.items():
@@ -357,16 +361,16 @@ class RoomFacilitator:
             decided = agree + disagree
             if decided < 2:
                 continue
-            tally = say(self.language, "results.tally", agree=agree, disagree=disagree, passed=choices.count("pass"))
+            tally = say(language, "results.tally", agree=agree, disagree=disagree, passed=choices.count("pass"))
             if agree >= 2 * decided / 3:
                 agreed.append((text, tally))
             elif min(agree, disagree) >= decided / 3:
                 divided.append((text, tally))
         for quote_chars in RESULTS_QUOTE_CHARS:
-            message = _results_text(self.language, agreed, divided, quote_chars)
+            message = _results_text(language, agreed, divided, quote_chars)
             if len(message) <= MAX_AI_MESSAGE_CHARS:
                 break
-        return self._message("results", message, now)  # still too long (dozens of statements): cut at the end
+        return self._message("results", message, now, language=language)  # still too long: cut at the end
 
     def _advance(self, now: float) -> list[BusEvent]:
         out: list[BusEvent] = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from server.core.events import base_language
+
 CONTENT = frozenset({"stage", "next", "question", "intro", "quotes"})
 DEFAULT = "en"
 
@@ -183,12 +185,11 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 def table(language: str | None) -> dict[str, str]:
     """The messages of ``language`` (its base code), or English when Moot has no table for it."""
-    base = (language or DEFAULT).split("-", 1)[0].lower()
-    return MESSAGES.get(base, MESSAGES[DEFAULT])
+    return MESSAGES.get(base_language(language or DEFAULT), MESSAGES[DEFAULT])
 
 
 def has_language(language: str | None) -> bool:
-    return (language or "").split("-", 1)[0].lower() in MESSAGES
+    return base_language(language or "") in MESSAGES
 
 
 def say(language: str | None, key: str, **params: object) -> str:

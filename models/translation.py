@@ -107,9 +107,10 @@ def registered_models(registry: Path) -> list[TranslationModel]:
     return found
 
 
-def check_models(registry: Path) -> list[tuple[str, str | None]]:
-    """Each registered model's name and the problem found (None: it is complete). Does not load the models."""
-    results: list[tuple[str, str | None]] = []
+def check_models(registry: Path) -> list[tuple[str, TranslationModel | None, str | None]]:
+    """Each registered model's name, the model (None: its manifest is unreadable) and the problem found (None: it is
+    complete). Does not load the models."""
+    results: list[tuple[str, TranslationModel | None, str | None]] = []
     if not registry.is_dir():
         return results
     for entry in sorted(registry.iterdir()):
@@ -118,17 +119,17 @@ def check_models(registry: Path) -> list[tuple[str, str | None]]:
         try:
             model = load_manifest(entry)
         except TranslationModelError as exc:
-            results.append((entry.name, str(exc)))
+            results.append((entry.name, None, str(exc)))
             continue
         missing = [name for name in ("model.bin", "config.json") if not (entry / name).is_file()]
         if not any((entry / name).is_file() for name in ("tokenizer_config.json", "tokenizer.json")):
             missing.append("tokenizer_config.json")
         if model.family not in FAMILIES:
-            results.append((model.name, f"unknown family {model.family!r}"))
+            results.append((model.name, model, f"unknown family {model.family!r}"))
         elif missing:
-            results.append((model.name, f"missing {', '.join(missing)}: import it again"))
+            results.append((model.name, model, f"missing {', '.join(missing)}: import it again"))
         else:
-            results.append((model.name, None))
+            results.append((model.name, model, None))
     return results
 
 

@@ -372,24 +372,28 @@ def _models_check(registry: Path) -> int:
     """Each registered model is complete, and loads and translates a word."""
     import asyncio
 
-    from models.translation import check_models, registered_models
+    from models.translation import TranslationModel, check_models
     from server.translation.backends import CTranslate2Translator, TranslationUnavailable
+
+    async def translates(model: TranslationModel) -> str | None:
+        """The problem (None: it loads and translates a word)."""
+        translator = CTranslate2Translator([model])
+        source = model.sources[0]
+        try:
+            [out] = await translator.translate(["hello"], source, next(t for t in model.targets if t != source))
+        except TranslationUnavailable as exc:
+            return str(exc)
+        finally:
+            await translator.close()
+        return None if out else "loads, but translated a word into nothing"
 
     results = check_models(registry)
     if not results:
         print(f"no translation model registered in {registry}")
-    models = {m.name: m for m in registered_models(registry)}
     failed = False
-    for name, problem in results:
-        if problem is None and name in models:
-            model = models[name]
-            try:
-                [out] = asyncio.run(CTranslate2Translator([model]).translate(["hello"], model.sources[0],
-                                                                             next(t for t in model.targets
-                                                                                  if t != model.sources[0])))
-                problem = None if out else "loads, but translated a word into nothing"
-            except TranslationUnavailable as exc:
-                problem = str(exc)
+    for name, model, problem in results:
+        if problem is None and model is not None:
+            problem = asyncio.run(translates(model))
         failed = failed or problem is not None
         print(f"{name}: {'ok (loads and translates)' if problem is None else problem}")
     return 1 if failed else 0

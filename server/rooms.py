@@ -145,6 +145,12 @@ class ResumeTickets:
                 self._by_participant.pop(ticket.participant_id, None)
 
 
+def _refuse_unoffered(language: str, offered: list[str]) -> None:
+    """A deliberation's room: only the languages it offers."""
+    if language not in offered:
+        raise JoinRefused("unsupported_language", f"This deliberation offers {', '.join(offered)}: choose one of them.")
+
+
 class RoomRegistry:
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
@@ -189,9 +195,8 @@ class RoomRegistry:
         fixed_id: str | None = None
         if record.deliberation_id is not None:
             fixed_id, name, offered = await self._admitted(record.deliberation_id, room_id, credential)
-            if language is not None and language not in offered:
-                raise JoinRefused("unsupported_language", f"This deliberation offers {', '.join(offered)}: "
-                                                          f"choose one of them.")
+            if language is not None:
+                _refuse_unoffered(language, offered)
         else:
             try:
                 name = display_name(name)
@@ -242,10 +247,7 @@ class RoomRegistry:
             from server.deliberations.store import DeliberationStore
 
             record = await asyncio.to_thread(DeliberationStore(self._ctx.storage.sessions).get, room.deliberation_id)
-            offered = list(record.spec.languages) if record is not None else []
-            if language not in offered:
-                raise JoinRefused("unsupported_language", f"This deliberation offers {', '.join(offered)}: "
-                                                          f"choose one of them.")
+            _refuse_unoffered(language, list(record.spec.languages) if record is not None else [])
         async with room.lock:
             if room.participants.get(participant.id) is not participant or participant.language == language:
                 return

@@ -9,6 +9,7 @@
 // Speakers' names are plain text (badges.js personName).
 
 import { personName } from "./badges.js";
+import { baseLanguage } from "./i18n.js";
 import { markTranslation, unmarkTranslation } from "./translated.js";
 
 const MAX_LIVE = 4; // caption lines kept in the live pane
@@ -23,10 +24,6 @@ function span(className, text = "") {
   element.className = className;
   element.textContent = text;
   return element;
-}
-
-function baseLanguage(code) {
-  return code ? code.split("-")[0].toLowerCase() : null;
 }
 
 export class CaptionsView {
@@ -147,12 +144,8 @@ export class CaptionsView {
       return;
     }
     markTranslation(container, (note, toggle) => container.append(" ", note, " ", toggle), {
-      translated: shown.translated, machine: true, text: this.text,
-      onToggle: () => {
-        if (this.showOriginal.has(utteranceId)) this.showOriginal.delete(utteranceId);
-        else this.showOriginal.add(utteranceId);
-        this.render(utteranceId);
-      },
+      translated: shown.translated, machine: true, text: this.text, id: utteranceId, showOriginal: this.showOriginal,
+      render: () => this.render(utteranceId),
     });
   }
 

@@ -5,6 +5,7 @@
 // translation labelled so, with the original one click away.
 
 import { personName, roleBadge } from "./badges.js";
+import { baseLanguage } from "./i18n.js";
 import { markTranslation } from "./translated.js";
 
 function formatLeft(seconds) {
@@ -15,7 +16,7 @@ function formatLeft(seconds) {
 export class FacilitatorView {
   constructor({ panel, stageName, stageTime, messages, balance, send, reading = null, text = (key) => key }) {
     Object.assign(this, { panel, stageName, stageTime, messages, balance, send, text });
-    this.reading = reading ? reading.split("-")[0] : null;
+    this.reading = baseLanguage(reading);
     this.shown = new Map(); // message_id -> {event, text, pointTexts}
     this.translations = new Map(); // message_id -> Map(language -> ai.translated event)
     this.showOriginal = new Set();
@@ -125,12 +126,12 @@ export class FacilitatorView {
   translated(event) {
     let known = this.translations.get(event.message_id);
     if (!known) this.translations.set(event.message_id, known = new Map());
-    known.set(event.language.split("-")[0], event);
-    if (event.language.split("-")[0] === this.reading) this.render(event.message_id);
+    known.set(baseLanguage(event.language), event);
+    if (baseLanguage(event.language) === this.reading) this.render(event.message_id);
   }
 
   setReading(language) {
-    this.reading = language ? language.split("-")[0] : null;
+    this.reading = baseLanguage(language);
     this.showOriginal.clear();
     for (const messageId of this.shown.keys()) this.render(messageId);
   }
@@ -140,7 +141,7 @@ export class FacilitatorView {
     const shown = this.shown.get(messageId);
     if (!shown) return;
     const { event, item, text, pointTexts } = shown;
-    const written = event.language ? event.language.split("-")[0] : null;
+    const written = baseLanguage(event.language);
     const translation = written !== this.reading ? this.translations.get(messageId)?.get(this.reading) : null;
     const useTranslation = Boolean(translation) && !this.showOriginal.has(messageId);
     const language = useTranslation ? this.reading : written;
@@ -153,12 +154,8 @@ export class FacilitatorView {
     }
     if (!translation) return;
     markTranslation(item, (note, toggle) => text.after(" ", note, " ", toggle), {
-      translated: useTranslation, machine: translation.machine, text: this.text,
-      onToggle: () => {
-        if (this.showOriginal.has(messageId)) this.showOriginal.delete(messageId);
-        else this.showOriginal.add(messageId);
-        this.render(messageId);
-      },
+      translated: useTranslation, machine: translation.machine, text: this.text, id: messageId,
+      showOriginal: this.showOriginal, render: () => this.render(messageId),
     });
   }
 

@@ -14,9 +14,14 @@ let locale = "en";
 let messages = {};
 let english = {};
 
+// "pt-BR" -> "pt": captions, translations and the interface go by the base language (null stays null).
+export function baseLanguage(code) {
+  return code ? code.split("-")[0].toLowerCase() : null;
+}
+
 export function chooseLocale(preferred = localStorage.getItem(STORE), browser = navigator.languages || []) {
   for (const candidate of [preferred, ...browser]) {
-    const base = candidate ? candidate.split("-")[0].toLowerCase() : null;
+    const base = baseLanguage(candidate);
     if (base && LOCALES.includes(base)) return base;
   }
   return "en";

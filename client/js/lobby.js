@@ -77,14 +77,17 @@ function fillLanguages(info) {
   select.value = [chosen, saved, currentLocale()].find((code) => code && offered.includes(code)) || offered[0];
 }
 
-function renderForm(info) {
-  fillLanguages(info);
-  const notice = $("notice");
-  notice.replaceChildren(...info.notice.paragraphs.map((text) => {
+function showNotice(paragraphs) {
+  $("notice").replaceChildren(...paragraphs.map((text) => {
     const li = document.createElement("li");
     li.textContent = text;
     return li;
   }));
+}
+
+function renderForm(info) {
+  fillLanguages(info);
+  showNotice(info.notice.paragraphs);
   const questions = $("questions");
   questions.replaceChildren();
   for (const question of info.signup_questions) {
@@ -254,14 +257,7 @@ document.addEventListener("moot:locale", async () => {
   if (response && response.ok) {
     const fresh = await response.json();
     state.info.notice = fresh.notice;
-    if (!$("arrive-form").hidden) {
-      const notice = $("notice");
-      notice.replaceChildren(...fresh.notice.paragraphs.map((text) => {
-        const li = document.createElement("li");
-        li.textContent = text;
-        return li;
-      }));
-    }
+    if (!$("arrive-form").hidden) showNotice(fresh.notice.paragraphs);
   }
   fillLanguages(state.info);
   updateButton();

@@ -51,6 +51,7 @@ from server.core.events import (
     CaptionTranslated,
     CaptionWord,
     VoiceActivity,
+    base_language,
 )
 from server.core.ids import new_id
 from server.core.speech import SAMPLE_RATE
@@ -127,12 +128,12 @@ class SpeakerStream:
         """The languages the speaker's room reads now: with Whisper as the translation backend, each final caption
         in another language is also translated into English (Whisper's translate task) while someone reads it."""
         self.translate_to_english = self._service.translates_to_english and "en" in {
-            x.split("-", 1)[0] for x in languages}
+            base_language(x) for x in languages}
 
     def set_language(self, language: str) -> None:
         """The participant chose (or changed to) ``language``: their next utterances are recognised in it (Whisper
         takes the base code: ``pt-BR`` -> ``pt``)."""
-        self.language = language.split("-", 1)[0].lower()
+        self.language = base_language(language)
 
     # Input -------------------------------------------------------------------------------------------------------
     def push(self, pcm: npt.NDArray[np.float32], t: float) -> None:
@@ -405,7 +406,7 @@ class SpeakerStream:
             language=language,
         ))
         audio, u.audio = u.audio, None
-        if audio is not None and language and language.split("-", 1)[0] != "en" and self.translate_to_english:
+        if audio is not None and language and base_language(language) != "en" and self.translate_to_english:
             self._spawn(self._translate(u.id, audio, language))
 
     async def _translate(self, utterance_id: str, audio: npt.NDArray[np.float32], language: str) -> None:

@@ -111,7 +111,8 @@ def _round(value: float | None) -> float | None:
 
 
 async def run(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from server.translation.backends import TranslationUnavailable, create_translator
+    from server.translation.backends import TranslationUnavailable
+    from server.workers.translation import create_translator
 
     translator = create_translator(settings)
     if translator is None:

@@ -62,6 +62,11 @@ class _RoomEvent(_EventPart):
 LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", max_length=12)]
 
 
+def base_language(code: str) -> str:
+    """``pt-BR`` -> ``pt``: what recognition, translation and the facilitator's messages go by."""
+    return code.split("-", 1)[0].lower()
+
+
 class ParticipantInfo(_EventPart):
     participant_id: str
     name: str

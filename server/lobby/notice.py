@@ -4,6 +4,8 @@ changes."""
 
 from __future__ import annotations
 
+from server.core.events import base_language
+
 NOTICE_VERSION = "2026-12-02b"  # b: machine translation
 
 
@@ -96,7 +98,7 @@ _NOTICE: dict[str, dict[str, str]] = {
 def notice_text(retention_days: int | None, language: str | None = None) -> list[str]:
     """The notice, one paragraph per item, in ``language`` (English when Moot has no notice in it). The versions
     in each language say the same; the consent's version covers them all."""
-    words = _NOTICE.get((language or "en").split("-", 1)[0].lower(), _NOTICE["en"])
+    words = _NOTICE.get(base_language(language or "en"), _NOTICE["en"])
     kept = words["kept_days"].format(days=retention_days) if retention_days else words["kept"]
     return [words["transcribed"], words["ai"], words["who"], words["translated"], words["observe"],
             f"{kept} {words['delete']}"]

@@ -7,8 +7,8 @@
   JSON-encoded, so nothing a participant says can become an instruction.
 - ``ScriptedTranslator``: a fake for tests (``[fr] words``), recording every call.
 
-Whisper's own translate task (anything to English, from the audio) belongs to the speech tier, not here:
-``create_translator`` returns None for it.
+Which one runs is decided by the composition root (``server/workers/translation.py``: ``create_translator``).
+Whisper's own translate task (anything to English, from the audio) belongs to the speech tier, not here.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from server.core.errors import Unavailable
-from server.core.settings import Settings
+from server.core.events import base_language
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +47,6 @@ class TextTranslator(Protocol):
         """Translate ``texts`` (a batch) from ``source`` to ``target``; ``TranslationUnavailable`` on failure."""
 
     async def close(self) -> None: ...
-
-
-def base_language(code: str) -> str:
-    return code.split("-", 1)[0].lower()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -236,18 +231,25 @@ def missing_model_message(source: str, target: str) -> str:
 # OpenAI-compatible endpoint
 
 
+class ChatModel(Protocol):
+    """An OpenAI-compatible chat model (the facilitator's ``OpenAICompatibleLLM``: timeouts, retries with backoff on
+    429 and 5xx), given by the composition root (``server/workers/translation.py``)."""
+
+    model: str
+
+    async def complete(self, messages: Sequence[dict[str, str]], *, max_tokens: int, temperature: float) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
 class OpenAITranslator:
     """Translation by an OpenAI-compatible chat endpoint (any pair it knows)."""
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 30.0) -> None:
-        import httpx
-
-        self.model = model
-        self._url = base_url.rstrip("/") + "/chat/completions"
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(timeout=timeout_s, headers=headers)
+    def __init__(self, chat: ChatModel) -> None:
+        self._chat = chat
+        self.model = chat.model
 
     def supports(self, source: str, target: str) -> bool:
         return base_language(source) != base_language(target)
@@ -256,8 +258,6 @@ class OpenAITranslator:
         return f"openai:{self.model}"
 
     async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
-        import httpx
-
         out = []
         for text in texts:
             messages = [
@@ -268,17 +268,14 @@ class OpenAITranslator:
                 {"role": "user", "content": json.dumps(text, ensure_ascii=False)},
             ]
             try:
-                response = await self._client.post(self._url, json={
-                    "model": self.model, "messages": messages, "temperature": 0, "max_tokens": 400})
-                response.raise_for_status()
-                answer = str(response.json()["choices"][0]["message"]["content"]).strip()
-            except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-                raise TranslationUnavailable(f"the translation endpoint {self._url} failed: {exc}") from None
-            out.append(_unquote(answer))
+                answer = await self._chat.complete(messages, max_tokens=400, temperature=0.0)
+            except Exception as exc:  # the client's own error (after its retries), whatever its type
+                raise TranslationUnavailable(f"the translation endpoint failed: {exc}") from None
+            out.append(_unquote(answer.strip()))
         return out
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._chat.aclose()
 
 
 def _unquote(answer: str) -> str:
@@ -321,32 +318,3 @@ class ScriptedTranslator:
 
     async def close(self) -> None:
         return None
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def create_translator(settings: Settings) -> TextTranslator | None:
-    """The configured text translator; None for ``none`` and for ``whisper`` (the speech tier's X->English task).
-    ``auto``: CTranslate2 when a model is registered, else the OpenAI-compatible endpoint when one is set."""
-    from models.translation import registered_models
-
-    registry: Path = settings.resolved_mt_models_dir()
-    url = settings.mt_url or settings.llm_url
-    has_models = settings.mt_backend == "auto" and bool(registered_models(registry))
-    backend = settings.resolved_mt_backend(has_models)
-    if backend == "ctranslate2":
-        models = registered_models(registry)
-        if not models:
-            raise TranslationUnavailable(f"MOOT_MT_BACKEND=ctranslate2, but no translation model is registered in "
-                                         f"{registry}: convert one with `moot models import PATH`")
-        return CTranslate2Translator(models, device=settings.mt_device, compute_type=settings.mt_compute_type,
-                                     cpu_threads=settings.mt_cpu_threads)
-    if backend == "openai":
-        if not url:
-            raise TranslationUnavailable("MOOT_MT_BACKEND=openai needs an endpoint: set MOOT_MT_URL (or MOOT_LLM_URL)")
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        return OpenAITranslator(url, settings.mt_model or settings.llm_model, key, settings.llm_timeout_s)
-    if backend == "fake":
-        return ScriptedTranslator()
-    return None

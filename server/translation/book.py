@@ -11,18 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from server.core.events import (
+    AIMessage,
     BusEvent,
     CaptionFinal,
-    CaptionPartial,
     ParticipantJoined,
     ParticipantLanguage,
     ParticipantLeft,
     RoomLanguages,
+    base_language,
 )
-
-
-def base_language(code: str) -> str:
-    return code.split("-", 1)[0].lower()
 
 
 @dataclass
@@ -64,26 +61,23 @@ class LanguageBook:
         if not room.announced:  # an older node that announces no room.languages: what its speakers chose
             room.languages = sorted({base_language(x) for x in room.speakers.values()})
 
-    def source_of(self, caption: CaptionFinal | CaptionPartial) -> str | None:
-        if caption.language:
-            return base_language(caption.language)
-        chosen = self._rooms.get(caption.room_id, RoomReaders()).speakers.get(caption.participant_id)
+    def source_of(self, said: CaptionFinal | AIMessage) -> str | None:
+        """The language a caption (detected, else the speaker's choice) or an AI message was said in."""
+        if said.language:
+            return base_language(said.language)
+        if isinstance(said, AIMessage):
+            return None
+        chosen = self._rooms.get(said.room_id, RoomReaders()).speakers.get(said.participant_id)
         return base_language(chosen) if chosen else None
 
-    def plan(self, caption: CaptionFinal | CaptionPartial) -> tuple[str | None, list[str]]:
-        """The caption's source language and the languages to translate it into (each once)."""
-        source = self.source_of(caption)
+    def plan(self, said: CaptionFinal | AIMessage) -> tuple[str | None, list[str]]:
+        """A caption's or AI message's source language and the languages to translate it into (each once)."""
+        source = self.source_of(said)
         if source is None:
             return None, []
-        readers = self._rooms.get(caption.room_id)
-        if readers is None:
-            return source, []
-        return source, [language for language in readers.languages if language != source]
+        return source, [language for language in self.languages(said.room_id) if language != source]
 
     def languages(self, room_id: str) -> list[str]:
         """The base languages the room reads (sorted)."""
         readers = self._rooms.get(room_id)
         return list(readers.languages) if readers is not None else []
-
-    def forget(self, room_id: str) -> None:
-        self._rooms.pop(room_id, None)

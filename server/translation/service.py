@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -61,7 +60,6 @@ class TranslationService:
         self._warned: set[tuple[str, str]] = set()
         self.translated = 0  # translations published
         self.failed = 0
-        self.latencies: list[float] = []  # seconds from the caption's publication to its translation's (recent)
         self._progress = asyncio.Condition()
 
     async def start(self) -> None:
@@ -102,17 +100,7 @@ class TranslationService:
                 if known and added:  # a new reader's language: what was said just before, in it too
                     self._start(self._backfill(event.room_id, added))
                 await consumer.ack(delivery)
-            elif isinstance(event, AIMessage) and event.language:
-                if not self._book.knows(event.room_id):
-                    await self._learn(event.room_id)
-                written_in = event.language.split("-", 1)[0].lower()
-                others = [t for t in self._book.languages(event.room_id) if t != written_in]
-                if not others:
-                    await consumer.ack(delivery)
-                    continue
-                await self._slots.acquire()
-                self._start(self._handle(consumer, delivery, self._ai_into(event, written_in, others)))
-            elif isinstance(event, CaptionFinal) and event.text.strip():
+            elif isinstance(event, AIMessage) or (isinstance(event, CaptionFinal) and event.text.strip()):
                 if not self._book.knows(event.room_id):
                     await self._learn(event.room_id)
                 source, targets = self._book.plan(event)
@@ -120,7 +108,9 @@ class TranslationService:
                     await consumer.ack(delivery)
                     continue
                 await self._slots.acquire()
-                self._start(self._handle(consumer, delivery, self._caption_into(event, source, targets)))
+                work = self._ai_into(event, source, targets) if isinstance(event, AIMessage) \
+                    else self._caption_into(event, source, targets)
+                self._start(self._handle(consumer, delivery, work))
             else:
                 await consumer.ack(delivery)
 
@@ -161,19 +151,22 @@ class TranslationService:
             history = await self._bus.history(room_channel(room_id))
             captions = [e for e in history if isinstance(e, CaptionFinal) and e.text.strip()][-BACKFILL_CAPTIONS:]
             messages = [e for e in history if isinstance(e, AIMessage) and e.language][-BACKFILL_AI_MESSAGES:]
-            for caption in captions:
-                source = self._book.source_of(caption)
-                if source is not None:
-                    await self._caption_into(caption, source, [x for x in languages if x != source], live=False)
-            for message in messages:
-                written_in = (message.language or "").split("-", 1)[0].lower()
-                await self._ai_into(message, written_in, [x for x in languages if x != written_in])
+            recent: list[CaptionFinal | AIMessage] = [*captions, *messages]
+            for past in recent:
+                source = self._book.source_of(past)
+                if source is None:
+                    continue
+                targets = [x for x in languages if x != source]
+                if isinstance(past, AIMessage):
+                    await self._ai_into(past, source, targets)
+                else:
+                    await self._caption_into(past, source, targets)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("translating room %s's recent words into %s failed", room_id, ", ".join(languages))
 
-    async def _caption_into(self, caption: CaptionFinal, source: str, targets: list[str], live: bool = True) -> None:
+    async def _caption_into(self, caption: CaptionFinal, source: str, targets: list[str]) -> None:
         """Into every target language at once (each language's translation goes out as soon as it is made)."""
 
         async def into(target: str) -> None:
@@ -191,8 +184,6 @@ class TranslationService:
             await self._bus.publish(CaptionTranslated(
                 room_id=caption.room_id, utterance_id=caption.utterance_id, participant_id=caption.participant_id,
                 source_language=source, language=target, text=text, backend=self.translator.label(source, target)))
-            if live and caption.ts:
-                self.latencies = [*self.latencies[-999:], max(0.0, time.time() - caption.ts)]
             await self._count()
 
         await asyncio.gather(*(into(target) for target in targets))
