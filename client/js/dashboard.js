@@ -8,9 +8,9 @@
 // (the dashboard benchmark reads it).
 
 import {
-  Component, html, render, useEffect, useLayoutEffect, useMemo, useRef, useState,
+  Component, html, useEffect, useLayoutEffect, useMemo, useRef, useState,
 } from "/static/vendor/htm-preact-standalone.module.js";
-import { ErrorLine, SignIn, StepIn, api, useSignedIn } from "/static/js/staff.js";
+import { ErrorLine, SignIn, StepIn, api, startStaffPage, useSignedIn } from "/static/js/staff.js";
 
 const deliberationId = decodeURIComponent(location.pathname.split("/").pop());
 // renders: [performance.now() when done, ms from the message's arrival to the DOM updated], one per rendered message.
@@ -326,6 +326,4 @@ function Dashboard() {
     </section>`;
 }
 
-const main = document.getElementById("main");
-main.textContent = "";
-render(html`<${Dashboard} />`, main);
+startStaffPage(Dashboard, document.getElementById("main"));

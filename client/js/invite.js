@@ -1,8 +1,9 @@
 // A moderator invite link (/invite/{token}): says which deliberation it is for, then makes the person a moderator of
 // it: signed in, with one button; otherwise by signing in, or by creating a moderator account. Single use.
 
-import { html, render, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { html, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
 import { changeHeaders, signIn, whoAmI } from "/static/js/session.js";
+import { startStaffPage } from "/static/js/staff.js";
 
 const token = location.pathname.split("/").pop();
 const UNREACHABLE = "The server could not be reached. Check your connection and try again.";
@@ -129,6 +130,4 @@ function Invite() {
     </form>`;
 }
 
-const main = document.getElementById("main");
-main.textContent = "";
-render(html`<${Invite} />`, main);
+startStaffPage(Invite, document.getElementById("main"));

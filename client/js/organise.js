@@ -3,9 +3,9 @@
 // waits in the lobby and in which rooms people are, and starting a round. Moderators see the deliberations they were
 // invited to, read-only. Rendered with Preact + htm (vendored); text only through JSX, never as HTML.
 
-import { html, render, useCallback, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { html, useCallback, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
 import { signOut } from "/static/js/session.js";
-import { ErrorLine, SignIn, StepIn, api, useSignedIn } from "/static/js/staff.js";
+import { ErrorLine, SignIn, StepIn, api, startStaffPage, useSignedIn } from "/static/js/staff.js";
 
 const LOBBY_POLL_MS = 3000;
 const STATUS_WORDS = { draft: "Draft", open: "Open", paused: "Paused", closed: "Closed" };
@@ -421,6 +421,4 @@ function App() {
   return html`${page}<p class="narrow wide"><button type="button" onClick=${out}>Sign out</button></p>`;
 }
 
-const main = document.getElementById("main");
-main.textContent = "";
-render(html`<${App} />`, main);
+startStaffPage(App, document.getElementById("main"));

@@ -3,9 +3,9 @@
 // AI messages, flags, the AI call log and the moderator actions, everyone by alias; downloads of every export.
 // Rendered with Preact + htm (vendored); text only through JSX, never as HTML.
 
-import { html, render, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { html, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
 import { CrossRoomReport } from "/static/js/report.js";
-import { ErrorLine, SignIn, api, useSignedIn } from "/static/js/staff.js";
+import { ErrorLine, SignIn, api, startStaffPage, useSignedIn } from "/static/js/staff.js";
 
 const deliberationId = decodeURIComponent(location.pathname.split("/").pop());
 
@@ -210,6 +210,4 @@ function App() {
   return html`<${Review} />`;
 }
 
-const main = document.getElementById("main");
-main.textContent = "";
-render(html`<${App} />`, main);
+startStaffPage(App, document.getElementById("main"));

@@ -1,9 +1,23 @@
-// Shared by the organisers', moderators' and reviewers' pages (Preact + htm): API requests with the session's CSRF
-// token, an error line, the sign-in form, who is signed in, and the "step in" card (a message to every room, the AI
-// paused or resumed everywhere).
+// Shared by the organisers', moderators' and reviewers' pages (Preact + htm): starting a page in the reader's
+// interface language (with the header's switch), API requests with the session's CSRF token, an error line, the
+// sign-in form, who is signed in, and the "step in" card (a message to every room, the AI paused or resumed
+// everywhere).
 
-import { html, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { html, render, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { currentLocale, localeSwitch, setupI18n, t } from "/static/js/i18n.js";
 import { changeHeaders, signIn, whoAmI } from "/static/js/session.js";
+
+// Render a page's app once its words are loaded; switching the interface language re-renders it in place (its state
+// kept: the app gets the locale as a prop, so every component below re-renders with the new words).
+export async function startStaffPage(App, main) {
+  await setupI18n();
+  const select = document.getElementById("locale-switch");
+  if (select) localeSwitch(select);
+  const draw = () => render(html`<${App} locale=${currentLocale()} />`, main);
+  document.addEventListener("moot:locale", draw);
+  main.textContent = "";
+  draw();
+}
 
 // One request to the API: {ok, status, data, error} (error in words a person can act on).
 export async function api(method, path, body) {
@@ -16,11 +30,11 @@ export async function api(method, path, body) {
   try {
     response = await fetch(path, init);
   } catch {
-    return { ok: false, status: 0, data: null, error: "The server could not be reached. Check your connection." };
+    return { ok: false, status: 0, data: null, error: t("ui.unreachable_short") };
   }
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   if (response.ok) return { ok: true, status: response.status, data, error: "" };
-  const detail = data && typeof data.detail === "string" ? data.detail : `error ${response.status}`;
+  const detail = data && typeof data.detail === "string" ? data.detail : t("staff.http_error", { status: response.status });
   return { ok: false, status: response.status, data, error: detail };
 }
 
@@ -36,8 +50,7 @@ export function SignIn({ onSignedIn }) {
     const form = event.target;
     setBusy(true);
     setError("");
-    const failed = await signIn(form.email.value.trim(), form.password.value).catch(
-      () => "The server could not be reached. Check your connection and try again.");
+    const failed = await signIn(form.email.value.trim(), form.password.value).catch(() => t("ui.unreachable_retry"));
     setBusy(false);
     if (failed) {
       setError(failed);
@@ -47,17 +60,25 @@ export function SignIn({ onSignedIn }) {
   };
   return html`
     <form class="card narrow" id="sign-in" onSubmit=${submit} novalidate>
-      <h1>Sign in</h1>
-      <p class="hint">For organisers and the moderators they invited.</p>
-      <label for="sign-in-email">Email</label>
+      <h1>${t("staff.sign_in")}</h1>
+      <p class="hint">${t("staff.sign_in_hint")}</p>
+      <label for="sign-in-email">${t("landing.email")}</label>
       <input id="sign-in-email" name="email" type="email" autocomplete="username" required />
-      <label for="sign-in-password">Password</label>
+      <label for="sign-in-password">${t("landing.password")}</label>
       <input id="sign-in-password" name="password" type="password" autocomplete="current-password" required />
       <${ErrorLine} text=${error} />
-      <button type="submit" class="primary" disabled=${busy}>Sign in</button>
+      <button type="submit" class="primary" disabled=${busy}>${t("staff.sign_in")}</button>
     </form>`;
 }
 
+
+// An account's role in the interface's words.
+export function roleName(role) {
+  if (role === "organiser") return t("staff.role_organiser");
+  if (role === "moderator") return t("staff.role_moderator");
+  if (role === "admin") return t("staff.role_admin");
+  return role;
+}
 
 // Who is signed in: undefined while asking, null when nobody (show SignIn); shown in the page's #whoami.
 export function useSignedIn() {
@@ -66,7 +87,8 @@ export function useSignedIn() {
     whoAmI().then(setMe).catch(() => setMe(null));
   }, []);
   useEffect(() => {
-    document.getElementById("whoami").textContent = me ? `${me.email} (${me.role})` : "";
+    document.getElementById("whoami").textContent = me ? t("staff.whoami", { email: me.email, role: roleName(me.role) })
+      : "";
   }, [me]);
   return [me, setMe];
 }
@@ -84,25 +106,25 @@ export function StepIn({ deliberation, onError }) {
       return;
     }
     event.target.reset();
-    setDone(`Sent to ${r.data.rooms.length} room${r.data.rooms.length === 1 ? "" : "s"}.`);
+    setDone(t("staff.sent_to_rooms", { count: r.data.rooms.length }));
   };
   const facilitator = async (action) => {
     const r = await api("POST", `/api/deliberations/${deliberation.id}/facilitator/${action}`);
     if (!r.ok) onError(r.error);
-    else setDone(`AI facilitator ${r.data.facilitator} in ${r.data.rooms.length} room${r.data.rooms.length === 1
-      ? "" : "s"}.`);
+    else setDone(t(r.data.facilitator === "paused" ? "staff.ai_paused_in_rooms" : "staff.ai_resumed_in_rooms",
+      { count: r.data.rooms.length }));
   };
   return html`
     <section class="card" aria-labelledby="step-in-heading">
-      <h2 id="step-in-heading">Step in</h2>
+      <h2 id="step-in-heading">${t("staff.step_in")}</h2>
       <form onSubmit=${say}>
-        <label for="broadcast-text">A message to every room (shown as from a moderator)</label>
+        <label for="broadcast-text">${t("staff.broadcast_label")}</label>
         <textarea id="broadcast-text" name="text" rows="2" maxlength="1000"></textarea>
-        <button type="submit" id="broadcast">Send to every room</button>
+        <button type="submit" id="broadcast">${t("staff.broadcast")}</button>
       </form>
       <div class="button-row">
-        <button type="button" id="pause-all" onClick=${() => facilitator("pause")}>Pause the AI in every room</button>
-        <button type="button" id="resume-all" onClick=${() => facilitator("resume")}>Resume it</button>
+        <button type="button" id="pause-all" onClick=${() => facilitator("pause")}>${t("staff.pause_all")}</button>
+        <button type="button" id="resume-all" onClick=${() => facilitator("resume")}>${t("staff.resume_all")}</button>
       </div>
       ${done && html`<p role="status" id="step-in-result">${done}</p>`}
     </section>`;
