@@ -111,8 +111,8 @@ export function StepIn({ deliberation, onError }) {
   const facilitator = async (action) => {
     const r = await api("POST", `/api/deliberations/${deliberation.id}/facilitator/${action}`);
     if (!r.ok) onError(r.error);
-    else setDone(t(r.data.facilitator === "paused" ? "staff.ai_paused_in_rooms" : "staff.ai_resumed_in_rooms",
-      { count: r.data.rooms.length }));
+    else if (r.data.facilitator === "paused") setDone(t("staff.ai_paused_in_rooms", { count: r.data.rooms.length }));
+    else setDone(t("staff.ai_resumed_in_rooms", { count: r.data.rooms.length }));
   };
   return html`
     <section class="card" aria-labelledby="step-in-heading">
