@@ -93,6 +93,25 @@ async def test_captions_come_back_from_the_speech_worker(tier: Tier) -> None:
     await worker.service.close()
 
 
+async def test_a_language_change_reaches_the_worker_serving_the_speaker(tier: Tier) -> None:
+    """The participant changes language mid-call: the worker already serving them recognises their next utterance
+    in it (the placeholder recogniser labels a caption with the language it was asked for)."""
+    worker = await tier.worker("worker-a")
+    room = await tier.bus.subscribe(f"room:{ROOM}")
+    sink = tier.node.open_speaker(ROOM, "p1", "Ada", "en")
+    packets = opus_speech()
+    send(sink, packets)
+    first = await next_matching(room, CaptionFinal)
+    assert first.language == "en"
+    sink.set_language("de-AT")
+    send(sink, packets, t0=T0 + len(packets) * PACKET_S)
+    second = await next_matching(room, CaptionFinal)
+    assert second.language == "de" and second.utterance_id != first.utterance_id
+    await sink.aclose()
+    await worker.close()
+    await worker.service.close()
+
+
 async def test_another_worker_finishes_the_utterance_of_one_that_died(tier: Tier) -> None:
     first = await tier.worker("worker-a")
     room = await tier.bus.subscribe(f"room:{ROOM}")

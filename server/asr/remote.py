@@ -67,7 +67,7 @@ class RemoteSpeakerSink:
         self._service = service
         s = service.settings
         self.room_id, self.participant_id, self.speaker_name = room_id, participant_id, speaker_name
-        self.language = language  # the speech worker recognises the speaker in it (from the start of the session)
+        self.language = language  # the speech worker recognises the speaker in it (sent with every batch of audio)
         self.session = new_id(12)
         self.channel = audio_channel(self.session)
         self._per_batch = max(1, round(s.speech_audio_batch_ms / 1000 / PACKET_S))
@@ -84,8 +84,8 @@ class RemoteSpeakerSink:
 
     # Input -------------------------------------------------------------------------------------------------------
     def set_language(self, language: str) -> None:
-        """The participant changed language: announced with the speaker from now on (a speech worker that takes
-        the speaker over starts in it; the one serving it now keeps the language it started with)."""
+        """The participant changed language: their next batches of audio carry it, so the speech worker serving
+        them recognises their next utterances in it (and one that takes them over starts in it)."""
         self.language = language
 
     def push_opus(self, packet: bytes, t: float) -> None:
@@ -109,7 +109,8 @@ class RemoteSpeakerSink:
             self._flush_timer = None
         if not self._packets:
             return
-        batch = SpeakerAudio(room_id=self.room_id, session=self.session, t=self._times, packets=self._packets)
+        batch = SpeakerAudio(room_id=self.room_id, session=self.session, t=self._times, packets=self._packets,
+                             language=self.language)
         self._times, self._packets = [], []
         if self._outbox.qsize() >= self._max_batches:
             with contextlib.suppress(asyncio.QueueEmpty):

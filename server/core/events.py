@@ -466,7 +466,8 @@ class SpeakerOpened(_RoomEvent):
 class SpeakerAudio(_RoomEvent):
     """A batch of one speaker's encoded audio (about 100 ms: a few 20 ms Opus packets) with the wall-clock time of
     each packet's first sample (the server's arrival clock, from RTP timestamps), so the worker rebuilds the same
-    timeline. ``end``: the speaker left; no more audio follows."""
+    timeline. ``end``: the speaker left; no more audio follows. ``language``: the one the speaker chose, as of this
+    batch (a change in the room reaches the worker serving the speaker in order with the audio)."""
 
     type: Literal["speech.audio"] = "speech.audio"
     session: str
@@ -474,6 +475,7 @@ class SpeakerAudio(_RoomEvent):
     t: list[float] = Field(default_factory=list)
     packets: list[str] = Field(default_factory=list)  # base64 of each packet
     end: bool = False
+    language: str | None = None
 
 
 class SpeechCheckpoint(_RoomEvent):

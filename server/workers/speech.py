@@ -246,6 +246,9 @@ class SpeechWorker:
                     speaker.ended = True
                     break
                 speaker.last_audio = time.monotonic()
+                if event.language and event.language != speaker.language:  # the participant changed language
+                    speaker.language = event.language
+                    stream.set_language(event.language)
                 audio_delay_seconds.observe(max(0.0, time.time() - event.ts))
                 chunks.append((event.seq, base + tap.samples))
                 next_seq = event.seq + 1
