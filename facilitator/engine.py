@@ -20,6 +20,7 @@ from server.core.events import (
     AIMessage,
     AIMessageKind,
     BusEvent,
+    MessageParam,
     ParticipantJoined,
     ParticipantLanguage,
     ParticipantLeft,
@@ -153,7 +154,7 @@ class RoomFacilitator:
 
     def _message(self, kind: AIMessageKind, text: str, now: float, addressed_to: list[str] | None = None,
                  language: str | None = None, key: str | None = None,
-                 params: dict[str, str | int | float] | None = None) -> AIMessage:
+                 params: dict[str, MessageParam] | None = None) -> AIMessage:
         """A message of ``text`` (in ``language``: default the room's; template content is in the template's)."""
         return AIMessage(room_id=self.room_id, ts=now, message_id=f"{self.room_id}-ai-{next(self._ids)}", kind=kind,
                          text=shorten(text, MAX_AI_MESSAGE_CHARS), stage_id=self.stage.id if self.stage else None,
@@ -161,11 +162,22 @@ class RoomFacilitator:
                          params=params or {})
 
     def _said(self, kind: AIMessageKind, key: str, now: float, addressed_to: list[str] | None = None,
-              **params: str | int | float) -> AIMessage:
+              language: str | None = None, **params: MessageParam) -> AIMessage:
         """A rule message: ``key`` of ``facilitator/messages.py`` in the room's language, kept with its parameters
-        so that readers of other languages get it from their own table."""
-        language = self.language
+        so that readers of other languages get it from their own table (template text in each of its languages)."""
+        language = language or self.language
         return self._message(kind, say(language, key, **params), now, addressed_to, language, key, params)
+
+    def _stage_text(self, stage_id: str, field: str) -> dict[str, str]:
+        """A stage's title or intro in each of the template's languages (``{question}`` replaced)."""
+        return self.template.texts(lambda t: t.say(getattr(t.stage(stage_id), field)))
+
+    def _ask(self, stage: Stage, index: int, now: float) -> AIMessage:
+        """The stage's question number ``index``: in the room's language where the template has it, else in the
+        template's (machine translated for readers of other languages)."""
+        texts = self.template.texts(lambda t: t.say(t.stage(stage.id).questions[index]))
+        language = self.language if base_language(self.language) in texts else self.template.language
+        return self._said("question", "ask", now, language=language, text=texts)
 
     # Inputs -----------------------------------------------------------------------------------------------------
     def handle(self, event: BusEvent, now: float) -> list[BusEvent]:
@@ -187,7 +199,8 @@ class RoomFacilitator:
             late = self.started_at is not None and now - self.started_at >= self.settings.late_after_s
             if late and not known and self.settings.greet_late_joiners and self.stage and not self.finished:
                 out.append(self._said("greeting", "greeting", now, [p.participant_id], name=p.name,
-                                      stage=self.stage.title, question=self.template.question))
+                                      stage=self._stage_text(self.stage.id, "title"),
+                                      question=self.template.texts(lambda t: t.question)))
         elif isinstance(event, ParticipantLeft):
             self.balance.leave(event.participant_id, now)
             self._speaking.discard(event.participant_id)
@@ -244,7 +257,7 @@ class RoomFacilitator:
         self._last_safety_reply[category] = now
         if category == "abuse":
             return [self._said("safety", "safety.abuse", now)]
-        return [self._said("safety", "safety.off_topic", now, question=self.template.question)]
+        return [self._said("safety", "safety.off_topic", now, question=self.template.texts(lambda t: t.question))]
 
     # Time -------------------------------------------------------------------------------------------------------
     def next_wakeup(self) -> float | None:
@@ -292,12 +305,12 @@ class RoomFacilitator:
             if w not in self._warnings_given and now >= self.stage_ends_at - w * 60:
                 self._warnings_given.add(w)
                 if now < self.stage_ends_at - w * 60 + 30:  # stale warnings (e.g. after a pause) are not said late
-                    nxt = self.template.stages[self.stage_index + 1].title if self.stage_index + 1 < len(
-                        self.template.stages) else None
-                    if nxt:
-                        out.append(self._said("time", "time.left_then", now, minutes=w, stage=stage.title, next=nxt))
+                    title = self._stage_text(stage.id, "title")
+                    if self.stage_index + 1 < len(self.template.stages):
+                        nxt = self._stage_text(self.template.stages[self.stage_index + 1].id, "title")
+                        out.append(self._said("time", "time.left_then", now, minutes=w, stage=title, next=nxt))
                     else:
-                        out.append(self._said("time", "time.left", now, minutes=w, stage=stage.title))
+                        out.append(self._said("time", "time.left", now, minutes=w, stage=title))
         if stage.kind in TALK_STAGES and not self._speaking and self._present():
             quiet_since = max(self._last_voice_at, self._last_prompt_at)
             if now >= quiet_since + self.settings.silence_prompt_s:  # the same sum as in next_wakeup (floats)
@@ -400,26 +413,26 @@ class RoomFacilitator:
             self.statement_requests.append(stage.id)
         out: list[BusEvent] = [
             self._stage_changed(now),
-            self._said("stage_intro", "stage_intro", now, stage=stage.title, minutes=stage.minutes,
-                       intro=self.template.say(stage.intro)),
+            self._said("stage_intro", "stage_intro", now, stage=self._stage_text(stage.id, "title"),
+                       minutes=stage.minutes, intro=self._stage_text(stage.id, "intro")),
         ]
         if stage.questions:
-            out.append(self._message("question", self.template.say(stage.questions[0]), now,
-                                     language=self.template.language))
+            out.append(self._ask(stage, 0, now))
             self._questions_asked = 1
         return out
 
     def _stage_changed(self, now: float) -> StageChanged:
         stage = self.template.stages[self.stage_index]
+        titles = self.template.texts(lambda t: t.stages[self.stage_index].title)
         return StageChanged(room_id=self.room_id, ts=now, template_id=self.template.id, stage_id=stage.id,
-                            index=self.stage_index, title=stage.title, kind=stage.kind.value,
+                            index=self.stage_index, title=titles.get(base_language(self.language), stage.title),
+                            titles=titles, kind=stage.kind.value,
                             started_at=self.stage_started_at, ends_at=self.stage_ends_at,
                             paused=self.paused_at is not None)
 
     def _silence_prompt(self, stage: Stage, now: float) -> AIMessage:
         self._last_prompt_at = now
         if self._questions_asked < len(stage.questions):
-            question = self.template.say(stage.questions[self._questions_asked])
             self._questions_asked += 1
-            return self._message("question", question, now, language=self.template.language)
+            return self._ask(stage, self._questions_asked - 1, now)
         return self._said("silence", "silence", now)

@@ -2,7 +2,9 @@
 Dutch: the engine says each message in its room's language (``say``), and the translation worker renders the same
 key for each other language its readers read, so a rule message reaches everyone in their language without machine
 translation. Parameters named in ``CONTENT`` are text from the template or the room (a stage's title, the question,
-statements) in their own language; the rest are names and numbers.
+statements) in their own language; the rest are names and numbers. A content parameter may give its text in several
+languages (``{"en": "Welcome", "fr": "Bienvenue"}``: a template's translations); each language's message takes its
+own, else the first (see ``complete``).
 
 Add a language by adding its table (a test checks every table has every key with the same parameters).
 """
@@ -13,7 +15,7 @@ import re
 
 from server.core.events import base_language
 
-CONTENT = frozenset({"stage", "next", "question", "intro", "quotes"})
+CONTENT = frozenset({"stage", "next", "question", "intro", "quotes", "text"})
 DEFAULT = "en"
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -35,6 +37,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "closing": "Our time is up. Thank you all for taking part; the transcript and results stay available to the "
                    "organisers.",
         "stage_intro": "{stage} ({duration}). {intro}",
+        "ask": "{text}",
         "silence": "It has gone quiet. Would anyone like to add something, or respond to what has been said so far?",
         "duration.seconds": "{count} seconds",
         "duration.minute": "one minute",
@@ -70,6 +73,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "closing": "Le temps est écoulé. Merci à toutes et à tous d'avoir participé\u00a0; la transcription et les "
                    "résultats restent à la disposition des organisateurs.",
         "stage_intro": "{stage} ({duration}). {intro}",
+        "ask": "{text}",
         "silence": "C'est devenu calme. Quelqu'un souhaite-t-il ajouter quelque chose, ou réagir à ce qui a été "
                    "dit\u00a0?",
         "duration.seconds": "{count} secondes",
@@ -104,6 +108,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "closing": "Unsere Zeit ist um. Danke an alle fürs Mitmachen; Transkript und Ergebnisse bleiben für die "
                    "Veranstalter verfügbar.",
         "stage_intro": "{stage} ({duration}). {intro}",
+        "ask": "{text}",
         "silence": "Es ist still geworden. Möchte jemand etwas ergänzen oder auf das Gesagte eingehen?",
         "duration.seconds": "{count} Sekunden",
         "duration.minute": "eine Minute",
@@ -136,6 +141,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "closing": "Se ha acabado el tiempo. Gracias a todos por participar; la transcripción y los resultados "
                    "siguen a disposición de los organizadores.",
         "stage_intro": "{stage} ({duration}). {intro}",
+        "ask": "{text}",
         "silence": "Se ha hecho el silencio. ¿Alguien quiere añadir algo o responder a lo que se ha dicho?",
         "duration.seconds": "{count} segundos",
         "duration.minute": "un minuto",
@@ -167,6 +173,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "closing": "Onze tijd is om. Dank u allemaal voor het meedoen; het verslag en de resultaten blijven "
                    "beschikbaar voor de organisatoren.",
         "stage_intro": "{stage} ({duration}). {intro}",
+        "ask": "{text}",
         "silence": "Het is stil geworden. Wil iemand iets toevoegen of reageren op wat er gezegd is?",
         "duration.seconds": "{count} seconden",
         "duration.minute": "één minuut",
@@ -192,10 +199,23 @@ def has_language(language: str | None) -> bool:
     return base_language(language or "") in MESSAGES
 
 
+def in_language(value: object, language: str | None) -> object:
+    """A parameter's value for ``language``: a text given in several languages gives that one, else its first."""
+    if isinstance(value, dict):
+        return value.get(base_language(language or DEFAULT), next(iter(value.values()), ""))
+    return value
+
+
+def complete(language: str, params: dict[str, object]) -> bool:
+    """Whether every parameter given in several languages has ``language`` (else the message would mix two)."""
+    return all(base_language(language) in value for value in params.values() if isinstance(value, dict))
+
+
 def say(language: str | None, key: str, **params: object) -> str:
     """Message ``key`` in ``language`` with its parameters filled in. ``{duration}`` comes from the parameter
     ``minutes``, said in ``language`` (capitalised at the start of a message)."""
     template = table(language)[key]
+    params = {name: in_language(value, language) for name, value in params.items()}
     if "minutes" in params and "{duration}" in template:
         said = duration(language, float(params["minutes"]))  # type: ignore[arg-type]
         params = {**params, "duration": capitalised(said) if template.startswith("{duration}") else said}

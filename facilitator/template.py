@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from server.core.events import base_language
 
 BUILTIN_DIR = Path(__file__).parent / "templates"
 
@@ -79,6 +82,28 @@ class Stage(BaseModel):
         return list(self.time_warnings or [])
 
 
+class StageText(BaseModel):
+    """A stage's words in another language (what is not given stays in the template's language)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str | None = Field(default=None, min_length=1, max_length=120)
+    intro: str | None = Field(default=None, min_length=1, max_length=2000)
+    questions: list[str] | None = None
+
+
+class TemplateText(BaseModel):
+    """A template's words in another language: the question and, by stage id, the stages' titles, intros and
+    questions. The facilitator says them to a room in that language, and readers of it get its rule messages with
+    them; a language without them gets the whole message machine translated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    question: str | None = Field(default=None, min_length=1, max_length=1000)
+    stages: dict[str, StageText] = Field(default_factory=dict)
+
+
 class Template(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -92,6 +117,8 @@ class Template(BaseModel):
         default="direct",
         description="'approve': every AI message waits for a moderator to approve, edit or reject it.",
     )
+    translations: dict[str, TemplateText] = Field(
+        default_factory=dict, description="The template's words in other languages, by language code.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Template:
@@ -104,7 +131,55 @@ class Template(BaseModel):
             first_vote = kinds.index(StageKind.VOTING)
             if StageKind.DRAFTING not in kinds[:first_vote]:
                 raise ValueError("a voting stage needs a drafting stage before it (there is nothing to vote on)")
+        for language, text in self.translations.items():
+            if base_language(language) != language or base_language(language) == base_language(self.language):
+                raise ValueError(f"translations.{language}: a base language code other than the template's "
+                                 f"{self.language!r}")
+            for stage_id, stage_text in text.stages.items():
+                if stage_id not in ids:
+                    raise ValueError(f"translations.{language}.stages.{stage_id}: no stage has this id")
+                stage = self.stage(stage_id)
+                if stage_text.questions is not None and len(stage_text.questions) != len(stage.questions):
+                    raise ValueError(f"translations.{language}.stages.{stage_id}.questions: "
+                                     f"{len(stage.questions)} questions, as in the stage")
+                texts = [stage_text.intro or "", *(stage_text.questions or [])]
+                unknown = sorted({n for t in texts for n in PLACEHOLDER.findall(t)} - {"question"})
+                if unknown:
+                    raise ValueError(f"translations.{language}.stages.{stage_id}: unknown placeholder "
+                                     f"{{{unknown[0]}}} (only {{question}} is replaced)")
         return self
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages the template's words exist in: its own first."""
+        return [base_language(self.language), *self.translations]
+
+    def with_question(self, question: str) -> Template:
+        """This template with a room's own question (in every language: the translations' questions are dropped)."""
+        translations = {lang: text.model_copy(update={"question": None}) for lang, text in self.translations.items()}
+        return self.model_copy(update={"question": question, "translations": translations})
+
+    def localised(self, language: str | None) -> Template:
+        """The template in ``language`` where its translation gives the words, else in its own (no translations)."""
+        code = base_language(language or self.language)
+        text = self.translations.get(code)
+        if text is None:
+            return self
+        stages = []
+        for stage in self.stages:
+            words = text.stages.get(stage.id)
+            if words is None:
+                stages.append(stage)
+                continue
+            update = {k: v for k, v in words.model_dump().items() if v is not None}
+            stages.append(stage.model_copy(update=update))
+        update = {"title": text.title or self.title, "question": text.question or self.question, "stages": stages,
+                  "language": code, "translations": {}}
+        return self.model_copy(update=update)
+
+    def texts(self, pick: Callable[[Template], str]) -> dict[str, str]:
+        """One of the template's texts in each of its languages: ``{"en": ..., "fr": ...}`` (its own first)."""
+        return {language: pick(self.localised(language)) for language in self.languages}
 
     def say(self, text: str) -> str:
         """A template text with ``{question}`` replaced by this deliberation's question (a room may override it)."""

@@ -10,7 +10,7 @@ import pytest
 
 from facilitator.engine import RoomFacilitator
 from facilitator.messages import MESSAGES, duration, say
-from facilitator.template import builtin_templates
+from facilitator.template import Template, TemplateError, builtin_templates, parse_template
 from server.core.bus import InProcessBus, room_channel
 from server.core.events import (
     AIMessage,
@@ -20,6 +20,7 @@ from server.core.events import (
     ParticipantJoined,
     ParticipantLanguage,
     RoomLanguages,
+    StageChanged,
 )
 from server.translation.backends import ScriptedTranslator
 from server.translation.service import TranslationService
@@ -66,8 +67,14 @@ def test_the_engine_speaks_the_language_most_participants_read() -> None:
     assert intro.key == "stage_intro" and intro.text == say("fr", "stage_intro", **intro.params)
     silence = [m for m in rules if m.kind == "silence"]
     assert silence and silence[0].text == say("fr", "silence")
-    # Template content (the stage's questions) is in the template's language, and says so.
-    assert all(m.language == "en" for m in messages(out, "question"))
+    # The template's own words come from its French translation: the stage's title and intro, and its questions.
+    french = builtin_templates()["quick-20"].localised("fr")
+    assert french.stages[0].intro in intro.text and intro.text.startswith(french.stages[0].title)
+    questions = messages(out, "question")
+    assert questions and all(m.language == "fr" and m.key == "ask" for m in questions)
+    assert questions[0].text == french.say(french.stage("discussion").questions[0])
+    stages = [e for e in out if isinstance(e, StageChanged)]
+    assert stages[0].title == french.stages[0].title and stages[0].titles["de"] == "Willkommen"
 
     # Two more English readers arrive: the room reads English now (3 en : 2 fr).
     later = simulate(engine, [(300.0, joined("dee", "en")), (301.0, joined("eli", "en"))], until=2000)
@@ -80,6 +87,47 @@ def test_the_engine_speaks_the_language_most_participants_read() -> None:
     assert tie.language == "en"
     tie.handle(ParticipantLanguage(room_id=ROOM, participant_id="c", language="fr"), 1.0)
     assert tie.language == "fr"
+
+
+def untranslated_template() -> Template:
+    """quick-20 as an organiser's own template would be: English only."""
+    return builtin_templates()["quick-20"].model_copy(update={"translations": {}})
+
+
+def test_a_template_without_the_room_s_language_keeps_its_own_words() -> None:
+    """A room reads French but the template has no French: rule messages are French around the template's English
+    words, its questions stay English and say so; the translation worker machine translates such messages for other
+    readers rather than mixing two languages from its tables, and renders them where the template has the words."""
+    engine = RoomFacilitator(ROOM, untranslated_template())
+    out = simulate(engine, [(0.0, joined("ada", "fr"))], until=200)
+    intro = next(m for m in messages(out) if m.kind == "stage_intro")
+    assert intro.language == "fr" and intro.params["stage"] == {"en": "Welcome"}
+    assert all(m.language == "en" and m.key == "ask" for m in messages(out, "question"))
+    assert render_rule_message("de", intro.key or "", dict(intro.params)) is None
+    assert render_rule_message("en", intro.key or "", dict(intro.params)) == say("en", "stage_intro", **intro.params)
+    translated = RoomFacilitator(ROOM, builtin_templates()["quick-20"])
+    keyed = next(m for m in messages(simulate(translated, [(0.0, joined("ada", "fr"))], until=10))
+                 if m.kind == "stage_intro")
+    german = render_rule_message("de", keyed.key or "", dict(keyed.params))
+    assert german is not None and german.startswith("Willkommen (2 Minuten). Willkommen. Ich bin der KI-Assistent")
+
+
+def test_template_translations_are_checked_and_a_room_s_question_wins() -> None:
+    base = builtin_templates()["quick-20"].model_dump()
+    bad = {
+        "nosuch": {"fr": {"stages": {"nosuch": {"title": "X"}}}},
+        "questions": {"fr": {"stages": {"discussion": {"questions": ["Une seule ?"]}}}},
+        "{who}": {"fr": {"stages": {"discussion": {"intro": "Bonjour {who}"}}}},
+        "base language code": {"en": {"title": "Same language"}},
+    }
+    for needle, translations in bad.items():
+        with pytest.raises(TemplateError, match=re.escape(needle)):
+            parse_template({**base, "translations": translations})
+    own = builtin_templates()["quick-20"].with_question("Should the park get more trees?")
+    assert own.localised("fr").question == "Should the park get more trees?"
+    assert "Should the park get more trees?" in own.texts(lambda t: t.say(t.stage("discussion").intro))["fr"]
+    assert own.localised("fr").stage("discussion").title == "Discussion" and own.localised("de").stages[0].title \
+        == "Willkommen"
 
 
 async def test_ai_messages_reach_each_reader_in_their_language(bus: InProcessBus) -> None:

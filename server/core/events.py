@@ -203,12 +203,16 @@ class StageChanged(_RoomEvent):
     template_id: str
     stage_id: str
     index: int
-    title: str
+    title: str  # in the room's language where the template has it
     kind: str
     started_at: float
     ends_at: float
     paused: bool = False  # a moderator paused the facilitator: the stage clock is stopped
+    titles: dict[str, str] = Field(default_factory=dict)  # the title in each of the template's languages
 
+
+# A rule message's parameter: a name or number, or a text (from the template) given in each of its languages.
+MessageParam = str | int | float | dict[str, str]
 
 AIMessageKind = Literal[
     "stage_intro", "question", "time", "greeting", "invite", "balance", "silence", "summary", "statements",
@@ -251,7 +255,7 @@ class AIMessage(_RoomEvent):
     # which readers of other languages get it in theirs; other messages are machine translated for them.
     language: str | None = None
     key: str | None = Field(default=None, max_length=40)
-    params: dict[str, str | int | float] = Field(default_factory=dict)
+    params: dict[str, MessageParam] = Field(default_factory=dict)
 
 
 class SpeakerTime(_EventPart):

@@ -39,10 +39,9 @@ def template_lookup(storage: Storage) -> Callable[[str], Awaitable[Template | No
         if template is None:
             logger.warning("room %s names unknown template %s: no facilitator", room_id, deliberation.template_id)
             return None
-        update: dict[str, str] = {"ai_messages": deliberation.ai_messages}
         if deliberation.question:
-            update["question"] = deliberation.question
-        return template.model_copy(update=update)
+            template = template.with_question(deliberation.question)
+        return template.model_copy(update={"ai_messages": deliberation.ai_messages})
 
     return lookup
 

@@ -50,10 +50,11 @@ def create_translator(settings: Settings) -> TextTranslator | None:
 
 
 def render_rule_message(language: str, key: str, params: dict[str, object]) -> str | None:
-    """The facilitator's rule message ``key`` in ``language``, or None when it has no table for that language."""
-    from facilitator.messages import MESSAGES, has_language, say
+    """The facilitator's rule message ``key`` in ``language``, or None (then it is machine translated) when there is
+    no table for that language, or the template's words in it are missing (a template without that translation)."""
+    from facilitator.messages import MESSAGES, complete, has_language, say
 
-    if not has_language(language) or key not in MESSAGES["en"]:
+    if not has_language(language) or key not in MESSAGES["en"] or not complete(language, params):
         return None
     return say(language, key, **params)
 
