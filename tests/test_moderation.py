@@ -106,13 +106,14 @@ def test_ai_messages_wait_for_a_moderator(app_client: TestClient) -> None:
     assert app_client.get(f"/api/rooms/{room}/ai-messages").json() == [], "nothing reaches the room unapproved"
     assert all(m["room_id"] == room for m in pending)
     first = pending[0]
-    assert first["kind"] == "stage_intro" and first["ai_generated"] is True
+    assert first["kind"] == "stage_intro" and first["ai_generated"] is True and first["key"] == "stage_intro"
 
     url = f"/api/rooms/{room}/ai-messages"
     edited = app_client.post(f"{url}/{first['message_id']}/approve", headers=auth(app_client),
                              json={"text": "  Welcome!   I am the AI assistant.  "})
     assert edited.status_code == 200, edited.text
     assert edited.json()["review"] == "edited" and edited.json()["text"] == "Welcome! I am the AI assistant."
+    assert edited.json()["key"] is None and edited.json()["params"] == {}  # (other readers: the edit, translated)
     posted = eventually(lambda: app_client.get(url).json())
     assert [(m["message_id"], m["review"], m["text"]) for m in posted] == \
         [(first["message_id"], "edited", "Welcome! I am the AI assistant.")]

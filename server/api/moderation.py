@@ -162,9 +162,13 @@ async def approve_ai_message(room: Room, message_id: str, ctx: Context, staff: R
     message, statements = await _pending(ctx, room.id, message_id)
     text = " ".join(body.text.split()) if body is not None and body.text else None
     edited = text is not None and text != message.text
+    # An edited rule message is no longer its key's words: readers of other languages get the moderator's text
+    # machine translated, not the facilitator's table.
     posted = message.model_copy(update={"text": text if edited else message.text, "ts": time.time(),
                                         "review": "edited" if edited else "approved",
-                                        "points": [] if edited else message.points})
+                                        "points": [] if edited else message.points,
+                                        "key": None if edited else message.key,
+                                        "params": {} if edited else message.params})
     if not await asyncio.to_thread(ctx.storage.add_ai_message, posted):
         raise HTTPException(status_code=409, detail="this AI message was reviewed meanwhile")
     for statement in statements:
