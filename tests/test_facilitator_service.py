@@ -77,6 +77,12 @@ async def test_participant_sees_the_facilitator_and_api_validates_templates(tmp_
             assert room["template"] == "quick-20" and room["question"] == "Should the park get a café?"
             templates = (await http.get("/api/templates")).json()
             assert {"policy-40", "quick-20"} <= {t["id"] for t in templates}
+            quick = next(t for t in templates if t["id"] == "quick-20")
+            assert quick["language"] == "en" and {"fr", "de", "es", "nl"} <= set(quick["languages"])
+            french = (await http.get("/api/templates", params={"lang": "fr-BE"})).json()
+            assert next(t for t in french if t["id"] == "quick-20")["title"] == "Consultation rapide (20 minutes)"
+            refused = await http.get("/api/templates", params={"lang": "<script>"})
+            assert refused.status_code == 422
         peer = TestPeer(server.ws(room["id"]), "Ada")
         try:
             await peer.join()

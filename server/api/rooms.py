@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from facilitator.template import builtin_templates
@@ -150,11 +150,19 @@ async def read_statements(room: Room, ctx: Context) -> list[dict[str, Any]]:
 
 
 @router.get("/templates")
-async def list_templates() -> list[dict[str, Any]]:
-    """The deliberation templates a room can run."""
-    return [{"id": t.id, "title": t.title, "minutes": t.total_minutes, "question": t.question,
-             "stages": [{"id": s.id, "title": s.title, "kind": s.kind.value, "minutes": s.minutes} for s in t.stages]}
-            for t in builtin_templates().values()]
+async def list_templates(
+    lang: Annotated[str | None, Query(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+                                      description="Words in this language where the template has them.")] = None,
+) -> list[dict[str, Any]]:
+    """The deliberation templates a room can run, and the languages each has its words in."""
+    listed = []
+    for template in builtin_templates().values():
+        t = template.localised(lang)
+        listed.append({"id": t.id, "title": t.title, "minutes": t.total_minutes, "question": t.question,
+                       "language": t.language, "languages": template.languages,
+                       "stages": [{"id": s.id, "title": s.title, "kind": s.kind.value, "minutes": s.minutes}
+                                  for s in t.stages]})
+    return listed
 
 
 @router.get("/rooms/{room_id}/transcript", dependencies=[RoomReader])
