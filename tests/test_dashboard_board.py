@@ -68,8 +68,8 @@ def test_people_come_and_go_and_the_node_s_status_replaces_what_was_guessed() ->
     assert b.apply(status) == "r1"
     card = b.card("r1")
     assert card.status_at == 50.0
-    assert [(p.name, p.alerts) for p in card.participants] == [
-        ("Bo", ["no audio for 45 s", "packet loss 20%"]), ("Cy", [])]
+    assert [(p.name, [(a.code, a.value) for a in p.alerts]) for p in card.participants] == [
+        ("Bo", [("no_audio", 45), ("packet_loss", 20)]), ("Cy", [])]
     assert card.alerts == 1 and card.observers == 0
     assert b.card("r2").participants == []
     assert b.apply(ObserversChanged(room_id="r1", count=2)) == "r1" and b.card("r1").observers == 2
@@ -145,8 +145,10 @@ def test_connection_alerts_have_thresholds() -> None:
                       audio_silent_s=10)
     assert connection_alerts(fine) == []
     bad = fine.model_copy(update={"connection": "failed", "loss": 0.3, "rtt_ms": 900, "audio_silent_s": 31})
-    assert connection_alerts(bad) == ["connection failed", "no audio for 31 s", "packet loss 30%",
-                                      "round trip 900 ms"]
+    assert [(a.code, a.value) for a in connection_alerts(bad)] == [
+        ("connection_failed", None), ("no_audio", 31), ("packet_loss", 30), ("round_trip", 900)]
+    gone = fine.model_copy(update={"connection": "disconnected"})
+    assert [a.code for a in connection_alerts(gone)] == ["connection_disconnected"]
 
 
 room_ids = st.sampled_from(["r1", "r2", "x"])

@@ -9,15 +9,11 @@
 // Speakers' names are plain text (badges.js personName).
 
 import { personName } from "./badges.js";
-import { baseLanguage } from "./i18n.js";
+import { baseLanguage, formatTime } from "./i18n.js";
 import { markTranslation, unmarkTranslation } from "./translated.js";
 
 const MAX_LIVE = 4; // caption lines kept in the live pane
 const FOLLOW_SLACK_PX = 40; // "at the bottom" tolerance for auto-scrolling the transcript
-
-function formatClock(seconds) {
-  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-}
 
 function span(className, text = "") {
   const element = document.createElement("span");
@@ -59,7 +55,7 @@ export class CaptionsView {
     item = document.createElement("p");
     item.className = "caption provisional";
     item.dataset.utterance = utteranceId;
-    const status = span("visually-hidden status", "(still speaking) ");
+    const status = span("visually-hidden status", `${this.text("captions.still_speaking")} `);
     const who = span("speaker");
     who.append(personName(speaker), ": ");
     item.append(who, status, span("committed"), span("tentative"));
@@ -156,12 +152,23 @@ export class CaptionsView {
     line.dataset.start = String(caption.start);
     const time = document.createElement("time");
     time.dateTime = new Date(caption.start * 1000).toISOString();
-    time.textContent = formatClock(caption.start);
+    time.textContent = formatTime(caption.start);
     line.append(time, " ", personName(caption.speaker_name, "speaker"), " ", span("text", caption.text));
     const later = [...this.transcript.children].find((li) => Number(li.dataset.start) > caption.start);
     this.transcript.insertBefore(line, later || null);
     if (this.follow) this.scrollToEnd();
     else if (this.jump) this.jump.hidden = false;
+  }
+
+  // Another interface language: the interface's words and the times in it (the "machine translation" labels follow
+  // setReading).
+  relabel() {
+    const stillSpeaking = `${this.text("captions.still_speaking")} `;
+    for (const status of this.live.querySelectorAll(".status")) status.textContent = stillSpeaking;
+    for (const line of this.transcript.children) {
+      const time = line.querySelector("time");
+      if (time) time.textContent = formatTime(Number(line.dataset.start));
+    }
   }
 
   scrollToEnd() {

@@ -4,13 +4,15 @@
 // balance, calls for a moderator (take them here), AI messages waiting for approval, flags and the latest captions.
 // Step in from here: message one room or all, pause or resume the AI in one room or all; the room's own controls
 // (/moderate/{room}) for approving AI messages and reading flags. Reconnects by itself with a fresh snapshot.
-// Rendered with Preact + htm (vendored); text only through JSX. Each render's time is kept in window.mootDashboard
-// (the dashboard benchmark reads it).
+// Rendered with Preact + htm (vendored); text only through JSX, its words from the locale files (i18n.js): a switch of
+// the interface language re-renders every card. Each render's time is kept in window.mootDashboard (the dashboard
+// benchmark reads it).
 
 import {
   Component, html, useEffect, useLayoutEffect, useMemo, useRef, useState,
 } from "/static/vendor/htm-preact-standalone.module.js";
-import { ErrorLine, SignIn, StepIn, api, startStaffPage, useSignedIn } from "/static/js/staff.js";
+import { currentLocale, t } from "/static/js/i18n.js";
+import { ErrorLine, SignIn, StepIn, api, startStaffPage, useSignedIn, withElements } from "/static/js/staff.js";
 
 const deliberationId = decodeURIComponent(location.pathname.split("/").pop());
 // renders: [performance.now() when done, ms from the message's arrival to the DOM updated], one per rendered message.
@@ -20,6 +22,21 @@ window.mootDashboard = stats;
 function clock(seconds) {
   const s = Math.max(0, Math.round(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// A participant's connection alert ({code, value} from the server) in the interface's words.
+function alertWords(alert) {
+  if (alert.code === "connection_failed") return t("dashboard.alert_connection_failed");
+  if (alert.code === "connection_disconnected") return t("dashboard.alert_disconnected");
+  if (alert.code === "no_audio") return t("dashboard.alert_no_audio", { seconds: alert.value });
+  if (alert.code === "packet_loss") return t("dashboard.alert_packet_loss", { percent: alert.value });
+  if (alert.code === "round_trip") return t("dashboard.alert_round_trip", { ms: alert.value });
+  return alert.code;
+}
+
+// Room titles in the interface language's order, numbers by value ("Room 2" before "Room 10").
+function byTitle(a, b) {
+  return a.title.localeCompare(b.title, currentLocale(), { numeric: true });
 }
 
 // The live connection: rooms by id, the deliberation, the clock offset to the server, and the connection state.
@@ -72,7 +89,7 @@ function useLiveRooms(enabled) {
         }
         attempt += 1;
         const wait = Math.min(15, 2 ** Math.min(attempt - 1, 4)) * (0.75 + Math.random() / 2);
-        setState((s) => ({ ...s, status: `reconnecting in ${Math.ceil(wait)} s` }));
+        setState((s) => ({ ...s, status: "reconnecting", retryIn: Math.ceil(wait) }));
         retry = setTimeout(connect, wait * 1000);
       };
     };
@@ -103,9 +120,10 @@ function useNow(offset) {
 // disclosure so the card stays easy to scan.
 function Person({ person, most, roomId, rooms, onError, onDone }) {
   const share = most > 0 ? Math.round((person.speaking_s / most) * 100) : 0;
-  const media = `${person.audio ? "mic on" : "mic off"}, ${person.video ? "camera on" : "camera off"}`;
-  const numbers = [person.loss !== null ? `loss ${Math.round(person.loss * 100)}%` : null,
-    person.rtt_ms !== null ? `${Math.round(person.rtt_ms)} ms` : null].filter(Boolean).join(" · ");
+  const media = `${person.audio ? t("dashboard.mic_on") : t("dashboard.mic_off")}, ${
+    person.video ? t("dashboard.camera_on") : t("dashboard.camera_off")}`;
+  const numbers = [person.loss !== null ? t("dashboard.loss", { percent: Math.round(person.loss * 100) }) : null,
+    person.rtt_ms !== null ? t("dashboard.rtt", { ms: Math.round(person.rtt_ms) }) : null].filter(Boolean).join(" · ");
   const [confirmRemove, setConfirmRemove] = useState(false);
   const others = rooms.filter((r) => r.id !== roomId);
   const act = async (action, body, said) => {
@@ -116,34 +134,35 @@ function Person({ person, most, roomId, rooms, onError, onDone }) {
   const move = (event) => {
     event.preventDefault();
     const to = event.target.to.value;
-    const title = (others.find((r) => r.id === to) || {}).title || "another room";
-    act("move", { to_room: to }, `${person.name} is being moved to ${title}.`);
+    const title = (others.find((r) => r.id === to) || {}).title || t("dashboard.another_room");
+    act("move", { to_room: to }, t("dashboard.moving", { name: person.name, room: title }));
   };
   return html`
     <li class=${person.alerts.length ? "person alert" : "person"}>
       <span class="person-name"><bdi>${person.name}</bdi></span>
       <span class="hint"> ${media}${numbers ? ` · ${numbers}` : ""}</span>
-      ${person.alerts.map((alert) => html`<span key=${alert} class="badge-alert"> ${alert}</span>`)}
-      <span class="speaking-track" role="img" aria-label=${`spoke ${clock(person.speaking_s)}`}>
+      ${person.alerts.map((alert) => html`<span key=${alert.code} class="badge-alert"> ${alertWords(alert)}</span>`)}
+      <span class="speaking-track" role="img" aria-label=${t("dashboard.spoke", { time: clock(person.speaking_s) })}>
         <span class="speaking-bar" style=${{ width: `${share}%` }}></span></span>
       <details class="person-actions">
-        <summary>Act on <bdi>${person.name}</bdi></summary>
+        <summary>${withElements(t("dashboard.act_on"), { name: html`<bdi>${person.name}</bdi>` })}</summary>
         <div class="button-row">
           ${person.audio && html`<button type="button" onClick=${() => act("mute", undefined,
-            `${person.name}'s microphone is off.`)}>Mute</button>`}
+            t("dashboard.muted", { name: person.name }))}>${t("dashboard.mute")}</button>`}
           ${!confirmRemove && html`<button type="button" class="danger" onClick=${() => setConfirmRemove(true)}>
-            Remove…</button>`}
+            ${t("dashboard.remove")}</button>`}
           ${confirmRemove && html`<button type="button" class="danger" onClick=${() => act("remove", undefined,
-            `${person.name} was removed from the room.`)}>Remove ${person.name} for good</button>
-            <button type="button" onClick=${() => setConfirmRemove(false)}>Keep</button>`}
+            t("dashboard.removed", { name: person.name }))}>${withElements(t("dashboard.remove_for_good"),
+            { name: html`<bdi>${person.name}</bdi>` })}</button>
+            <button type="button" onClick=${() => setConfirmRemove(false)}>${t("dashboard.keep")}</button>`}
         </div>
         ${others.length > 0 && html`
           <form class="copy-row" onSubmit=${move}>
-            <label for=${`move-${person.participant_id}`}>Move to</label>
+            <label for=${`move-${person.participant_id}`}>${t("dashboard.move_to")}</label>
             <select id=${`move-${person.participant_id}`} name="to">
               ${others.map((r) => html`<option key=${r.id} value=${r.id}>${r.title}</option>`)}
             </select>
-            <button type="submit">Move</button>
+            <button type="submit">${t("dashboard.move")}</button>
           </form>`}
       </details>
     </li>`;
@@ -152,19 +171,24 @@ function Person({ person, most, roomId, rooms, onError, onDone }) {
 // The time left in a stage, ticking by itself (only this text re-renders every second, not the whole dashboard).
 function TimeLeft({ endsAt, offset }) {
   const now = useNow(offset);
-  return ` · ${clock(endsAt - now)} left`;
+  return ` · ${t("dashboard.time_left", { time: clock(endsAt - now) })}`;
 }
 
 function StageLine({ card, offset }) {
-  if (!card.stage) return html`<p class="stage-line">${card.ai_paused ? "AI paused" : "No stage yet"}</p>`;
-  return html`<p class="stage-line">${card.stage.title}${card.ai_paused || card.stage.paused ? " · AI paused"
+  if (!card.stage) {
+    return html`<p class="stage-line">${card.ai_paused ? t("dashboard.ai_paused") : t("dashboard.no_stage")}</p>`;
+  }
+  return html`<p class="stage-line">${card.stage.title}${card.ai_paused || card.stage.paused
+    ? ` · ${t("dashboard.ai_paused")}`
     : html`<${TimeLeft} endsAt=${card.stage.ends_at} offset=${offset} />`}</p>`;
 }
 
-// A card re-renders only when its room changed (the server sends a new card object then) or the clock offset did.
+// A card re-renders only when its room changed (the server sends a new card object then), the clock offset did, or the
+// interface language.
 class Room extends Component {
   shouldComponentUpdate(next) {
-    return next.card !== this.props.card || next.offset !== this.props.offset || next.rooms !== this.props.rooms;
+    return next.card !== this.props.card || next.offset !== this.props.offset || next.rooms !== this.props.rooms
+      || next.locale !== this.props.locale;
   }
 
   render(props) {
@@ -179,17 +203,18 @@ function RoomCard({ card, offset, rooms, onError, onDone }) {
   const end = async () => {
     setConfirmEnd(false);
     const r = await api("POST", `/api/rooms/${card.room_id}/end`);
-    if (r.ok) onDone(`${card.title} has ended.`);
+    if (r.ok) onDone(t("dashboard.room_ended", { room: card.title }));
     else onError(r.error);
   };
   const take = async (call) => {
     const r = await api("POST", `/api/rooms/${card.room_id}/help-requests/${call.request_id}/take`);
-    if (r.ok) onDone(`You took the call from ${call.participant_name} in ${card.title}.`);
+    if (r.ok) onDone(t("dashboard.call_taken", { name: call.participant_name, room: card.title }));
     else onError(r.error);
   };
   const facilitator = async (action) => {
     const r = await api("POST", `/api/rooms/${card.room_id}/facilitator/${action}`);
-    if (r.ok) onDone(`AI facilitator ${action === "pause" ? "paused" : "resumed"} in ${card.title}.`);
+    if (r.ok && action === "pause") onDone(t("dashboard.ai_paused_in", { room: card.title }));
+    else if (r.ok) onDone(t("dashboard.ai_resumed_in", { room: card.title }));
     else onError(r.error);
   };
   const send = async (event) => {
@@ -203,71 +228,73 @@ function RoomCard({ card, offset, rooms, onError, onDone }) {
     }
     event.target.reset();
     setMessageOpen(false);
-    onDone(`Message sent to ${card.title}.`);
+    onDone(t("dashboard.message_sent", { room: card.title }));
   };
   const headingId = `room-${card.room_id}-heading`;
   return html`
     <article class=${card.alerts ? "card room-card needs-attention" : "card room-card"} aria-labelledby=${headingId}
       data-room=${card.room_id}>
       <h2 id=${headingId}>${card.title}
-        ${card.alerts > 0 && html`<span class="count"> · ${card.alerts} alert${card.alerts === 1 ? "" : "s"}</span>`}
+        ${card.alerts > 0 && html`<span class="count"> · ${t("dashboard.alerts", { count: card.alerts })}</span>`}
       </h2>
       <${StageLine} card=${card} offset=${offset} />
       ${card.help.length > 0 && html`
-        <ul class="help-calls" aria-label="Calls for a moderator">
+        <ul class="help-calls" aria-label=${t("dashboard.help_calls")}>
           ${card.help.map((call) => html`
             <li key=${call.request_id} class="help-call">
-              <strong><bdi>${call.participant_name}</bdi></strong> calls a moderator${call.note ? `: “${call.note}”` : ""}
+              ${withElements(call.note ? t("dashboard.calls_with_note") : t("dashboard.calls"),
+                { name: html`<strong><bdi>${call.participant_name}</bdi></strong>`, note: call.note })}
               ${" "}<button type="button" class="link-button" onClick=${() => take(call)}
-                aria-label=${`Take the call from ${call.participant_name}`}>Take</button>
+                aria-label=${t("dashboard.take_call", { name: call.participant_name })}>${t("dashboard.take")}</button>
             </li>`)}
         </ul>`}
-      <h3 class="visually-hidden">Participants</h3>
+      <h3 class="visually-hidden">${t("dashboard.participants")}</h3>
       ${card.participants.length
         ? html`<ul class="people">${card.participants.map((p) => html`<${Person} key=${p.participant_id} person=${p}
             most=${most} roomId=${card.room_id} rooms=${rooms} onError=${onError} onDone=${onDone} />`)}</ul>`
-        : html`<p class="hint">Nobody is in the room.</p>`}
+        : html`<p class="hint">${t("dashboard.nobody")}</p>`}
       <p class="hint room-counters">
-        ${card.queued_ai > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${card.queued_ai} AI message${card.queued_ai
-          === 1 ? "" : "s"} waiting for approval</a>` : "No AI message waiting"}
-        ${" · "}${card.flags > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${card.flags} flag${card.flags === 1 ? ""
-          : "s"}</a>` : "no flags"}
-        ${card.observers > 0 ? ` · ${card.observers} moderator${card.observers === 1 ? "" : "s"} observing` : ""}
-        ${card.status_at === null && card.participants.length > 0 ? " · connection health not reported yet" : ""}
+        ${card.queued_ai > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${t("dashboard.queued_ai",
+          { count: card.queued_ai })}</a>` : t("dashboard.no_queued_ai")}
+        ${" · "}${card.flags > 0 ? html`<a href=${`/moderate/${card.room_id}`}>${t("dashboard.flags",
+          { count: card.flags })}</a>` : t("dashboard.no_flags")}
+        ${card.observers > 0 ? ` · ${t("dashboard.observing", { count: card.observers })}` : ""}
+        ${card.status_at === null && card.participants.length > 0 ? ` · ${t("dashboard.health_unknown")}` : ""}
       </p>
       ${card.captions.length > 0 && html`
-        <h3 class="visually-hidden">Latest captions</h3>
+        <h3 class="visually-hidden">${t("dashboard.latest_captions")}</h3>
         <ul class="latest-captions">
           ${card.captions.map((line) => html`<li key=${line.utterance_id}><strong><bdi>${line.speaker}</bdi></strong>:
             ${" "}${line.text}</li>`)}
         </ul>`}
       <div class="button-row">
-        <button type="button" onClick=${() => setMessageOpen(!messageOpen)} aria-expanded=${messageOpen}>Message
-          this room</button>
+        <button type="button" onClick=${() => setMessageOpen(!messageOpen)} aria-expanded=${messageOpen}>
+          ${t("dashboard.message_room")}</button>
         ${card.ai_paused
-          ? html`<button type="button" onClick=${() => facilitator("resume")}>Resume the AI</button>`
-          : html`<button type="button" onClick=${() => facilitator("pause")}>Pause the AI</button>`}
-        <a class="button-link" href=${`/r/${card.room_id}?observe`} target="_blank" rel="noopener">Observe</a>
-        <a class="button-link" href=${`/moderate/${card.room_id}`}>Room controls</a>
-        ${!confirmEnd && html`<button type="button" class="danger" onClick=${() => setConfirmEnd(true)}>End the
-          room…</button>`}
+          ? html`<button type="button" onClick=${() => facilitator("resume")}>${t("dashboard.resume_ai")}</button>`
+          : html`<button type="button" onClick=${() => facilitator("pause")}>${t("dashboard.pause_ai")}</button>`}
+        <a class="button-link" href=${`/r/${card.room_id}?observe`} target="_blank" rel="noopener">
+          ${t("dashboard.observe")}</a>
+        <a class="button-link" href=${`/moderate/${card.room_id}`}>${t("dashboard.room_controls")}</a>
+        ${!confirmEnd && html`<button type="button" class="danger" onClick=${() => setConfirmEnd(true)}>
+          ${t("dashboard.end_room")}</button>`}
       </div>
       ${confirmEnd && html`
-        <p class="warning" role="alert">Everyone in ${card.title} is thanked and leaves; nobody can join it again.</p>
+        <p class="warning" role="alert">${t("dashboard.end_warning", { room: card.title })}</p>
         <div class="button-row">
-          <button type="button" class="danger" onClick=${end}>End ${card.title}</button>
-          <button type="button" onClick=${() => setConfirmEnd(false)}>Keep it going</button>
+          <button type="button" class="danger" onClick=${end}>${t("dashboard.end_named", { room: card.title })}</button>
+          <button type="button" onClick=${() => setConfirmEnd(false)}>${t("dashboard.keep_going")}</button>
         </div>`}
       ${messageOpen && html`
         <form class="message-form" onSubmit=${send}>
-          <label for=${`message-${card.room_id}`}>Message to ${card.title} (shown as from a moderator)</label>
+          <label for=${`message-${card.room_id}`}>${t("dashboard.message_label", { room: card.title })}</label>
           <textarea id=${`message-${card.room_id}`} name="text" rows="2" maxlength="1000"></textarea>
-          <button type="submit">Send</button>
+          <button type="submit">${t("dashboard.send")}</button>
         </form>`}
     </article>`;
 }
 
-function Dashboard() {
+function Dashboard({ locale }) {
   const [me, setMe] = useSignedIn();
   const live = useLiveRooms(Boolean(me));
   const [error, setError] = useState("");
@@ -277,7 +304,7 @@ function Dashboard() {
   const roomKey = [...live.rooms.values()].map((c) => `${c.room_id}\u0000${c.title}`).sort().join("\u0001");
   // The list of rooms to move people to: the same array while the rooms stay the same (cards compare it).
   const roomChoices = useMemo(() => [...live.rooms.values()].map((c) => ({ id: c.room_id, title: c.title }))
-    .sort((a, b) => a.title.localeCompare(b.title, undefined, { numeric: true })), [roomKey]);
+    .sort(byTitle), [roomKey, locale]);
   const showError = (text) => { setDone(""); setError(text); };
   const showDone = (text) => { setError(""); setDone(text); };
   useLayoutEffect(() => {
@@ -290,39 +317,38 @@ function Dashboard() {
       stats.cards = live.rooms.size;
     }
   });
-  if (me === undefined) return html`<p class="hint">Loading…</p>`;
+  if (me === undefined) return html`<p class="hint">${t("ui.loading")}</p>`;
   if (me === null) return html`<${SignIn} onSignedIn=${setMe} />`;
   if (live.status === "refused") {
-    const why = live.refused === "sign_in" || live.refused === "4401" ? "Your session has ended: reload and sign in."
-      : "This deliberation does not exist, or this account may not moderate it.";
+    const why = live.refused === "sign_in" || live.refused === "4401" ? t("dashboard.session_ended")
+      : t("dashboard.refused");
     return html`<${ErrorLine} text=${why} />`;
   }
-  const cards = [...live.rooms.values()].sort((a, b) => a.title.localeCompare(b.title, undefined, { numeric: true }));
+  const cards = [...live.rooms.values()].sort(byTitle);
   const shown = attentionOnly ? cards.filter((c) => c.alerts > 0 || c.queued_ai > 0) : cards;
   const alerts = cards.reduce((n, c) => n + c.alerts, 0);
   const people = cards.reduce((n, c) => n + c.participants.length, 0);
   return html`
     <section aria-labelledby="dashboard-heading">
-      <h1 id="dashboard-heading">${live.deliberation ? live.deliberation.title : "Live dashboard"}</h1>
+      <h1 id="dashboard-heading">${live.deliberation ? live.deliberation.title : t("dashboard.title")}</h1>
       <p class=${live.status === "live" ? "status" : "status warning"} role="status" id="live-status">
-        ${live.status === "live" ? "Live" : live.status === "connecting" ? "Connecting…"
-          : `Connection lost: ${live.status}`}
-        ${" · "}${cards.length} room${cards.length === 1 ? "" : "s"} · ${people} participant${people === 1 ? "" : "s"}
-        ${" · "}<span id="alert-total">${alerts} alert${alerts === 1 ? "" : "s"}</span>
+        ${live.status === "live" ? t("dashboard.live") : live.status === "connecting" ? t("dashboard.connecting")
+          : t("dashboard.connection_lost", { seconds: live.retryIn })}
+        ${" · "}${t("dashboard.rooms", { count: cards.length })} · ${t("dashboard.people", { count: people })}
+        ${" · "}<span id="alert-total">${t("dashboard.alerts", { count: alerts })}</span>
       </p>
       <${ErrorLine} text=${error} />
       ${done && html`<p role="status" id="dashboard-result">${done}</p>`}
       ${live.deliberation && live.deliberation.status !== "closed" && html`
         <${StepIn} deliberation=${live.deliberation} onError=${setError} />`}
       <p><label><input type="checkbox" checked=${attentionOnly}
-        onChange=${(event) => setAttentionOnly(event.target.checked)} /> Only rooms that need attention</label>
-        ${" · "}<a href=${`/review/${deliberationId}`}>Review</a></p>
+        onChange=${(event) => setAttentionOnly(event.target.checked)} /> ${t("dashboard.attention_only")}</label>
+        ${" · "}<a href=${`/review/${deliberationId}`}>${t("dashboard.review")}</a></p>
       <div class="room-grid" id="rooms">
         ${shown.map((card) => html`<${Room} key=${card.room_id} card=${card} offset=${live.offset} rooms=${roomChoices}
-          onError=${showError} onDone=${showDone} />`)}
+          locale=${locale} onError=${showError} onDone=${showDone} />`)}
       </div>
-      ${cards.length === 0 && live.status === "live" && html`<p class="hint">No rooms yet: start a round on the
-        deliberation's page.</p>`}
+      ${cards.length === 0 && live.status === "live" && html`<p class="hint">${t("dashboard.no_rooms")}</p>`}
     </section>`;
 }
 

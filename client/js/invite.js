@@ -2,11 +2,20 @@
 // it: signed in, with one button; otherwise by signing in, or by creating a moderator account. Single use.
 
 import { html, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { t } from "/static/js/i18n.js";
 import { changeHeaders, signIn, whoAmI } from "/static/js/session.js";
-import { startStaffPage } from "/static/js/staff.js";
+import { startStaffPage, withElements } from "/static/js/staff.js";
 
 const token = location.pathname.split("/").pop();
-const UNREACHABLE = "The server could not be reached. Check your connection and try again.";
+// Errors made here, put in words when shown (so a language switch applies to them too); the server's are strings.
+const UNREACHABLE = Symbol("unreachable");
+const MISMATCH = Symbol("passwords differ");
+
+function errorText(error) {
+  if (error === UNREACHABLE) return t("ui.unreachable_retry");
+  if (error === MISMATCH) return t("invite.passwords_differ");
+  return error;
+}
 
 async function accept(body) {
   const init = { method: "POST", headers: changeHeaders() };
@@ -17,14 +26,15 @@ async function accept(body) {
   const response = await fetch(`/api/invites/${encodeURIComponent(token)}/accept`, init);
   const data = await response.json().catch(() => ({}));
   if (response.ok) return { deliberation: data, error: "" };
-  return { deliberation: null, error: typeof data.detail === "string" ? data.detail : `error ${response.status}` };
+  return { deliberation: null, error: typeof data.detail === "string" ? data.detail
+    : t("staff.http_error", { status: response.status }) };
 }
 
 function Accepted({ deliberation }) {
   return html`
     <section class="card" role="status">
-      <h2>You moderate “${deliberation.title}”</h2>
-      <p><a href=${`/organise/${deliberation.id}`} id="go-deliberation">Open the deliberation</a></p>
+      <h2>${t("invite.accepted", { title: deliberation.title })}</h2>
+      <p><a href=${`/organise/${deliberation.id}`} id="go-deliberation">${t("invite.open_deliberation")}</a></p>
     </section>`;
 }
 
@@ -42,11 +52,8 @@ function Invite() {
     whoAmI().then(setMe).catch(() => setMe(null));
   }, []);
   if (done) return html`<${Accepted} deliberation=${done} />`;
-  if (info === undefined || me === undefined) return html`<p class="hint">${error || "Loading…"}</p>`;
-  if (info === null) {
-    return html`<p class="error" role="alert">This invite is unknown, already used or expired. Ask the organiser for a
-      new link.</p>`;
-  }
+  if (info === undefined || me === undefined) return html`<p class="hint">${errorText(error) || t("ui.loading")}</p>`;
+  if (info === null) return html`<p class="error" role="alert">${t("invite.unknown")}</p>`;
   const run = async (work) => {
     setBusy(true);
     setError("");
@@ -71,7 +78,7 @@ function Invite() {
     run(async () => {
       if (mode === "create") {
         if (password !== form.confirm.value) {
-          setError("The two passwords differ.");
+          setError(MISMATCH);
           return;
         }
         const result = await accept({ email, password });
@@ -94,39 +101,39 @@ function Invite() {
       else setDone(result.deliberation);
     });
   };
-  const intro = html`<p class="lead">You are invited to moderate “<strong>${info.title}</strong>”: watch its rooms,
-    help participants, and overrule the AI facilitator when needed.</p>`;
+  const intro = html`<p class="lead">${withElements(t("invite.intro"), { title: html`<strong>${info.title}</strong>` })}</p>`;
+  const errorLine = error && html`<p class="error" role="alert">${errorText(error)}</p>`;
   if (me) {
     return html`
       ${intro}
       <section class="card">
-        <p>Signed in as ${me.email}.</p>
-        ${error && html`<p class="error" role="alert">${error}</p>`}
-        <button type="button" class="primary" id="accept" disabled=${busy} onClick=${acceptSignedIn}>Accept the
-          invite</button>
+        <p>${t("landing.signed_in_as")} ${me.email}.</p>
+        ${errorLine}
+        <button type="button" class="primary" id="accept" disabled=${busy} onClick=${acceptSignedIn}>
+          ${t("invite.accept")}</button>
       </section>`;
   }
   return html`
     ${intro}
     <form class="card" id="invite-form" onSubmit=${submit} novalidate>
       <fieldset class="start-with">
-        <legend>Do you have a Moot account on this server?</legend>
+        <legend>${t("invite.have_account")}</legend>
         <label class="checkbox"><input type="radio" name="mode" value="create" checked=${mode === "create"}
-          onChange=${() => setMode("create")} /> No: create a moderator account</label>
+          onChange=${() => setMode("create")} /> ${t("invite.mode_create")}</label>
         <label class="checkbox"><input type="radio" name="mode" value="sign-in" checked=${mode === "sign-in"}
-          onChange=${() => setMode("sign-in")} /> Yes: sign in</label>
+          onChange=${() => setMode("sign-in")} /> ${t("invite.mode_sign_in")}</label>
       </fieldset>
-      <label for="invite-email">Email</label>
+      <label for="invite-email">${t("landing.email")}</label>
       <input id="invite-email" name="email" type="email" autocomplete="username" required />
-      <label for="invite-password">Password${mode === "create" ? " (at least 12 characters)" : ""}</label>
+      <label for="invite-password">${mode === "create" ? t("invite.new_password") : t("landing.password")}</label>
       <input id="invite-password" name="password" type="password" required
         autocomplete=${mode === "create" ? "new-password" : "current-password"} />
       ${mode === "create" && html`
-        <label for="invite-confirm">The same password again</label>
+        <label for="invite-confirm">${t("invite.confirm_password")}</label>
         <input id="invite-confirm" name="confirm" type="password" autocomplete="new-password" required />`}
-      ${error && html`<p class="error" role="alert">${error}</p>`}
-      <button type="submit" class="primary" disabled=${busy}>${mode === "create" ? "Create the account and accept"
-        : "Sign in and accept"}</button>
+      ${errorLine}
+      <button type="submit" class="primary" disabled=${busy}>${mode === "create" ? t("invite.create_and_accept")
+        : t("invite.sign_in_and_accept")}</button>
     </form>`;
 }
 

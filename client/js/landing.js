@@ -1,9 +1,13 @@
 // Landing page: sign in, create a room and share its link.
-import { localeSwitch, setupI18n, t } from "./i18n.js";
+import { currentLocale, localeSwitch, setupI18n, t } from "./i18n.js";
 import { changeHeaders, signOut, whoAmI, wireSignInForm } from "./session.js";
+import { Words } from "./translated.js";
 
 await setupI18n();
 localeSwitch(document.getElementById("locale-switch"));
+// The words this script wrote on the page, written again in another interface language (see translated.js).
+const words = new Words();
+document.addEventListener("moot:locale", () => words.rewrite());
 
 const form = document.getElementById("create-room");
 const titleInput = document.getElementById("room-title");
@@ -13,25 +17,32 @@ const linkInput = document.getElementById("room-link");
 const copyButton = document.getElementById("copy-link");
 const copyStatus = document.getElementById("copy-status");
 
+// message: a function giving the words (calling t), or the server's own.
 function showError(message) {
-  errorBox.textContent = message;
+  words.set(errorBox, message);
   errorBox.hidden = false;
   titleInput.setAttribute("aria-invalid", "true");
   titleInput.focus();
 }
 
+// The templates, titled in the interface's language where they have it (again after a switch).
 const templateSelect = document.getElementById("room-template");
-fetch("/api/templates")
-  .then((response) => response.json())
-  .then((templates) => {
-    for (const template of templates) {
-      const option = document.createElement("option");
-      option.value = template.id;
-      option.textContent = `${template.title}`;
-      templateSelect.append(option);
-    }
-  })
-  .catch(() => {});
+function loadTemplates() {
+  fetch(`/api/templates?lang=${encodeURIComponent(currentLocale())}`)
+    .then((response) => response.json())
+    .then((templates) => {
+      for (const template of templates) {
+        const option = templateSelect.querySelector(`option[value="${CSS.escape(template.id)}"]`)
+          || templateSelect.appendChild(document.createElement("option"));
+        option.value = template.id;
+        option.textContent = template.title;
+        option.lang = template.language;
+      }
+    })
+    .catch(() => {});
+}
+loadTemplates();
+document.addEventListener("moot:locale", loadTemplates);
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -39,7 +50,7 @@ form.addEventListener("submit", async (event) => {
   titleInput.removeAttribute("aria-invalid");
   const title = titleInput.value.trim();
   if (!title) {
-    showError(t("landing.need_topic"));
+    showError(() => t("landing.need_topic"));
     return;
   }
   const button = form.querySelector("button[type=submit]");
@@ -61,7 +72,8 @@ form.addEventListener("submit", async (event) => {
       return;
     }
     if (!response.ok) {
-      showError(body.detail || t("landing.create_failed", { status: response.status }));
+      const { status } = response;
+      showError(typeof body.detail === "string" ? body.detail : () => t("landing.create_failed", { status }));
       return;
     }
     linkInput.value = body.url;
@@ -72,7 +84,7 @@ form.addEventListener("submit", async (event) => {
     linkInput.focus();
     linkInput.select();
   } catch (err) {
-    showError(t("ui.unreachable_retry"));
+    showError(() => t("ui.unreachable_retry"));
   } finally {
     button.disabled = false;
   }
@@ -81,10 +93,10 @@ form.addEventListener("submit", async (event) => {
 copyButton.addEventListener("click", async () => {
   try {
     await navigator.clipboard.writeText(linkInput.value);
-    copyStatus.textContent = t("landing.copied");
+    words.set(copyStatus, () => t("landing.copied"));
   } catch {
     linkInput.select();
-    copyStatus.textContent = t("landing.copy_by_hand");
+    words.set(copyStatus, () => t("landing.copy_by_hand"));
   }
 });
 

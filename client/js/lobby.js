@@ -4,7 +4,8 @@
 // the room. Every text from the server is set with textContent.
 import { currentLocale, languageOptions, localeSwitch, setupI18n, t } from "./i18n.js";
 import { LevelMonitor } from "./levels.js";
-import { getLocalMedia } from "./media.js";
+import { devicesReady, getLocalMedia } from "./media.js";
+import { Words } from "./translated.js";
 
 const deliberationId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const api = `/api/lobby/${encodeURIComponent(deliberationId)}`;
@@ -13,13 +14,16 @@ const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
 
 const state = { info: null, config: { test_mode: false }, media: null, pollTimer: null, failures: 0 };
+// The words this script wrote on the page, written again in another interface language (see translated.js).
+const words = new Words();
 
 const levels = new LevelMonitor({
   onLevel: (_key, rms) => { $("mic-meter").style.width = `${Math.min(100, Math.sqrt(rms) * 220)}%`; },
 });
 
+// message: a function giving the words (calling t).
 function showError(message) {
-  $("lobby-error").textContent = message;
+  words.set($("lobby-error"), message);
   $("lobby-error").hidden = false;
 }
 
@@ -36,25 +40,26 @@ function paragraphs(container, text) {
 async function init() {
   await setupI18n();
   localeSwitch($("locale-switch"));
+  words.set(document.querySelector(".meter"), () => t("join.microphone_level"), "title");
   try {
     const [config, info] = await Promise.all([fetch("/api/config"),
       fetch(`${api}?lang=${encodeURIComponent(currentLocale())}`)]);
     if (config.ok) state.config = await config.json();
     if (!info.ok) {
-      $("title").textContent = "Moot";
-      showError(info.status === 404
-        ? t("lobby.not_open")
-        : `The deliberation could not be loaded (error ${info.status}). Reload the page to try again.`);
+      words.set($("title"), "Moot");
+      const { status } = info;
+      showError(status === 404 ? () => t("lobby.not_open") : () => t("lobby.load_failed", { status }));
       return;
     }
     state.info = await info.json();
   } catch {
-    showError(t("ui.unreachable"));
+    words.set($("title"), "Moot");
+    showError(() => t("ui.unreachable"));
     return;
   }
   const { info } = state;
-  $("title").textContent = info.title;
-  document.title = `${info.title} · Moot`;
+  words.set($("title"), info.title);
+  words.set(document.querySelector("title"), `${info.title} · Moot`);
   $("question").textContent = info.question;
   paragraphs($("background"), info.background || "");
   $("about").hidden = false;
@@ -136,17 +141,15 @@ function updateButton() {
 }
 
 async function checkDevices() {
-  $("device-status").textContent = "Checking your camera and microphone…";
+  words.set($("device-status"), () => t("join.checking_devices"));
   if (state.media) for (const track of state.media.stream.getTracks()) track.stop();
   state.media = await getLocalMedia({ testMode: state.config.test_mode });
   const { audio, video, messages } = state.media;
   $("preview").srcObject = video ? new MediaStream([video]) : null;
   $("preview").closest(".preview-box").classList.toggle("no-video", !video);
   levels.watch("preview", audio);
-  const ready = [audio && "microphone", video && "camera"].filter(Boolean);
-  const lines = ready.length ? [`Your ${ready.join(" and ")} ${ready.length > 1 ? "are" : "is"} ready.`] : [];
-  lines.push(...messages);
-  $("device-status").textContent = lines.join(" ");
+  words.set($("device-status"), () => [devicesReady(audio, video), ...messages.map((message) => message())]
+    .filter(Boolean).join(" "));
   $("device-status").classList.toggle("warning", messages.length > 0);
   $("retry-devices").hidden = messages.length === 0;
 }
@@ -163,8 +166,9 @@ async function arrive() {
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) {
-      $("arrive-error").textContent = typeof body.detail === "string" ? body.detail.replace(/^name: /, "")
-        : `Joining failed (error ${response.status}).`;
+      const { status } = response;
+      words.set($("arrive-error"), typeof body.detail === "string" ? body.detail.replace(/^name: /, "")
+        : () => t("lobby.join_failed", { status }));
       $("arrive-error").hidden = false;
       updateButton();
       return;
@@ -178,7 +182,7 @@ async function arrive() {
     if (body.status === "assigned") goToRoom(body);
     else startWaiting(body.name);
   } catch {
-    $("arrive-error").textContent = t("ui.unreachable");
+    words.set($("arrive-error"), () => t("ui.unreachable"));
     $("arrive-error").hidden = false;
     updateButton();
   }
@@ -199,7 +203,7 @@ async function poll() {
     const response = await fetch(`${api}/me`, { headers: { "X-Moot-Participant": credential || "" } });
     if (response.status === 401 || response.status === 404) {
       forget();
-      showError(t("lobby.ended"));
+      showError(() => t("lobby.ended"));
       return;
     }
     if (response.ok) {
@@ -209,22 +213,22 @@ async function poll() {
       if (place.status === "assigned") return goToRoom(place);
       if (place.status === "left") {
         forget();
-        showError(t("lobby.left"));
+        showError(() => t("lobby.left"));
         return undefined;
       }
-      $("waiting-status").textContent = t("lobby.waiting");
-      $("lobby-status").textContent = t("lobby.in_lobby");
+      words.set($("waiting-status"), () => t("lobby.waiting"));
+      words.set($("lobby-status"), () => t("lobby.in_lobby"));
     }
   } catch {
     state.failures += 1;
-    $("lobby-status").textContent = t("ui.reconnecting");
+    words.set($("lobby-status"), () => t("ui.reconnecting"));
   }
   state.pollTimer = setTimeout(poll, Math.min(POLL_MS * 2 ** Math.min(state.failures, 3), 15_000));
   return undefined;
 }
 
 function goToRoom(place) {
-  $("waiting-status").textContent = t("lobby.going");
+  words.set($("waiting-status"), () => t("lobby.going"));
   location.assign(`/r/${encodeURIComponent(place.room_id)}`);
 }
 
@@ -246,12 +250,13 @@ $("leave-button").addEventListener("click", async () => {
   const credential = localStorage.getItem(credentialKey);
   await fetch(`${api}/leave`, { method: "POST", headers: { "X-Moot-Participant": credential || "" } }).catch(() => {});
   forget();
-  $("lobby-status").textContent = "";
-  showError(t("lobby.left"));
+  words.set($("lobby-status"), "");
+  showError(() => t("lobby.left"));
 });
 
 // Another interface language: the notice (from the server) and the words scripts wrote, again.
 document.addEventListener("moot:locale", async () => {
+  words.rewrite();
   if (!state.info) return;
   const response = await fetch(`${api}?lang=${encodeURIComponent(currentLocale())}`).catch(() => null);
   if (response && response.ok) {

@@ -1,19 +1,41 @@
 // Camera and microphone: ask for both, fall back to whichever is available, and say plainly what is missing.
 
-// What went wrong with one device, in plain words; room.js adds what the person can still do.
+import { t } from "./i18n.js";
+
+// What went wrong with one device, in plain words (a function giving them in the interface's current language, so that
+// a page can write them again in another); room.js adds what the person can still do.
+const WORDS = {
+  audio: {
+    missing: () => t("media.no_microphone"),
+    blocked: () => t("media.microphone_blocked"),
+    notFound: () => t("media.microphone_not_found"),
+    busy: () => t("media.microphone_busy"),
+    failed: (name) => t("media.microphone_failed", { error: name }),
+  },
+  video: {
+    missing: () => t("media.no_camera"),
+    blocked: () => t("media.camera_blocked"),
+    notFound: () => t("media.camera_not_found"),
+    busy: () => t("media.camera_busy"),
+    failed: (name) => t("media.camera_failed", { error: name }),
+  },
+};
+
 function describe(kind, error) {
-  const device = kind === "audio" ? "microphone" : "camera";
-  if (!error) return `No ${device} is available.`;
-  if (error.name === "NotAllowedError" || error.name === "SecurityError") {
-    return `Your ${device} is blocked for this page (to use it, allow it in your browser's site settings, then try again).`;
-  }
-  if (error.name === "NotFoundError" || error.name === "OverconstrainedError") {
-    return `No ${device} was found.`;
-  }
-  if (error.name === "NotReadableError" || error.name === "AbortError") {
-    return `Your ${device} is in use by another application or could not be started.`;
-  }
-  return `Your ${device} could not be started (${error.name}).`;
+  const words = WORDS[kind];
+  if (!error) return words.missing;
+  if (error.name === "NotAllowedError" || error.name === "SecurityError") return words.blocked;
+  if (error.name === "NotFoundError" || error.name === "OverconstrainedError") return words.notFound;
+  if (error.name === "NotReadableError" || error.name === "AbortError") return words.busy;
+  return () => words.failed(error.name);
+}
+
+// Which of the devices work, in a sentence (nothing when none does).
+export function devicesReady(audio, video) {
+  if (audio && video) return t("join.devices_ready");
+  if (audio) return t("join.microphone_ready");
+  if (video) return t("join.camera_ready");
+  return "";
 }
 
 async function tryGet(constraints) {
@@ -24,7 +46,8 @@ async function tryGet(constraints) {
   }
 }
 
-// Returns { stream, audio, video, messages } where audio/video are MediaStreamTracks or null.
+// Returns { stream, audio, video, messages } where audio/video are MediaStreamTracks or null, and each message is a
+// function that gives its words in the interface's current language.
 export async function getLocalMedia({ testMode = false } = {}) {
   const audioConstraints = testMode
     ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
@@ -33,7 +56,7 @@ export async function getLocalMedia({ testMode = false } = {}) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     return {
       stream: new MediaStream(), audio: null, video: null,
-      messages: ["This browser cannot use a camera or microphone on this page (it needs a secure https:// address)."],
+      messages: [() => t("media.insecure")],
     };
   }
   const both = await tryGet({ audio: audioConstraints, video: videoConstraints });

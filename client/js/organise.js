@@ -4,11 +4,21 @@
 // invited to, read-only. Rendered with Preact + htm (vendored); text only through JSX, never as HTML.
 
 import { html, useCallback, useEffect, useState } from "/static/vendor/htm-preact-standalone.module.js";
+import { currentLocale, formatDateTime, t } from "/static/js/i18n.js";
 import { signOut } from "/static/js/session.js";
-import { ErrorLine, SignIn, StepIn, api, startStaffPage, useSignedIn } from "/static/js/staff.js";
+import { ErrorLine, SignIn, StepIn, api, startStaffPage, useSignedIn, withElements } from "/static/js/staff.js";
 
 const LOBBY_POLL_MS = 3000;
-const STATUS_WORDS = { draft: "Draft", open: "Open", paused: "Paused", closed: "Closed" };
+const NOT_FOUND = Symbol("not found");  // an error made here, put in words when shown (so a language switch applies)
+
+// A deliberation's status in the interface's words.
+function statusWord(status) {
+  if (status === "draft") return t("organise.status_draft");
+  if (status === "open") return t("organise.status_open");
+  if (status === "paused") return t("organise.status_paused");
+  if (status === "closed") return t("organise.status_closed");
+  return status;
+}
 
 function navigate(path) {
   history.pushState(null, "", path);
@@ -38,7 +48,7 @@ function CopyRow({ id, label, value }) {
     <label for=${id}>${label}</label>
     <div class="copy-row">
       <input id=${id} type="text" readonly value=${value} onFocus=${(e) => e.target.select()} />
-      <button type="button" onClick=${copy}>${copied ? "Copied" : "Copy"}</button>
+      <button type="button" onClick=${copy}>${copied ? t("organise.copied") : t("organise.copy")}</button>
     </div>`;
 }
 
@@ -51,19 +61,19 @@ function DeliberationList({ me }) {
   const mayCreate = me.role === "organiser" || me.role === "admin";
   return html`
     <section class="narrow wide" aria-labelledby="list-heading">
-      <h1 id="list-heading">Deliberations</h1>
-      ${mayCreate && html`<p><${Link} href="/organise/new">New deliberation</${Link}></p>`}
+      <h1 id="list-heading">${t("organise.heading")}</h1>
+      ${mayCreate && html`<p><${Link} href="/organise/new">${t("organise.new")}</${Link}></p>`}
       <${ErrorLine} text=${error} />
-      ${items === null && !error && html`<p class="hint">Loading…</p>`}
+      ${items === null && !error && html`<p class="hint">${t("ui.loading")}</p>`}
       ${items !== null && items.length === 0 && html`<p class="hint">${mayCreate
-        ? "None yet: start with a new deliberation." : "You have not been invited to a deliberation yet."}</p>`}
+        ? t("organise.none_yet") : t("organise.not_invited")}</p>`}
       ${items !== null && items.length > 0 && html`
         <ul class="deliberation-list">
           ${items.map((d) => html`
             <li key=${d.id}>
               <${Link} href=${`/organise/${d.id}`}>${d.title}</${Link}>
-              ${" "}<span class=${`badge status-${d.status}`}>${STATUS_WORDS[d.status]}</span>
-              ${!d.can_manage && html` <span class="hint">(moderator)</span>`}
+              ${" "}<span class=${`badge status-${d.status}`}>${statusWord(d.status)}</span>
+              ${!d.can_manage && html` <span class="hint">${t("organise.as_moderator")}</span>`}
             </li>`)}
         </ul>`}
     </section>`;
@@ -100,14 +110,14 @@ function QuestionEditor({ index, question, onChange, onRemove }) {
   const base = `question-${index}`;
   return html`
     <fieldset class="signup-question">
-      <legend>Sign-up question ${index + 1}</legend>
-      <label for=${`${base}-text`}>Question</label>
+      <legend>${t("organise.signup_question_number", { number: index + 1 })}</legend>
+      <label for=${`${base}-text`}>${t("organise.question")}</label>
       <input id=${`${base}-text`} type="text" maxlength="300" value=${question.text}
         onInput=${(e) => onChange({ ...question, text: e.target.value })} />
-      <label for=${`${base}-choices`}>Choices, one per line</label>
+      <label for=${`${base}-choices`}>${t("organise.choices")}</label>
       <textarea id=${`${base}-choices`} rows="3" value=${question.choices.join("\n")}
         onInput=${(e) => onChange({ ...question, choices: e.target.value.split("\n") })}></textarea>
-      <button type="button" onClick=${onRemove}>Remove this question</button>
+      <button type="button" onClick=${onRemove}>${t("organise.remove_question")}</button>
     </fieldset>`;
 }
 
@@ -116,11 +126,11 @@ function SpecForm({ initial, submitLabel, onSubmit, readOnly }) {
   const [templates, setTemplates] = useState([]);
   const [languages, setLanguages] = useState((initial.languages || ["en"]).join(", "));
   const [error, setError] = useState("");
-  const [saved, setSaved] = useState("");
+  const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
-    api("GET", "/api/templates").then((r) => r.ok && setTemplates(r.data));
-  }, []);
+    api("GET", `/api/templates?lang=${encodeURIComponent(currentLocale())}`).then((r) => r.ok && setTemplates(r.data));
+  }, [currentLocale()]);  // (titled in the interface's language, again after a switch)
   const set = (field) => (event) => setSpec({ ...spec, [field]: event.target.value });
   const setNumber = (field) => (event) => setSpec({ ...spec, [field]: Number(event.target.value) });
   const questions = spec.signup_questions;
@@ -131,7 +141,7 @@ function SpecForm({ initial, submitLabel, onSubmit, readOnly }) {
   const submit = async (event) => {
     event.preventDefault();
     setError("");
-    setSaved("");
+    setSaved(false);
     const fields = Object.fromEntries(Object.keys(EMPTY_SPEC).map((key) => [key, spec[key]]));
     const body = {
       ...fields,
@@ -143,75 +153,75 @@ function SpecForm({ initial, submitLabel, onSubmit, readOnly }) {
     const failure = await onSubmit(body);
     setBusy(false);
     if (failure) setError(failure);
-    else setSaved("Saved.");
+    else setSaved(true);
   };
   return html`
     <form class="card spec-form" onSubmit=${submit} novalidate>
       <fieldset disabled=${readOnly}>
-        <legend class="visually-hidden">Settings</legend>
-        <label for="spec-title">Title</label>
+        <legend class="visually-hidden">${t("organise.settings")}</legend>
+        <label for="spec-title">${t("organise.title")}</label>
         <input id="spec-title" type="text" maxlength="200" required value=${spec.title} onInput=${set("title")} />
-        <label for="spec-question">The question people deliberate</label>
+        <label for="spec-question">${t("organise.spec_question")}</label>
         <textarea id="spec-question" rows="2" maxlength="2000" required value=${spec.question}
           onInput=${set("question")}></textarea>
-        <label for="spec-background">Background material (people read it in the lobby)</label>
+        <label for="spec-background">${t("organise.background")}</label>
         <textarea id="spec-background" rows="5" maxlength="20000" value=${spec.background}
           onInput=${set("background")}></textarea>
-        <label for="spec-template">Facilitator template</label>
+        <label for="spec-template">${t("organise.template")}</label>
         <select id="spec-template" value=${spec.template} onChange=${set("template")}>
           ${templates.length === 0 && html`<option value=${spec.template}>${spec.template}</option>`}
-          ${templates.map((t) => html`<option key=${t.id} value=${t.id}>${t.title}</option>`)}
+          ${templates.map((template) => html`<option key=${template.id} value=${template.id}>${template.title}
+            </option>`)}
         </select>
         <div class="field-row">
           <div>
-            <label for="spec-group-min">Smallest group</label>
+            <label for="spec-group-min">${t("organise.group_min")}</label>
             <input id="spec-group-min" type="number" min="2" max="12" value=${spec.group_min}
               onInput=${setNumber("group_min")} />
           </div>
           <div>
-            <label for="spec-group-max">Largest group</label>
+            <label for="spec-group-max">${t("organise.group_max")}</label>
             <input id="spec-group-max" type="number" min="2" max="12" value=${spec.group_max}
               onInput=${setNumber("group_max")} />
           </div>
         </div>
-        <label for="spec-cross-pollination">Statements from other rooms each room also votes on</label>
+        <label for="spec-cross-pollination">${t("organise.cross_pollination")}</label>
         <input id="spec-cross-pollination" type="number" min="0" max="10" value=${spec.cross_pollination ?? 3}
           onInput=${setNumber("cross_pollination")} aria-describedby="cross-pollination-hint" />
-        <p class="hint" id="cross-pollination-hint">In its voting stage each room also votes on this many statements
-          written in the other rooms (without their authors), so agreement across rooms can be measured. 0: none.</p>
+        <p class="hint" id="cross-pollination-hint">${t("organise.cross_pollination_hint")}</p>
         <fieldset class="start-with">
-          <legend>AI facilitator messages</legend>
+          <legend>${t("organise.ai_messages")}</legend>
           <label class="checkbox"><input type="radio" name="ai-messages" value="direct"
-            checked=${spec.ai_messages === "direct"} onChange=${set("ai_messages")} /> Posted directly (moderators
-            can still remove them)</label>
+            checked=${spec.ai_messages === "direct"} onChange=${set("ai_messages")} /> ${t("organise.ai_direct")}
+          </label>
           <label class="checkbox"><input type="radio" name="ai-messages" value="approve"
-            checked=${spec.ai_messages === "approve"} onChange=${set("ai_messages")} /> A moderator approves each one
-            first</label>
+            checked=${spec.ai_messages === "approve"} onChange=${set("ai_messages")} /> ${t("organise.ai_approve")}
+          </label>
         </fieldset>
-        <h3>Sign-up questions</h3>
-        <p class="hint">Optional: asked in the lobby, for example an age band or a region.</p>
+        <h3>${t("organise.signup_questions")}</h3>
+        <p class="hint">${t("organise.signup_questions_hint")}</p>
         ${questions.map((q, i) => html`<${QuestionEditor} key=${q.id} index=${i} question=${q}
           onChange=${(changed) => setQuestions(questions.map((x, j) => (j === i ? changed : x)))}
           onRemove=${() => setQuestions(questions.filter((_, j) => j !== i))} />`)}
         <button type="button" id="add-question" onClick=${() => setQuestions([...questions,
-          { id: nextQuestionId(questions), text: "", choices: ["", ""] }])}>Add a sign-up question</button>
+          { id: nextQuestionId(questions), text: "", choices: ["", ""] }])}>${t("organise.add_question")}</button>
         ${questions.length > 0 && html`
-          <label for="spec-mix">Spread the answers to this question evenly across rooms</label>
+          <label for="spec-mix">${t("organise.mix_question")}</label>
           <select id="spec-mix" value=${spec.mix_question || ""}
             onChange=${(e) => setSpec({ ...spec, mix_question: e.target.value || null })}>
-            <option value="">No mixing</option>
+            <option value="">${t("organise.no_mixing")}</option>
             ${questions.map((q) => html`<option key=${q.id} value=${q.id}>${q.text || q.id}</option>`)}
           </select>`}
-        <label for="spec-languages">Languages offered (codes, comma-separated, e.g. en, fr)</label>
+        <label for="spec-languages">${t("organise.languages")}</label>
         <input id="spec-languages" type="text" value=${languages} onInput=${(e) => setLanguages(e.target.value)} />
-        <label for="spec-starts">First round starts at (optional; otherwise you start it)</label>
+        <label for="spec-starts">${t("organise.starts_at")}</label>
         <input id="spec-starts" type="datetime-local" value=${toLocalInput(spec.starts_at)}
           onInput=${(e) => setSpec({ ...spec, starts_at: fromLocalInput(e.target.value) })} />
-        <label for="spec-retention">Delete transcripts this many days after closing (optional)</label>
+        <label for="spec-retention">${t("organise.retention")}</label>
         <input id="spec-retention" type="number" min="1" max="3650" value=${spec.retention_days ?? ""}
           onInput=${(e) => setSpec({ ...spec, retention_days: e.target.value === "" ? null : e.target.value })} />
         <${ErrorLine} text=${error} />
-        ${saved && html`<p class="hint" role="status">${saved}</p>`}
+        ${saved && html`<p class="hint" role="status">${t("organise.saved")}</p>`}
         ${!readOnly && html`<button type="submit" class="primary" disabled=${busy}>${submitLabel}</button>`}
       </fieldset>
     </form>`;
@@ -226,9 +236,9 @@ function NewDeliberation() {
   };
   return html`
     <section class="narrow wide" aria-labelledby="new-heading">
-      <p><${Link} href="/organise">All deliberations</${Link}></p>
-      <h1 id="new-heading">New deliberation</h1>
-      <${SpecForm} initial=${EMPTY_SPEC} submitLabel="Create the deliberation" onSubmit=${create} />
+      <p><${Link} href="/organise">${t("organise.all")}</${Link}></p>
+      <h1 id="new-heading">${t("organise.new")}</h1>
+      <${SpecForm} initial=${EMPTY_SPEC} submitLabel=${t("organise.create")} onSubmit=${create} />
     </section>`;
 }
 
@@ -236,7 +246,7 @@ function NewDeliberation() {
 
 function Lobby({ deliberation, onError }) {
   const [status, setStatus] = useState(null);
-  const [round, setRound] = useState("");
+  const [round, setRound] = useState(null);
   const [busy, setBusy] = useState(false);
   const refresh = useCallback(async () => {
     const r = await api("GET", `/api/deliberations/${deliberation.id}/lobby`);
@@ -255,34 +265,35 @@ function Lobby({ deliberation, onError }) {
       onError(r.error);
       return;
     }
-    const rooms = Object.keys(r.data.rooms).length;
-    setRound(`Formed ${rooms} room${rooms === 1 ? "" : "s"}; ${r.data.waiting} still waiting.`);
+    setRound({ rooms: Object.keys(r.data.rooms).length, waiting: r.data.waiting });
     refresh();
   };
   const open = deliberation.status === "open";
   return html`
     <section class="card" aria-labelledby="lobby-heading">
-      <h2 id="lobby-heading">Lobby and rooms</h2>
+      <h2 id="lobby-heading">${t("organise.lobby_heading")}</h2>
       <div class="lobby-status">
-        ${status === null ? html`<p class="hint">Loading…</p>` : html`
-          <p id="waiting" aria-live="polite"><strong>${status.waiting}</strong> waiting in the lobby.</p>
-          ${status.rooms.length === 0 ? html`<p class="hint">No rooms yet.</p>` : html`
-            <ul class="room-list" aria-label="Rooms">
+        ${status === null ? html`<p class="hint">${t("ui.loading")}</p>` : html`
+          <p id="waiting" aria-live="polite">${withElements(t("organise.waiting", { count: status.waiting }),
+            { waiting: html`<strong>${status.waiting}</strong>` })}</p>
+          ${status.rooms.length === 0 ? html`<p class="hint">${t("organise.no_rooms")}</p>` : html`
+            <ul class="room-list" aria-label=${t("organise.rooms")}>
               ${status.rooms.map((room) => html`
                 <li key=${room.room_id}>
-                  <span>${room.title}</span>: ${room.participants} ${room.participants === 1 ? "person" : "people"}
-                  ${" "}<a href=${`/moderate/${room.room_id}`}>moderate</a>
+                  <span>${room.title}</span>: ${t("organise.people", { count: room.participants })}
+                  ${" "}<a href=${`/moderate/${room.room_id}`}>${t("organise.moderate")}</a>
                 </li>`)}
             </ul>`}`}
       </div>
       ${deliberation.can_manage && html`
-        <p class="hint">Starting a round puts everyone waiting into rooms of ${deliberation.group_min} to
-          ${" "}${deliberation.group_max}${deliberation.mix_question ? ", spreading the answers to the chosen question"
-          : ""}. People who arrive later fill open seats.</p>
+        <p class="hint">${deliberation.mix_question
+          ? t("organise.round_hint_mix", { min: deliberation.group_min, max: deliberation.group_max })
+          : t("organise.round_hint", { min: deliberation.group_min, max: deliberation.group_max })}</p>
         <button type="button" id="start-round" class="primary" disabled=${busy || !open}
-          onClick=${start}>Start a round</button>
-        ${!open && html`<p class="hint">Open the deliberation first.</p>`}
-        ${round && html`<p role="status" id="round-result">${round}</p>`}`}
+          onClick=${start}>${t("organise.start_round")}</button>
+        ${!open && html`<p class="hint">${t("organise.open_first")}</p>`}
+        ${round && html`<p role="status" id="round-result">${t("organise.round_result",
+          { count: round.rooms, waiting: round.waiting })}</p>`}`}
     </section>`;
 }
 
@@ -306,19 +317,26 @@ function Moderators({ deliberation, onError }) {
   };
   return html`
     <section class="card" aria-labelledby="moderators-heading">
-      <h2 id="moderators-heading">Moderators</h2>
-      ${moderators.length === 0 ? html`<p class="hint">No moderators yet.</p>` : html`
-        <ul aria-label="Moderators">
+      <h2 id="moderators-heading">${t("organise.moderators")}</h2>
+      ${moderators.length === 0 ? html`<p class="hint">${t("organise.no_moderators")}</p>` : html`
+        <ul aria-label=${t("organise.moderators")}>
           ${moderators.map((m) => html`
             <li key=${m.user_id}>${m.email} <button type="button" onClick=${() => remove(m.user_id)}
-              aria-label=${`Remove ${m.email}`}>Remove</button></li>`)}
+              aria-label=${t("organise.remove_moderator", { email: m.email })}>${t("organise.remove")}</button></li>`)}
         </ul>`}
-      <button type="button" id="create-invite" onClick=${createInvite}>Create a moderator invite link</button>
+      <button type="button" id="create-invite" onClick=${createInvite}>${t("organise.create_invite")}</button>
       ${invite && html`
-        <${CopyRow} id="invite-url" label="Invite link (works once)" value=${invite.url} />
-        <p class="hint">It expires ${new Date(invite.expires_at * 1000).toLocaleString()}. Send it to one
-          moderator.</p>`}
+        <${CopyRow} id="invite-url" label=${t("organise.invite_link")} value=${invite.url} />
+        <p class="hint">${t("organise.invite_expires", { date: formatDateTime(invite.expires_at) })}</p>`}
     </section>`;
+}
+
+// What a status means for the people arriving.
+function statusMeaning(status) {
+  if (status === "draft") return t("organise.draft_meaning");
+  if (status === "open") return t("organise.open_meaning");
+  if (status === "paused") return t("organise.paused_meaning");
+  return t("organise.closed_meaning");
 }
 
 function Lifecycle({ deliberation, onChanged, onError }) {
@@ -336,25 +354,25 @@ function Lifecycle({ deliberation, onChanged, onError }) {
   const s = deliberation.status;
   return html`
     <section class="card" aria-labelledby="lifecycle-heading">
-      <h2 id="lifecycle-heading">Open, pause, close</h2>
-      <p>Status: <strong id="status">${STATUS_WORDS[s]}</strong>. ${s === "draft"
-        ? "Participants cannot arrive until you open it." : s === "open" ? "People can arrive and rounds can start."
-        : s === "paused" ? "Nobody new can arrive for now." : "It is over and can no longer change."}</p>
+      <h2 id="lifecycle-heading">${t("organise.lifecycle_heading")}</h2>
+      <p>${withElements(t("organise.status_line", { meaning: statusMeaning(s) }),
+        { status: html`<strong id="status">${statusWord(s)}</strong>` })}</p>
       <div class="button-row">
         ${(s === "draft" || s === "paused") && html`<button type="button" class="primary" id="open"
-          onClick=${() => act("open")}>Open</button>`}
-        ${s === "open" && html`<button type="button" id="pause" onClick=${() => act("pause")}>Pause</button>`}
-        ${s !== "closed" && html`<button type="button" id="close" onClick=${() => act("close")}>Close for
-          good</button>`}
+          onClick=${() => act("open")}>${t("organise.open")}</button>`}
+        ${s === "open" && html`<button type="button" id="pause" onClick=${() => act("pause")}>${t("organise.pause")}
+          </button>`}
+        ${s !== "closed" && html`<button type="button" id="close" onClick=${() => act("close")}>${t("organise.close")}
+          </button>`}
         ${!confirmDelete && html`<button type="button" class="danger" onClick=${() => setConfirmDelete(true)}>
-          Delete…</button>`}
+          ${t("organise.delete")}</button>`}
       </div>
       ${confirmDelete && html`
-        <p class="warning" role="alert">This deletes the deliberation with its rooms, transcripts, statements and
-          votes. It cannot be undone.</p>
+        <p class="warning" role="alert">${t("organise.delete_warning")}</p>
         <div class="button-row">
-          <button type="button" class="danger" id="confirm-delete" onClick=${remove}>Delete everything</button>
-          <button type="button" onClick=${() => setConfirmDelete(false)}>Keep it</button>
+          <button type="button" class="danger" id="confirm-delete" onClick=${remove}>${t("organise.delete_everything")}
+          </button>
+          <button type="button" onClick=${() => setConfirmDelete(false)}>${t("organise.keep_it")}</button>
         </div>`}
     </section>`;
 }
@@ -364,7 +382,7 @@ function Deliberation({ id }) {
   const [error, setError] = useState("");
   useEffect(() => {
     api("GET", `/api/deliberations/${encodeURIComponent(id)}`).then((r) => (r.ok ? setDeliberation(r.data)
-      : setError(r.status === 404 ? "This deliberation does not exist, or you may not see it." : r.error)));
+      : setError(r.status === 404 ? NOT_FOUND : r.error)));
   }, [id]);
   const save = async (body) => {
     const r = await api("PUT", `/api/deliberations/${id}`, body);
@@ -372,31 +390,30 @@ function Deliberation({ id }) {
     setDeliberation(r.data);
     return "";
   };
+  const errorText = error === NOT_FOUND ? t("organise.not_found") : error;
   if (deliberation === null) {
-    return html`<section class="narrow wide"><p><${Link} href="/organise">All deliberations</${Link}></p>
-      ${error ? html`<${ErrorLine} text=${error} />` : html`<p class="hint">Loading…</p>`}</section>`;
+    return html`<section class="narrow wide"><p><${Link} href="/organise">${t("organise.all")}</${Link}></p>
+      ${error ? html`<${ErrorLine} text=${errorText} />` : html`<p class="hint">${t("ui.loading")}</p>`}</section>`;
   }
   const d = deliberation;
   return html`
     <section class="narrow wide" aria-labelledby="deliberation-heading">
-      <p><${Link} href="/organise">All deliberations</${Link}></p>
+      <p><${Link} href="/organise">${t("organise.all")}</${Link}></p>
       <h1 id="deliberation-heading">${d.title}</h1>
-      <${ErrorLine} text=${error} />
-      <p><a href=${`/dashboard/${d.id}`} id="dashboard-link">The live dashboard: every room at a glance</a></p>
-      <p><a href=${`/review/${d.id}`} id="review-link">Review what was said: transcripts, statements, votes, exports</a>
-      </p>
+      <${ErrorLine} text=${errorText} />
+      <p><a href=${`/dashboard/${d.id}`} id="dashboard-link">${t("organise.dashboard_link")}</a></p>
+      <p><a href=${`/review/${d.id}`} id="review-link">${t("organise.review_link")}</a></p>
       <section class="card" aria-labelledby="link-heading">
-        <h2 id="link-heading">The participant link</h2>
-        <p class="hint">Everyone joins with this one link: they read the question and the notice, consent, and wait in
-          the lobby until a round starts.</p>
-        <${CopyRow} id="participant-url" label="Participant link" value=${d.participant_url} />
+        <h2 id="link-heading">${t("organise.participant_link_heading")}</h2>
+        <p class="hint">${t("organise.participant_link_hint")}</p>
+        <${CopyRow} id="participant-url" label=${t("organise.participant_link")} value=${d.participant_url} />
       </section>
       ${d.can_manage && html`<${Lifecycle} deliberation=${d} onChanged=${setDeliberation} onError=${setError} />`}
       <${Lobby} key=${d.status} deliberation=${d} onError=${setError} />
       ${d.status !== "closed" && d.status !== "draft" && html`<${StepIn} deliberation=${d} onError=${setError} />`}
       ${d.can_manage && html`<${Moderators} deliberation=${d} onError=${setError} />`}
-      <h2>Settings</h2>
-      <${SpecForm} key=${d.updated_at} initial=${d} submitLabel="Save the settings" onSubmit=${save}
+      <h2>${t("organise.settings")}</h2>
+      <${SpecForm} key=${d.updated_at} initial=${d} submitLabel=${t("organise.save")} onSubmit=${save}
         readOnly=${!d.can_manage || d.status === "closed"} />
     </section>`;
 }
@@ -409,7 +426,7 @@ function App() {
     window.addEventListener("popstate", onPop);
     return () => window.removeEventListener("popstate", onPop);
   }, []);
-  if (me === undefined) return html`<p class="hint">Loading…</p>`;
+  if (me === undefined) return html`<p class="hint">${t("ui.loading")}</p>`;
   if (me === null) return html`<${SignIn} onSignedIn=${setMe} />`;
   const out = async () => {
     await signOut();
@@ -418,7 +435,7 @@ function App() {
   const id = path.replace(/^\/organise\/?/, "");
   const page = id === "" ? html`<${DeliberationList} me=${me} />`
     : id === "new" ? html`<${NewDeliberation} />` : html`<${Deliberation} key=${id} id=${id} />`;
-  return html`${page}<p class="narrow wide"><button type="button" onClick=${out}>Sign out</button></p>`;
+  return html`${page}<p class="narrow wide"><button type="button" onClick=${out}>${t("landing.sign_out")}</button></p>`;
 }
 
 startStaffPage(App, document.getElementById("main"));

@@ -7,11 +7,12 @@ import { CaptionsView } from "./captions.js";
 import { FacilitatorView } from "./facilitator.js";
 import { chooseLocale, currentLocale, languageName, languageOptions, localeSwitch, setupI18n, t } from "./i18n.js";
 import { LevelMonitor } from "./levels.js";
-import { getLocalMedia } from "./media.js";
+import { devicesReady, getLocalMedia } from "./media.js";
 import { RoomPeer } from "./peer.js";
 import { Signaling } from "./signaling.js";
 import { StatementsView } from "./statements.js";
 import { VideoGrid } from "./tiles.js";
+import { Words } from "./translated.js";
 
 const roomId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 const roomApi = `/api/rooms/${encodeURIComponent(roomId)}`;
@@ -55,6 +56,10 @@ const state = {
   alertTimer: null,
 };
 
+// The words this script wrote on the page, written again in another interface language. A text given as a function
+// (calling t) is rewritten; a plain string (from the server, or nothing) is not.
+const words = new Words();
+
 const levels = new LevelMonitor({
   onSpeaking: (key, speaking) => {
     if (key !== PREVIEW) state.grid.setSpeaking(key, "level", speaking);
@@ -65,38 +70,49 @@ const levels = new LevelMonitor({
   },
 });
 
-function plural(n, one, many) {
-  return `${n} ${n === 1 ? one : many}`;
-}
-
-// What to tell people about an error from the server (codes: server/events.py ErrorCode).
-function errorText(message) {
+// What to tell people about an error from the server (codes: server/core/events.py ErrorCode), in the interface's
+// language; the server's own words (in English) for the codes whose message carries particulars (e.g. why a name
+// cannot be used).
+function errorWords(message) {
   switch (message.code) {
     case "room_full": {
       const capacity = state.room ? state.room.max_participants : null;
-      return capacity
-        ? `This room is full (${plural(capacity, "person", "people")}). Try again later, or ask the organiser for another room.`
-        : message.message;
+      return capacity ? t("room.error_full", { count: capacity }) : message.message;
     }
     case "unknown_room":
-      return "This room does not exist. Check the link you were given.";
+      return t("room.error_unknown_room");
+    case "not_your_room":
+      return t("room.error_not_your_room");
+    case "deliberation_closed":
+      return t("room.error_deliberation_closed");
+    case "joined_elsewhere":
+      return t("room.error_joined_elsewhere");
+    case "statement_locked":
+      return t("room.error_statement_locked");
+    case "statement_changed":
+      return t("room.error_statement_changed");
     case "negotiation_timeout":
-      return "Your browser did not finish connecting to the room in time. Join again to retry.";
+      return t("room.error_negotiation_timeout");
     case "media_failed":
-      return "Your audio and video cannot reach the server: a firewall may be blocking them (the organiser can set up a TURN server). Captions and the transcript still work.";
+      return t("room.error_media_failed");
     case "reconnected":
-      return "You joined this room again from another connection (for example another tab), so this page has left it.";
+      return t("room.error_reconnected");
     case "room_elsewhere":
-      return "This room is on another server, which could not be reached. Try again in a moment.";
+      return t("room.error_room_elsewhere");
     case "removed":
-      return "A moderator removed you from this room. If you think this was a mistake, contact the organiser.";
+      return t("room.error_removed");
     case "moved":
-      return "A moderator moved you to another room: opening it now.";
+      return t("room.error_moved");
     case "room_ended":
-      return "This room has ended. Thank you for taking part.";
+      return t("room.error_room_ended");
     default:
       return message.message;
   }
+}
+
+// The same as a function, for words.set: written again in another interface language.
+function errorText(message) {
+  return () => errorWords(message);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -105,22 +121,22 @@ function errorText(message) {
 async function init() {
   await setupI18n();
   localeSwitch($("locale-switch"));
+  labelMeter();
   try {
     const [configResponse, roomResponse] = await Promise.all([fetch("/api/config"), fetch(roomApi)]);
     if (configResponse.ok) state.config = await configResponse.json();
     if (!roomResponse.ok) {
-      showRoomError(roomResponse.status === 404
-        ? errorText({ code: "unknown_room" })
-        : `The room could not be loaded (error ${roomResponse.status}). Reload the page to try again.`);
+      const status = roomResponse.status;
+      showRoomError(status === 404 ? errorText({ code: "unknown_room" }) : () => t("room.load_failed", { status }));
       return;
     }
     state.room = await roomResponse.json();
   } catch {
-    showRoomError("The server could not be reached. Check your connection and reload the page.");
+    showRoomError(() => t("ui.unreachable"));
     return;
   }
-  $("room-title").textContent = state.room.title;
-  document.title = `${state.room.title} · Moot`;
+  words.set($("room-title"), state.room.title);
+  words.set(document.querySelector("title"), `${state.room.title} · Moot`);
   const exports = { vtt: "transcript.vtt", srt: "transcript.srt", csv: "transcript.csv", json: "transcript.json",
     md: "report.md" };
   for (const [ext, file] of Object.entries(exports)) {
@@ -143,11 +159,10 @@ async function init() {
     $("language-row").hidden = true;
     $("start-with").hidden = true;
     $("preview").closest(".preview-row").hidden = true;
-    $("joining-as").textContent = "You observe this room as a moderator: you see and hear everyone, they do not see "
-      + "or hear you, and you are not in their list. The room shows that a moderator is observing.";
+    words.set($("joining-as"), () => t("room.observe_intro"));
     $("joining-as").hidden = false;
-    $("join-button").textContent = "Observe the room";
-    $("device-status").textContent = "";
+    words.set($("join-button"), () => t("room.observe_button"));
+    words.set($("device-status"), "");
     updateJoinButton();
     return;
   }
@@ -157,8 +172,7 @@ async function init() {
     const key = `moot:credential:${state.room.deliberation_id}`;
     state.credential = localStorage.getItem(key);
     if (!state.credential) {
-      showRoomError("This room belongs to a deliberation: open the deliberation's link you were given, which "
-        + "places you in your group.");
+      showRoomError(() => t("room.deliberation_only"));
       return;
     }
     $("display-name").value = localStorage.getItem(`${key}:name`) || "Participant";
@@ -166,7 +180,8 @@ async function init() {
     $("name-row").hidden = true;
     $("consent-block").hidden = true;
     $("consent").checked = true;
-    $("joining-as").textContent = `You join as ${$("display-name").value}.`;
+    const name = $("display-name").value;
+    words.set($("joining-as"), () => t("room.joining_as", { name }));
     $("joining-as").hidden = false;
   } else {
     const savedName = localStorage.getItem("moot:name");
@@ -177,14 +192,19 @@ async function init() {
 }
 
 function showRoomError(message) {
-  $("room-error").textContent = message;
+  words.set($("room-error"), message);
   $("room-error").hidden = false;
   $("join-form").hidden = true;
-  $("room-title").textContent = "Moot";
+  words.set($("room-title"), "Moot");
+}
+
+// The microphone meter's tooltip.
+function labelMeter() {
+  words.set(document.querySelector(".meter"), () => t("join.microphone_level"), "title");
 }
 
 async function checkDevices() {
-  $("device-status").textContent = "Checking your camera and microphone…";
+  words.set($("device-status"), () => t("join.checking_devices"));
   $("retry-devices").hidden = true;
   for (const track of state.media.stream.getTracks()) track.stop();
   state.media = await getLocalMedia({ testMode: state.config.test_mode });
@@ -192,14 +212,13 @@ async function checkDevices() {
   $("preview").srcObject = video ? new MediaStream([video]) : null;
   $("preview").closest(".preview-box").classList.toggle("no-video", !video);
   levels.watch(PREVIEW, audio);
-  const ready = [audio && "microphone", video && "camera"].filter(Boolean);
-  const lines = [];
-  if (ready.length) lines.push(`Your ${ready.join(" and ")} ${ready.length > 1 ? "are" : "is"} ready.`);
-  lines.push(...messages);
-  if (!audio && video) lines.push("You can still join with your camera only: others will see you but not hear you.");
-  if (audio && !video) lines.push("You can still join with your microphone only: others will hear you but not see you.");
-  if (!audio && !video) lines.push("You can still join without them: you will see and hear the others, and read the captions.");
-  $("device-status").textContent = lines.join(" ");
+  words.set($("device-status"), () => [
+    devicesReady(audio, video),
+    ...messages.map((message) => message()),
+    !audio && video && t("join.camera_only"),
+    audio && !video && t("join.microphone_only"),
+    !audio && !video && t("join.no_devices"),
+  ].filter(Boolean).join(" "));
   $("device-status").classList.toggle("warning", messages.length > 0);
   $("retry-devices").hidden = messages.length === 0;
   $("start-with").hidden = !audio && !video;
@@ -219,10 +238,10 @@ function updateJoinButton() {
   const hasName = $("display-name").value.trim().length > 0;
   const agreed = $("consent").checked;
   $("join-button").disabled = !(hasName && agreed);
-  $("join-hint").textContent = !hasName && !agreed ? t("join.hint_both")
+  words.set($("join-hint"), () => (!hasName && !agreed ? t("join.hint_both")
     : !hasName ? t("join.hint_name")
       : !agreed ? t("join.hint_consent")
-        : "";
+        : ""));
   $("join-hint").hidden = hasName && agreed;
 }
 
@@ -245,7 +264,7 @@ async function join() {
   if (!state.credential) localStorage.setItem("moot:name", name);
   $("join-error").hidden = true;
   $("join-button").disabled = true;
-  setStatus("Connecting…");
+  setStatus(() => t("room.connecting"));
   state.name = name;
   state.language = $("language").value || null;
   localStorage.setItem("moot:language", state.language || "");
@@ -260,9 +279,7 @@ async function connectAndJoin() {
     await signaling.connect();
   } catch {
     if (state.signaling !== signaling) return;
-    joinFailed(state.node
-      ? "The server hosting this room could not be reached (it may be restarting). Try again in a few seconds."
-      : "The server could not be reached. Check your connection and try again.");
+    joinFailed(state.node ? () => t("room.node_unreachable") : () => t("ui.unreachable_retry"));
     return;
   }
   signaling.send(joinMessage());
@@ -288,14 +305,14 @@ function joinMessage(resume = null) {
 }
 
 function joinFailed(message) {
-  $("join-error").textContent = message;
+  words.set($("join-error"), message);
   $("join-error").hidden = false;
   setStatus("");
   updateJoinButton();
 }
 
 function setStatus(text, warning = false) {
-  $("connection-status").textContent = text;
+  words.set($("connection-status"), text);
   $("connection-status").classList.toggle("warning", warning);
 }
 
@@ -307,7 +324,8 @@ function onMessage(message) {
   switch (message.type) {
     case "offer":
       return state.peer.handleOffer(message).catch((error) => {
-        showAlert(`Audio and video could not be set up (${error.name || "error"}: ${error.message}).`);
+        const reason = `${error.name || "Error"}: ${error.message}`;
+        showAlert(() => t("room.media_setup_failed", { error: reason }));
       });
     case "participant.joined":
       state.participants.set(message.participant.participant_id, message.participant);
@@ -321,7 +339,7 @@ function onMessage(message) {
       if (message.participant_id === state.participantId && message.by === "moderator" && micOn()) {
         state.media.audio.enabled = false; // a moderator muted us: the microphone goes off here too
         updateControls();
-        showAlert("A moderator turned your microphone off. Turn it on again when you want to speak.", false);
+        showAlert(() => t("room.muted_by_moderator"), false);
       }
       return renderTiles();
     }
@@ -349,7 +367,7 @@ function onMessage(message) {
       return state.facilitator.moderatorMessage(message);
     case "help.taken":
       if (message.participant_id === state.participantId) {
-        $("help-status").textContent = "A moderator is on the way.";
+        words.set($("help-status"), () => t("room.help_taken"));
         $("help-status").hidden = false;
       }
       return undefined;
@@ -370,7 +388,7 @@ function onWelcome(message) {
   showObservers(message.observers || 0);
   if (observing) {
     for (const id of ["toggle-mic", "toggle-cam", "call-moderator", "statement-form"]) $(id).hidden = true;
-    $("observer-notice").textContent = "You are observing as a moderator: nobody sees or hears you.";
+    words.set($("observer-notice"), () => t("room.observing"));
     $("observer-notice").hidden = false;
   }
   state.captions = new CaptionsView({
@@ -386,11 +404,12 @@ function onWelcome(message) {
   });
   state.statements = new StatementsView({
     list: $("statements"), form: $("statement-form"), input: $("statement-text"), send, participantId: state.participantId,
+    text: t,
   });
   levels.unwatch(PREVIEW);
   $("join-panel").hidden = true;
   $("room-view").hidden = false;
-  setStatus("Connecting…");
+  setStatus(() => t("room.connecting"));
   updateControls();
   renderTiles();
   $("toggle-mic").focus();
@@ -415,9 +434,24 @@ function acceptWelcome(message) {
   peer.addEventListener("tracks", renderTiles);
   peer.addEventListener("state", (event) => {
     if (state.peer !== peer || state.reconnect) return; // while rejoining the status says so
-    const labels = { connecting: "Connecting…", connected: "Connected", disconnected: "Reconnecting…", failed: "Media connection lost" };
-    setStatus(labels[event.detail] || "");
+    setStatus(connectionWords(event.detail));
   });
+}
+
+// What the status line says for the media connection's state.
+function connectionWords(connectionState) {
+  switch (connectionState) {
+    case "connecting":
+      return () => t("room.connecting");
+    case "connected":
+      return () => t("room.connected");
+    case "disconnected":
+      return () => t("ui.reconnecting");
+    case "failed":
+      return () => t("room.media_lost");
+    default:
+      return "";
+  }
 }
 
 // Back in the room after a lost connection. The views keep what they show (a new one would wipe the transcript): the
@@ -426,7 +460,7 @@ function onRejoined(message) {
   stopReconnecting();
   acceptWelcome(message);
   state.statements.setParticipantId(state.participantId);
-  setStatus("Connecting…");
+  setStatus(() => t("room.connecting"));
   renderTiles();
   loadHistory();
 }
@@ -439,7 +473,7 @@ function readHeaders() {
 async function download(name) {
   try {
     const response = await fetch(`${roomApi}/${name}`, { headers: readHeaders() });
-    if (!response.ok) throw new Error(`error ${response.status}`);
+    if (!response.ok) throw new Error(t("staff.http_error", { status: response.status }));
     const url = URL.createObjectURL(await response.blob());
     const link = document.createElement("a");
     link.href = url;
@@ -449,7 +483,7 @@ async function download(name) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   } catch (error) {
-    showAlert(`The transcript could not be downloaded (${error.message}).`);
+    showAlert(() => t("room.download_failed", { reason: error.message }));
   }
 }
 
@@ -491,7 +525,7 @@ function onError(message) {
   const text = errorText(message);
   if (state.reconnect) {
     // The rejoin was refused (e.g. the room filled up, or someone took the name meanwhile): stop trying.
-    leave(`The connection to the room was lost, and joining again was refused: ${text}`);
+    leave(() => t("room.rejoin_refused", { reason: text() }));
     return;
   }
   if (!state.joined) {
@@ -538,6 +572,7 @@ $("reading-language").addEventListener("change", () => {
 
 // Another interface language: the words scripts wrote are written again.
 document.addEventListener("moot:locale", () => {
+  words.rewrite();
   if (!state.room) return;
   const chosen = $("language").value;
   fillLanguages();
@@ -546,7 +581,14 @@ document.addEventListener("moot:locale", () => {
   updateJoinButton();
   if (state.captions) state.captions.setReading(state.language);
   if (state.facilitator) state.facilitator.setReading(state.language);
-  if (state.joined) showObservers(state.observers || 0);
+  if (state.joined) {
+    showObservers(state.observers || 0);
+    updateControls();
+    renderTiles();
+    state.captions.relabel();
+    state.facilitator.relabel();
+    state.statements.relabel();
+  }
 });
 
 // "A moderator is observing": shown to everyone in the room while one is (an observer sees its own line instead).
@@ -559,7 +601,7 @@ function showObservers(count) {
 
 function showAlert(text, autoHide = true) {
   clearTimeout(state.alertTimer);
-  $("room-alert").textContent = text;
+  words.set($("room-alert"), text);
   $("room-alert").hidden = false;
   if (autoHide) state.alertTimer = setTimeout(() => ($("room-alert").hidden = true), 15_000);
 }
@@ -569,7 +611,7 @@ function onClosed() {
   if (state.leaving) return;
   if (state.reconnect) rejoinLater(); // this attempt failed
   else if (state.joined) startReconnecting();
-  else if ($("join-error").hidden) joinFailed("The room closed the connection before you could join. Try again.");
+  else if ($("join-error").hidden) joinFailed(() => t("room.closed_before_join"));
 }
 
 function leave(reason) {
@@ -586,7 +628,7 @@ function leave(reason) {
   $("room-view").hidden = true;
   $("join-panel").hidden = true;
   $("left-panel").hidden = false;
-  $("left-reason").textContent = reason || "";
+  words.set($("left-reason"), reason || "");
   $("left-heading").focus();
   setStatus("");
 }
@@ -599,9 +641,9 @@ function startReconnecting() {
   state.reconnect = {
     attempt: 0,
     timer: null,
-    giveUp: setTimeout(() => leave("The connection to the room was lost."), REJOIN_GIVE_UP_MS),
+    giveUp: setTimeout(() => leave(() => t("room.connection_lost")), REJOIN_GIVE_UP_MS),
   };
-  setStatus("Reconnecting…", true);
+  setStatus(() => t("ui.reconnecting"), true);
   rejoinLater();
 }
 
@@ -681,16 +723,19 @@ const camOn = () => !!(state.media.video && state.media.video.enabled);
 
 // Each toggle keeps its accessible name ("Microphone"); aria-pressed says whether it is on. The visible on/off word
 // is for sighted people and hidden from assistive technology to avoid saying the state twice.
-function updateControl(button, present, on, noDeviceText) {
+// says: the device's name, its on and off words (which agree with it in some languages), and what says it is missing.
+function updateControl(button, present, on, says) {
   button.disabled = !present;
   button.setAttribute("aria-pressed", String(on));
-  button.querySelector(".state").textContent = present ? (on ? "on" : "off") : "";
-  button.querySelector(".label").textContent = present ? button.dataset.label : noDeviceText;
+  button.querySelector(".state").textContent = !present ? "" : on ? says.on : says.off;
+  button.querySelector(".label").textContent = present ? says.label : says.none;
 }
 
 function updateControls() {
-  updateControl($("toggle-mic"), !!state.media.audio, micOn(), "No microphone");
-  updateControl($("toggle-cam"), !!state.media.video, camOn(), "No camera");
+  updateControl($("toggle-mic"), !!state.media.audio, micOn(), { label: t("room.microphone"),
+    on: t("room.microphone_on"), off: t("room.microphone_off"), none: t("room.no_microphone") });
+  updateControl($("toggle-cam"), !!state.media.video, camOn(), { label: t("room.camera"),
+    on: t("room.camera_on"), off: t("room.camera_off"), none: t("room.no_camera") });
 }
 
 function toggle(kind) {
@@ -702,11 +747,9 @@ function toggle(kind) {
   renderTiles();
 }
 
-$("toggle-mic").dataset.label = "Microphone";
-$("toggle-cam").dataset.label = "Camera";
 $("toggle-mic").addEventListener("click", () => toggle("audio"));
 $("toggle-cam").addEventListener("click", () => toggle("video"));
-$("leave").addEventListener("click", () => leave("You left the room."));
+$("leave").addEventListener("click", () => leave(() => t("room.you_left")));
 $("call-moderator").addEventListener("click", () => {
   const form = $("help-form");
   form.hidden = !form.hidden;
@@ -725,7 +768,7 @@ $("help-form").addEventListener("submit", (event) => {
   $("help-form").hidden = true;
   $("help-note").value = "";
   $("call-moderator").setAttribute("aria-expanded", "false");
-  $("help-status").textContent = "A moderator has been called. They will come to this room.";
+  words.set($("help-status"), () => t("room.help_called"));
   $("help-status").hidden = false;
 });
 window.addEventListener("pagehide", () => {

@@ -1,5 +1,6 @@
 // Signing in for organisers, moderators and administrators: the server keeps the session in an HttpOnly cookie;
 // requests that change something send the session's CSRF token (from its readable cookie) in X-CSRF-Token.
+import { t } from "./i18n.js";
 
 function cookie(name) {
   const found = document.cookie.split("; ").find((part) => part.startsWith(`${name}=`));
@@ -19,6 +20,12 @@ export async function whoAmI() {
 
 // Sign in; returns null, or the reason it failed (in words a person can act on).
 export async function signIn(email, password) {
+  const failed = await attempt(email, password);
+  return failed && failed();
+}
+
+// Sign in; returns null, or a function that words the reason it failed in the interface's current language.
+async function attempt(email, password) {
   const response = await fetch("/api/auth/login", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -26,9 +33,9 @@ export async function signIn(email, password) {
   });
   if (response.ok) return null;
   const body = await response.json().catch(() => ({}));
-  if (response.status === 429) return body.detail || "Too many attempts: wait a minute and try again.";
-  if (response.status === 401) return "Wrong email or password.";
-  return typeof body.detail === "string" ? body.detail : `Signing in failed (error ${response.status}).`;
+  if (response.status === 429) return () => body.detail || t("session.too_many_attempts");
+  if (response.status === 401) return () => t("session.wrong_password");
+  return () => (typeof body.detail === "string" ? body.detail : t("session.failed", { status: response.status }));
 }
 
 export async function signOut() {
@@ -36,26 +43,36 @@ export async function signOut() {
 }
 
 // Wires a sign-in form (email, password, error and submit elements by id) to call onSignedIn(me) when it succeeds.
+// The error it shows is worded again when the interface's language changes.
 export function wireSignInForm({ form, email, password, error }, onSignedIn) {
   const $ = (id) => document.getElementById(id);
+  let shown = null; // the error this wrote (as a function of the language) and its words
+  const show = (text) => {
+    shown = { text, words: text() };
+    $(error).textContent = shown.words;
+    $(error).hidden = false;
+  };
+  document.addEventListener("moot:locale", () => {
+    if (!shown || $(error).textContent !== shown.words) return; // the page wrote something else there since
+    shown.words = shown.text();
+    $(error).textContent = shown.words;
+  });
   $(form).addEventListener("submit", async (event) => {
     event.preventDefault();
     $(error).hidden = true;
     const button = $(form).querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const failed = await signIn($(email).value.trim(), $(password).value);
+      const failed = await attempt($(email).value.trim(), $(password).value);
       if (failed) {
-        $(error).textContent = failed;
-        $(error).hidden = false;
+        show(failed);
         $(password).focus();
         return;
       }
       $(password).value = "";
       onSignedIn(await whoAmI());
     } catch {
-      $(error).textContent = "The server could not be reached. Check your connection and try again.";
-      $(error).hidden = false;
+      show(() => t("ui.unreachable_retry"));
     } finally {
       button.disabled = false;
     }

@@ -89,7 +89,7 @@ export function useSignedIn() {
   useEffect(() => {
     document.getElementById("whoami").textContent = me ? t("staff.whoami", { email: me.email, role: roleName(me.role) })
       : "";
-  }, [me]);
+  }, [me, currentLocale()]);  // (and again in another interface language)
   return [me, setMe];
 }
 
@@ -128,4 +128,13 @@ export function StepIn({ deliberation, onError }) {
       </div>
       ${done && html`<p role="status" id="step-in-result">${done}</p>`}
     </section>`;
+}
+
+// A translated message whose {placeholders} are elements (names kept in <bdi>): t() leaves the placeholders it is
+// not given, and each is replaced here by its element, the words around it staying text.
+export function withElements(text, elements) {
+  return text.split(/(\{\w+\})/).map((part) => {
+    const name = /^\{(\w+)\}$/.exec(part);
+    return name && name[1] in elements ? elements[name[1]] : part;
+  });
 }

@@ -3,17 +3,26 @@
 // a revised version", which copies the text into the form to submit as a new statement. Every vote names the statement
 // revision the voter read, so the server refuses a vote on a text that changed meanwhile; its refusals arrive as
 // `error` messages, which room.js shows. The AI facilitator's statements are marked by `ai_generated` (a role badge),
-// never by their author name.
+// never by their author name. The view's words are in the interface's language: relabel() writes them again after a
+// switch.
 
 import { personName, roleBadge } from "./badges.js";
+import { Words } from "./translated.js";
 
-const CHOICES = [["agree", "Agree"], ["disagree", "Disagree"], ["pass", "Pass"]];
+// "Proposed by {name}" around the name's own element (a participant's name is never part of a message's text).
+function aroundName(message, name) {
+  const [before, after = ""] = message.split("{name}");
+  return [before, name, after].filter((part) => part !== "");
+}
 
 export class StatementsView {
-  constructor({ list, form, input, send, participantId }) {
-    Object.assign(this, { list, form, input, send, participantId });
-    this.items = new Map(); // statement_id -> {li, statement, editButton, reviseButton}
+  constructor({ list, form, input, send, participantId, text = (key) => key }) {
+    Object.assign(this, { list, form, input, send, participantId, text });
+    this.items = new Map(); // statement_id -> {li, meta, votes, statement, editButton, reviseButton}
     this.myVotes = new Map();
+    this.words = new Words();
+    this.choices = [["agree", () => text("statements.agree")], ["disagree", () => text("statements.disagree")],
+      ["pass", () => text("statements.pass")]];
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = input.value.trim();
@@ -27,6 +36,26 @@ export class StatementsView {
   // they were given (the server decides who may edit).
   setParticipantId(participantId) {
     this.participantId = participantId;
+  }
+
+  // Another interface language: every statement's words in it.
+  relabel() {
+    this.words.rewrite();
+    for (const item of this.items.values()) this.writeMeta(item);
+  }
+
+  writeMeta({ statement, meta }) {
+    if (statement.shared) meta.replaceChildren(this.text("statements.shared"));
+    else if (statement.ai_generated) meta.replaceChildren(roleBadge("ai"), this.text("statements.by_ai"));
+    else {
+      const words = this.text("statements.by", { name: "{name}" });
+      meta.replaceChildren(...aroundName(words, personName(statement.author_name)));
+    }
+  }
+
+  // The vote buttons' group is named by the statement's (current) text.
+  nameVotes(item) {
+    this.words.set(item.votes, () => this.text("statements.vote_on", { text: item.statement.text }), "aria-label");
   }
 
   load(statements) {
@@ -48,18 +77,18 @@ export class StatementsView {
     text.textContent = statement.text;
     const meta = document.createElement("span");
     meta.className = "statement-meta";
-    if (statement.shared) meta.append("From another room of this deliberation: vote on it too");
-    else if (statement.ai_generated) meta.append(roleBadge("ai"), "Proposed by the AI facilitator");
-    else meta.append("Proposed by ", personName(statement.author_name));
     const votes = document.createElement("div");
     votes.className = "vote-row";
     votes.setAttribute("role", "group");
-    votes.setAttribute("aria-label", `Your vote on: ${statement.text}`);
-    for (const [choice, label] of CHOICES) {
+    const item = { li, meta, votes, statement: { ...statement, revision: statement.revision ?? 0 }, editButton: null,
+      reviseButton: null };
+    this.writeMeta(item);
+    this.nameVotes(item);
+    for (const [choice, label] of this.choices) {
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.choice = choice;
-      button.textContent = label;
+      this.words.set(button, label);
       button.setAttribute("aria-pressed", "false");
       button.addEventListener("click", () => this.vote(statement.statement_id, choice));
       votes.append(button);
@@ -68,18 +97,17 @@ export class StatementsView {
     tally.className = "tally statement-meta";
     tally.setAttribute("aria-live", "polite");
     votes.append(tally);
-    const item = { li, statement: { ...statement, revision: statement.revision ?? 0 }, editButton: null, reviseButton: null };
     if (!statement.shared && (statement.ai_generated || statement.author_id === this.participantId)) {
       item.editButton = document.createElement("button");
       item.editButton.type = "button";
       item.editButton.className = "edit-statement";
-      item.editButton.textContent = "Edit";
+      this.words.set(item.editButton, () => this.text("statements.edit"));
       item.editButton.addEventListener("click", () => this.edit(statement.statement_id));
       item.reviseButton = document.createElement("button");
       item.reviseButton.type = "button";
       item.reviseButton.className = "revise-statement";
-      item.reviseButton.textContent = "Propose a revised version";
-      item.reviseButton.title = "People have voted on this statement, so it can no longer be edited";
+      this.words.set(item.reviseButton, () => this.text("statements.revise"));
+      this.words.set(item.reviseButton, () => this.text("statements.revise_hint"), "title");
       item.reviseButton.hidden = true;
       item.reviseButton.addEventListener("click", () => this.proposeRevision(statement.statement_id));
       votes.append(item.editButton, item.reviseButton);
@@ -92,7 +120,7 @@ export class StatementsView {
   edit(statementId) {
     const item = this.items.get(statementId);
     const current = item.statement.text;
-    const next = window.prompt("Edit the statement", current);
+    const next = window.prompt(this.text("statements.edit_prompt"), current);
     const text = next === null ? "" : next.trim();
     if (text.length >= 3 && text !== current) {
       this.send({ type: "statement.edit", statement_id: statementId, text, revision: item.statement.revision });
@@ -114,7 +142,7 @@ export class StatementsView {
     item.statement.text = event.text;
     item.statement.revision = revision;
     item.li.querySelector(".statement-text").textContent = event.text;
-    item.li.querySelector(".vote-row").setAttribute("aria-label", `Your vote on: ${event.text}`);
+    this.nameVotes(item);
     // A vote of ours on the earlier text was refused by the server: show no choice until we vote on this one.
     this.myVotes.delete(event.statement_id);
     for (const button of item.li.querySelectorAll("button[data-choice]")) button.setAttribute("aria-pressed", "false");
@@ -132,8 +160,8 @@ export class StatementsView {
   tally(event) {
     const item = this.items.get(event.statement_id);
     if (!item) return;
-    item.li.querySelector(".tally").textContent =
-      `${event.agree} agree · ${event.disagree} disagree · ${event.passed} pass`;
+    const { agree, disagree, passed } = event;
+    this.words.set(item.li.querySelector(".tally"), () => this.text("statements.tally", { agree, disagree, passed }));
     if (item.editButton) {
       const voted = event.agree + event.disagree + event.passed > 0;
       const hadFocus = document.activeElement === item.editButton;

@@ -1,8 +1,10 @@
 // The video grid: one tile per participant with a name label, mute badges and the active-speaker highlight.
 // Video plays muted in a <video>; remote audio plays in its own <audio>, so a paused or hidden video never silences
-// anyone. Our own tile is muted (never play our microphone back) and mirrored like a looking glass.
+// anyone. Our own tile is muted (never play our microphone back) and mirrored like a looking glass. Its words are in
+// the interface's language: render again after a switch.
 
 import { personName } from "./badges.js";
+import { t } from "./i18n.js";
 
 function initials(name) {
   const words = name.trim().split(/\s+/).filter(Boolean);
@@ -65,15 +67,15 @@ export class VideoGrid {
     for (const person of people) {
       present.add(person.id);
       const tile = this.ensureTile(person.id, person.isSelf);
-      tile.querySelector(".name").replaceChildren(personName(person.name), person.isSelf ? " (you)" : "");
+      tile.querySelector(".name").replaceChildren(personName(person.name), person.isSelf ? ` ${t("tiles.you")}` : "");
       tile.querySelector(".avatar").textContent = initials(person.name);
       play(tile.querySelector("video"), person.tracks.video || null);
       const audio = tile.querySelector("audio");
       if (audio) play(audio, person.tracks.audio || null);
       tile.classList.toggle("no-video", !person.tracks.video || person.video === false);
       const off = [];
-      if (person.audio === false) off.push("microphone off");
-      if (person.video === false) off.push("camera off");
+      if (person.audio === false) off.push(t("tiles.microphone_off"));
+      if (person.video === false) off.push(t("tiles.camera_off"));
       tile.querySelector(".muted-badge").textContent = off.join(", ");
       this.applySpeaking(person.id);
     }

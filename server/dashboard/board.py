@@ -11,6 +11,7 @@ waiting for approval, the number of flags, and the latest captions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -45,6 +46,14 @@ SHOWN_TYPES = frozenset({
 NO_AUDIO_ALERT_S = 30.0  # "no audio for 30 s" (while the microphone is on)
 
 
+class ConnectionAlert(BaseModel):
+    """Something wrong with a participant's connection: ``no_audio`` (``value``: seconds), ``packet_loss`` (%),
+    ``round_trip`` (ms), ``connection_failed``, ``connection_disconnected``."""
+
+    code: Literal["connection_failed", "connection_disconnected", "no_audio", "packet_loss", "round_trip"]
+    value: int | None = None
+
+
 class PersonCard(BaseModel):
     participant_id: str
     name: str
@@ -55,7 +64,7 @@ class PersonCard(BaseModel):
     rtt_ms: float | None = None
     audio_silent_s: float | None = None
     speaking_s: float = 0.0
-    alerts: list[str] = Field(default_factory=list)  # e.g. "no audio for 30 s", "packet loss 12%"
+    alerts: list[ConnectionAlert] = Field(default_factory=list)
 
 
 class StageCard(BaseModel):
@@ -96,17 +105,20 @@ class RoomCard(BaseModel):
     alerts: int  # participants with a connection alert, plus open calls for a moderator
 
 
-def connection_alerts(person: PersonCard) -> list[str]:
-    """What is wrong with a participant's connection, in words (empty: nothing)."""
+def connection_alerts(person: PersonCard) -> list[ConnectionAlert]:
+    """What is wrong with a participant's connection (empty: nothing), as codes with their number: the dashboard
+    says them in its reader's language."""
     alerts = []
-    if person.connection in ("failed", "disconnected"):
-        alerts.append(f"connection {person.connection}")
+    if person.connection == "failed":
+        alerts.append(ConnectionAlert(code="connection_failed"))
+    elif person.connection == "disconnected":
+        alerts.append(ConnectionAlert(code="connection_disconnected"))
     if person.audio_silent_s is not None and person.audio_silent_s >= NO_AUDIO_ALERT_S:
-        alerts.append(f"no audio for {int(person.audio_silent_s)} s")
+        alerts.append(ConnectionAlert(code="no_audio", value=int(person.audio_silent_s)))
     if person.loss is not None and person.loss >= 0.05:
-        alerts.append(f"packet loss {round(person.loss * 100)}%")
+        alerts.append(ConnectionAlert(code="packet_loss", value=round(person.loss * 100)))
     if person.rtt_ms is not None and person.rtt_ms >= 500:
-        alerts.append(f"round trip {round(person.rtt_ms)} ms")
+        alerts.append(ConnectionAlert(code="round_trip", value=round(person.rtt_ms)))
     return alerts
 
 

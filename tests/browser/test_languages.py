@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from server.core.settings import Settings
-from tests.browser.conftest import _check_isolated, create_room, join
+from tests.browser.conftest import _check_isolated, create_room, join, tile_names
 from tests.servers import RunningServer, running_server
 
 pytestmark = pytest.mark.slow
@@ -53,13 +53,22 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
     assert bea.text_content("#notice-heading, #consent-notice h3") == "Avant de rejoindre"
     bea.wait_for_function("!document.getElementById('device-status').textContent.startsWith('Vérification')",
                           timeout=20_000)
+    assert "Votre micro et votre caméra sont prêts." in bea.inner_text("#device-status")
     bea.fill("#display-name", "Bea")
     bea.check("#consent")
     bea.click("#join-button")
     bea.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
     assert bea.text_content("#captions-heading") == "Sous-titres en direct"
+    # The words the scripts write are French too: the controls, her own tile, the AI badge.
+    assert bea.inner_text("#toggle-mic") == "Micro activé"
+    assert tile_names(bea) == ["Bea (vous)"]
     # Bea is the room's only reader: the facilitator speaks French (its rule messages, in its own words).
-    bea.wait_for_selector("#ai-messages li[data-kind='stage_intro'] .ai-text[lang='fr']", timeout=20_000)
+    intro = "#ai-messages li[data-kind='stage_intro']"
+    bea.wait_for_selector(f"{intro} .ai-text[lang='fr']", timeout=20_000)
+    assert bea.text_content(f"{intro} .ai-badge") == "IA"
+    # ...and the template's words in French: the stage's title and intro from its French translation.
+    assert bea.text_content("#stage-name") == "Bienvenue"
+    assert "Je suis l’assistant IA" in (bea.text_content(f"{intro} .ai-text") or "")
 
     context = speaking_browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 800}, bypass_csp=True)
     ada = context.new_page()
@@ -82,13 +91,18 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
         assert item.locator(".mt-toggle").text_content() == "Voir la traduction"
         item.locator(".mt-toggle").click()
         assert item.locator(".text").text_content() == text
-        # Ada reads English: her own words as spoken, no translation label.
+        # Ada reads English: her own words as spoken, no translation label; the stage's title in English.
         ada.wait_for_selector("#transcript li .text[lang='en']", timeout=30_000)
         assert ada.locator("#transcript .mt-label:not([hidden])").count() == 0
+        assert ada.text_content("#stage-name") == "Welcome"
         # The interface switch: Bea's page in German at once.
         bea.select_option("#locale-switch", "de")
         bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
         assert bea.text_content("#captions-heading") == "Live-Untertitel"
+        # What the scripts wrote is rewritten in German too.
+        assert bea.inner_text("#toggle-mic") == "Mikrofon an"
+        assert bea.text_content(f"{intro} .ai-badge") == "KI"
+        assert (bea.text_content("#stage-time") or "").startswith("noch ")
         # The choice is kept for the other pages: the landing page comes up in German.
         bea.goto(f"{base}/")
         bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
