@@ -78,11 +78,15 @@ RESERVED_SYMBOLS = ("\N{ROBOT FACE}",)
 
 
 class DisplayNameRefused(ValueError):
-    """A display name nobody may use; ``str(exc)`` tells the person what to change."""
+    """A display name nobody may use; ``str(exc)`` tells the person what to change, ``reason`` and ``params`` say
+    the same for a client that words it in another language."""
 
-    def __init__(self, code: NameErrorCode, message: str) -> None:
+    def __init__(self, code: NameErrorCode, message: str, reason: str, params: dict[str, str | int] | None = None,
+                 ) -> None:
         super().__init__(message)
         self.code: NameErrorCode = code
+        self.reason = reason
+        self.params = params or {}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -151,24 +155,34 @@ def _keeps_joiner(chars: str, i: int) -> bool:
             and bool(_C.hasBinaryProperty(chars[i + 1], _P.EXTENDED_PICTOGRAPHIC)))
 
 
-def _refusal(char: str) -> str | None:
-    """Why ``char`` may not be in a name, or None."""
+def _refusal(char: str) -> DisplayNameRefused | None:
+    """Why ``char`` may not be in a name (reason ``direction_control``, ``tag_character``, ``blank_character``,
+    ``refused_character``, ``format_character``; params: ``char`` described), or None."""
+    params: dict[str, str | int] = {"char": _described(char)}
     if _C.hasBinaryProperty(char, _P.BIDI_CONTROL):
-        return (f"Names cannot contain invisible text-direction controls ({_described(char)}): they change how the "
-                "name and the text around it are shown. Please type your name without them.")
+        return DisplayNameRefused(
+            "bad_name", f"Names cannot contain invisible text-direction controls ({_described(char)}): they change "
+                        "how the name and the text around it are shown. Please type your name without them.",
+            "direction_control", params)
     if "\U000e0000" <= char <= "\U000e007f":
-        return (f"Names cannot contain invisible tag characters ({_described(char)}), which can hide text; this "
-                "includes the flags of England, Scotland and Wales. Please type your name without them.")
+        return DisplayNameRefused(
+            "bad_name", f"Names cannot contain invisible tag characters ({_described(char)}), which can hide text; "
+                        "this includes the flags of England, Scotland and Wales. Please type your name without them.",
+            "tag_character", params)
     if char in _BLANK or (_C.hasBinaryProperty(char, _P.DEFAULT_IGNORABLE_CODE_POINT) and char not in (ZWJ, ZWNJ)
                           and not _is_variation_selector(char) and char not in _REMOVED):
-        return f"Names cannot contain characters that show as blank ({_described(char)}). Please type your name."
+        return DisplayNameRefused(
+            "bad_name", f"Names cannot contain characters that show as blank ({_described(char)}). Please type your "
+                        "name.", "blank_character", params)
     category = _C.charType(char)
     if category in _REFUSED_CATEGORIES:
-        return (f"Names cannot contain {_REFUSED_CATEGORIES[category]} characters ({_described(char)}). "
-                "Please type your name.")
+        return DisplayNameRefused(
+            "bad_name", f"Names cannot contain {_REFUSED_CATEGORIES[category]} characters ({_described(char)}). "
+                        "Please type your name.", "refused_character", params)
     if category == _CAT.FORMAT_CHAR and char not in (ZWJ, ZWNJ) and char not in _REMOVED:
-        return (f"Names cannot contain formatting characters ({_described(char)}). "
-                "Please type your name without them.")
+        return DisplayNameRefused(
+            "bad_name", f"Names cannot contain formatting characters ({_described(char)}). Please type your name "
+                        "without them.", "format_character", params)
     return None
 
 
@@ -181,9 +195,9 @@ def normalise_display_name(raw: str) -> str:
         if char.isspace():
             kept.append(" ")
             continue
-        reason = _refusal(char)
-        if reason is not None:
-            raise DisplayNameRefused("bad_name", reason)
+        refusal = _refusal(char)
+        if refusal is not None:
+            raise refusal
         removed = (char in _REMOVED
                    or (char in (ZWJ, ZWNJ) and not _keeps_joiner(chars, i))
                    or (_is_variation_selector(char) and not _keeps_variation_selector(chars, i)))
@@ -193,20 +207,23 @@ def normalise_display_name(raw: str) -> str:
     name = " ".join(str(_NFKC.normalize("".join(kept))).split())  # removing may let accents compose
     if not name:
         if invisible:
-            raise DisplayNameRefused("bad_name", "This name is only invisible characters. Please type your name.")
-        raise DisplayNameRefused("bad_name", "Please enter your name.")
+            raise DisplayNameRefused("bad_name", "This name is only invisible characters. Please type your name.",
+                                     "invisible")
+        raise DisplayNameRefused("bad_name", "Please enter your name.", "empty")
     if len(name) > MAX_NAME_CHARS:
         raise DisplayNameRefused(
-            "bad_name", f"Please shorten your name to at most {MAX_NAME_CHARS} characters (this one has {len(name)}).")
+            "bad_name", f"Please shorten your name to at most {MAX_NAME_CHARS} characters (this one has {len(name)}).",
+            "too_long", {"max": MAX_NAME_CHARS, "length": len(name)})
     if _C.charType(name[0]) in (*_MARKS, _CAT.COMBINING_SPACING_MARK):
-        raise DisplayNameRefused("bad_name", "A name cannot start with an accent or other combining mark.")
+        raise DisplayNameRefused("bad_name", "A name cannot start with an accent or other combining mark.",
+                                 "starts_with_mark")
     stacked = 0
     for char in name:
         stacked = stacked + 1 if _C.charType(char) in _MARKS and not _is_variation_selector(char) else 0
         if stacked > MAX_STACKED_MARKS:
             raise DisplayNameRefused(
                 "bad_name", f"Too many accents are stacked on one letter (at most {MAX_STACKED_MARKS}). "
-                            "Please type your name plainly.")
+                            "Please type your name plainly.", "stacked_marks", {"max": MAX_STACKED_MARKS})
     return name
 
 
@@ -340,5 +357,6 @@ def display_name(raw: str) -> str:
         said = f"“{name}”" if word == name else f"“{name}” (“{word}”)"
         raise DisplayNameRefused(
             "name_reserved", f"{said} reads like the AI facilitator or a moderator, which would confuse the group. "
-                             "Please join under your own name.")
+                             "Please join under your own name.", "reserved" if word == name else "reserved_word",
+            {"name": name, "word": word})
     return name

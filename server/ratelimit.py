@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from server.core.errors import Refused
+
 
 @dataclass
 class TokenBucket:
@@ -61,18 +63,21 @@ class ConnectionLimits:
                          for action, (burst, rate, _) in self._limits.items()}
         self.refused = 0
 
-    def flood(self) -> str | None:
-        """Count one incoming message of any kind: None if within the general limit, else the reason to refuse it."""
+    def flood(self) -> Refused | None:
+        """Count one incoming message of any kind: None if within the general limit, else the refusal."""
         return self._take("any")
 
-    def check(self, message_type: str) -> str | None:
-        """None if this action may go ahead, else the reason it may not (for the ``rate_limited`` error)."""
+    def check(self, message_type: str) -> Refused | None:
+        """None if this action may go ahead, else why it may not (a ``rate_limited`` refusal: ``reason`` the action,
+        ``params.seconds`` when to try again)."""
         action = ACTION_OF_TYPE.get(message_type)
         return self._take(action) if action is not None else None
 
-    def _take(self, action: str) -> str | None:
+    def _take(self, action: str) -> Refused | None:
         wait = self._buckets[action].take()
         if wait <= 0:
             return None
         self.refused += 1
-        return f"Too many {self._limits[action][2]}: please wait {max(1, round(wait))} s and try again."
+        seconds = max(1, round(wait))
+        return Refused("rate_limited", f"Too many {self._limits[action][2]}: please wait {seconds} s and try again.",
+                       reason=action, params={"seconds": seconds})

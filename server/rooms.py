@@ -50,8 +50,9 @@ class JoinRefused(Refused):
     """Joining the room was refused; ``code`` says why (``location``: the node to join instead, for
     ``room_elsewhere``)."""
 
-    def __init__(self, code: str, message: str, location: str | None = None) -> None:
-        super().__init__(code, message)
+    def __init__(self, code: str, message: str, location: str | None = None, reason: str | None = None,
+                 params: dict[str, str | int] | None = None) -> None:
+        super().__init__(code, message, reason, params)
         self.location = location
 
 
@@ -148,7 +149,8 @@ class ResumeTickets:
 def _refuse_unoffered(language: str, offered: list[str]) -> None:
     """A deliberation's room: only the languages it offers."""
     if language not in offered:
-        raise JoinRefused("unsupported_language", f"This deliberation offers {', '.join(offered)}: choose one of them.")
+        raise JoinRefused("unsupported_language", f"This deliberation offers {', '.join(offered)}: choose one of them.",
+                          params={"offered": ",".join(offered)})
 
 
 class RoomRegistry:
@@ -201,7 +203,7 @@ class RoomRegistry:
             try:
                 name = display_name(name)
             except DisplayNameRefused as exc:
-                raise JoinRefused(exc.code, str(exc)) from None
+                raise JoinRefused(exc.code, str(exc), reason=exc.reason, params=exc.params) from None
         room = await self._locked_room(record)
         try:
             await self._host(room)
@@ -209,12 +211,15 @@ class RoomRegistry:
             if earlier is not None:  # the same person again (a reload, another device): the new window wins
                 await self._replace(room, earlier)
             if len(room.participants) >= room.max_participants:
-                raise JoinRefused("room_full", f"This room is full ({room.max_participants} people).")
+                raise JoinRefused("room_full", f"This room is full ({room.max_participants} people).",
+                                  params={"count": room.max_participants})
             same = next((p.name for p in room.participants.values() if names_clash(p.name, name)), None)
             if same is not None:
                 looks = "" if same == name else f", which looks the same as “{name}”"
                 raise JoinRefused("name_taken", f"Someone in this room is already called “{same}”{looks}. "
-                                                "Please pick another name, for example with an initial.")
+                                                "Please pick another name, for example with an initial.",
+                                  reason="same" if same == name else "looks_alike",
+                                  params={"taken": same, "name": name})
             stored = await asyncio.to_thread(self._ctx.storage.add_participant, room_id, name, time.time(),
                                              fixed_id)
             sink = None

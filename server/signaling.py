@@ -21,6 +21,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from server.context import ServerContext
 from server.core.bus import room_channel
+from server.core.errors import Refused
 from server.core.events import (
     AddStatement,
     Answer,
@@ -120,6 +121,13 @@ class ClientConnection:
             await self._ws.close(code or self.close_code)
 
 
+def refusal_error(exc: Refused, fatal: bool = False, location: str | None = None) -> Error:
+    """The ``error`` message for a refusal: its code, English words, and reason and particulars for the client to
+    word in its reader's language."""
+    return Error(code=exc.code, message=exc.message, fatal=fatal, location=location,  # type: ignore[arg-type]
+                 reason=exc.reason, params=exc.params)
+
+
 async def call_moderator(ctx: ServerContext, room_id: str, participant_id: str, name: str, note: str) -> None:
     """Store the call (one pending per participant) and alert the room's moderators."""
     request = HelpRequested(room_id=room_id, request_id=new_id(16), participant_id=participant_id,
@@ -168,7 +176,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await receive
                 deadline = ctx.settings.join_deadline_s
-                conn.send(Error(code="join_timeout", fatal=True,
+                conn.send(Error(code="join_timeout", fatal=True, params={"seconds": round(deadline)},
                                 message=f"No join message within {deadline:g} s: reload to try again."))
                 break
             if receive not in done:
@@ -186,7 +194,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
             else:
                 size = len(raw.encode("utf-8", errors="replace"))
             if (flooding := limits.flood()) is not None:
-                conn.send(Error(code="rate_limited", message=flooding))
+                conn.send(refusal_error(flooding))
                 continue
             if size > limit:
                 conn.send(Error(code="too_large", message=f"message of {size} bytes is over the {limit}-byte limit"))
@@ -230,8 +238,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                 except JoinRefused as exc:
                     fatal = exc.code in ("unknown_room", "room_full", "room_elsewhere", "credential_required",
                                          "not_your_room", "deliberation_closed", "room_ended")
-                    conn.send(Error(code=exc.code, message=str(exc), fatal=fatal,  # type: ignore[arg-type]
-                                    location=exc.location))
+                    conn.send(refusal_error(exc, fatal=fatal, location=exc.location))
                     if fatal:
                         return
                     continue
@@ -251,7 +258,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
             elif participant.observer and not isinstance(message, Answer | Leave):
                 conn.send(Error(code="not_allowed", message="an observer watches the room and takes no part"))
             elif (refusal := limits.check(message.type)) is not None:
-                conn.send(Error(code="rate_limited", message=refusal))
+                conn.send(refusal_error(refusal))
             elif isinstance(message, Answer):
                 if not participant.peer.accept_answer(message.sdp):
                     conn.send(Error(code="bad_message", message="no offer is waiting for an answer"))
@@ -261,7 +268,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                 try:
                     await rooms.set_language(participant, message.language)
                 except JoinRefused as exc:
-                    conn.send(Error(code=exc.code, message=str(exc)))  # type: ignore[arg-type]
+                    conn.send(refusal_error(exc))
             elif isinstance(message, AddStatement | EditStatement | Vote | FlagSummary):
                 try:
                     if isinstance(message, FlagSummary):
@@ -276,7 +283,7 @@ async def handle_signaling(websocket: WebSocket, room_id: str, ctx: ServerContex
                         await board.vote(room_id, participant.id, message.statement_id, message.choice,
                                          message.revision)
                 except StatementRefused as exc:
-                    conn.send(Error(code=exc.code, message=str(exc)))  # type: ignore[arg-type]
+                    conn.send(refusal_error(exc))
             elif isinstance(message, CallModerator):
                 await call_moderator(ctx, room_id, participant.id, participant.name, message.note)
             elif isinstance(message, Leave):
@@ -329,7 +336,7 @@ async def _observe(websocket: WebSocket, ctx: ServerContext, room_id: str, conn:
         observer = await rooms.observe(room_id, conn.send, on_removed)
     except JoinRefused as exc:
         await sub.close()
-        conn.send(Error(code=exc.code, message=str(exc), fatal=True))  # type: ignore[arg-type]
+        conn.send(refusal_error(exc, fatal=True))
         return None
     except BaseException:
         await sub.close()

@@ -41,7 +41,8 @@ def test_limits_are_per_action_and_say_when_to_retry() -> None:
     burst = int(LIMITS["statement"][0])
     assert [limits.check("statement.add") for _ in range(burst)] == [None] * burst
     refusal = limits.check("statement.edit")
-    assert refusal is not None and "statements" in refusal and "10 s" in refusal
+    assert refusal is not None and "statements" in refusal.message and "10 s" in refusal.message
+    assert (refusal.code, refusal.reason, refusal.params) == ("rate_limited", "statement", {"seconds": 10})
     assert limits.check("vote") is None, "votes have their own budget"
     assert limits.check("ping") is None, "unlimited kinds pass (the flood limit counts them)"
     clock.now = 10.0
@@ -73,6 +74,8 @@ async def test_statement_flood_is_refused_and_nothing_is_stored(server: RunningS
         await ada.sync(30)
         await bo.sync(30)
         assert len(refusals(ada)) == 3 and "wait" in refusals(ada)[0].message
+        first = refusals(ada)[0]  # (what the client words in its reader's language)
+        assert first.reason == "statement" and isinstance(first.params["seconds"], int) and first.params["seconds"] >= 1
         assert len(server.ctx.storage.statements(room)) == burst, "refused statements are not stored"
         seen_by_bo = [m for m in bo.messages if isinstance(m, StatementAdded)]
         assert len(seen_by_bo) == burst and refusals(bo) == [], "the room sees only what was accepted"

@@ -49,17 +49,21 @@ async def test_names_at_the_join(server: RunningServer) -> None:
         taken = await refused(newcomer, "\u0410da")  # Cyrillic capital A
         assert taken.code == "name_taken"
         assert "already called “Ada”" in taken.message and "looks the same" in taken.message
+        assert (taken.reason, taken.params) == ("looks_alike", {"taken": "Ada", "name": "\u0410da"})
         assert (await refused(newcomer, "  Ada\u200b ")).code == "name_taken"  # the invisible space is removed
         assert (await refused(newcomer, "\uff21\uff24\uff21")).code == "name_taken"  # fullwidth ADA
         for name in ("Moderator", "AI facilitator", "\uff21\uff29", "m0derat0r", "Facilitator\N{ROBOT FACE}"):
             reserved = await refused(newcomer, name)
             assert reserved.code == "name_reserved", (name, reserved)
-            assert "own name" in reserved.message
+            assert "own name" in reserved.message and reserved.reason in ("reserved", "reserved_word")
         override = await refused(newcomer, "Eve\u202eevE")
         assert override.code == "bad_name"
         assert "U+202E RIGHT-TO-LEFT OVERRIDE" in override.message
-        assert (await refused(newcomer, "\u200b\u2060")).code == "bad_name"
-        assert (await refused(newcomer, "x" * 41)).code == "bad_name"
+        assert (override.reason, override.params) == ("direction_control", {"char": "U+202E RIGHT-TO-LEFT OVERRIDE"})
+        invisible = await refused(newcomer, "\u200b\u2060")
+        assert (invisible.code, invisible.reason) == ("bad_name", "invisible")
+        long = await refused(newcomer, "x" * 41)
+        assert (long.code, long.reason, long.params) == ("bad_name", "too_long", {"max": 40, "length": 41})
 
         # The same connection may still join, under the name as normalised; that is what others and storage see.
         await newcomer.send({"type": "join", "name": " \uff22\uff4f\u200b  Smith ", "consent": True})

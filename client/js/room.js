@@ -76,8 +76,26 @@ const levels = new LevelMonitor({
 function errorWords(message) {
   switch (message.code) {
     case "room_full": {
-      const capacity = state.room ? state.room.max_participants : null;
+      const capacity = (message.params && message.params.count) || (state.room ? state.room.max_participants : null);
       return capacity ? t("room.error_full", { count: capacity }) : message.message;
+    }
+    case "name_taken":
+    case "name_reserved":
+    case "bad_name":
+      return nameRefusal(message) || message.message;
+    case "rate_limited":
+      return t("room.error_rate_limited", { seconds: (message.params && message.params.seconds) || 1 });
+    case "consent_required":
+      return t("room.error_consent_required");
+    case "credential_required":
+      return t("room.error_credential_required");
+    case "join_timeout":
+      return t("room.error_join_timeout");
+    case "unsupported_language": {
+      const offered = ((message.params && message.params.offered) || "").split(",").filter(Boolean);
+      if (!offered.length) return message.message;
+      const names = new Intl.ListFormat(currentLocale(), { type: "disjunction" }).format(offered.map(languageName));
+      return t("room.error_unsupported_language", { languages: names });
     }
     case "unknown_room":
       return t("room.error_unknown_room");
@@ -107,6 +125,30 @@ function errorWords(message) {
       return t("room.error_room_ended");
     default:
       return message.message;
+  }
+}
+
+// Why a display name was refused (reason and params from the server: server/names.py, server/rooms.py), or null
+// for a reason this page does not know (then the server's English words are shown).
+function nameRefusal({ code, reason, params = {} }) {
+  if (code === "name_taken") {
+    return reason === "looks_alike" ? t("room.error_name_looks_alike", params) : t("room.error_name_taken", params);
+  }
+  if (code === "name_reserved") {
+    return reason === "reserved_word" ? t("room.error_name_reserved_word", params) : t("room.error_name_reserved", params);
+  }
+  switch (reason) {
+    case "direction_control": return t("room.error_name_direction_control", params);
+    case "tag_character": return t("room.error_name_tag_character", params);
+    case "blank_character": return t("room.error_name_blank_character", params);
+    case "refused_character": return t("room.error_name_refused_character", params);
+    case "format_character": return t("room.error_name_format_character", params);
+    case "invisible": return t("room.error_name_invisible");
+    case "empty": return t("room.error_name_empty");
+    case "too_long": return t("room.error_name_too_long", params);
+    case "starts_with_mark": return t("room.error_name_starts_with_mark");
+    case "stacked_marks": return t("room.error_name_stacked_marks", params);
+    default: return null;
   }
 }
 

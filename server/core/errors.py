@@ -18,12 +18,16 @@ class MootError(Exception):
 
 
 class Refused(MootError):
-    """A request was refused for a reason the requester can act on (``code`` is a protocol error code)."""
+    """A request was refused for a reason the requester can act on (``code`` is a protocol error code). ``reason``
+    and ``params`` say the same for a client that words it in its reader's language (``message`` is English)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, reason: str | None = None,
+                 params: dict[str, str | int] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reason = reason
+        self.params = params or {}
 
 
 class Unavailable(MootError, RuntimeError):

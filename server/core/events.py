@@ -772,8 +772,10 @@ ErrorCode = Literal[
 class Error(_Message):
     type: Literal["error"] = "error"
     code: ErrorCode
-    message: str
+    message: str  # in English; a client words the code (with reason and params) in its reader's language
     fatal: bool = False
+    reason: str | None = Field(default=None, max_length=40)  # which refusal of that code (e.g. bad_name: too_long)
+    params: dict[str, str | int] = Field(default_factory=dict)  # its particulars (e.g. {"max": 40, "length": 52})
     location: str | None = Field(
         default=None, description="room_elsewhere: base URL of the server node that hosts the room (connect to "
         "/ws/rooms/{room_id} there); moved: the id of the room to join instead.")

@@ -54,8 +54,13 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
     bea.wait_for_function("!document.getElementById('device-status').textContent.startsWith('Vérification')",
                           timeout=20_000)
     assert "Votre micro et votre caméra sont prêts." in bea.inner_text("#device-status")
-    bea.fill("#display-name", "Bea")
+    # A refused name is explained in French too (the server sends the reason and its particulars, the page words it).
+    bea.fill("#display-name", "Moderator")
     bea.check("#consent")
+    bea.click("#join-button")
+    bea.wait_for_selector("#join-error:not([hidden])", timeout=20_000)
+    assert bea.inner_text("#join-error").startswith("«\u00a0Moderator\u00a0» ressemble au nom du facilitateur IA")
+    bea.fill("#display-name", "Bea")
     bea.click("#join-button")
     bea.wait_for_selector("#room-view:not([hidden])", timeout=20_000)
     assert bea.text_content("#captions-heading") == "Sous-titres en direct"
@@ -68,7 +73,7 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
     assert bea.text_content(f"{intro} .ai-badge") == "IA"
     # ...and the template's words in French: the stage's title and intro from its French translation.
     assert bea.text_content("#stage-name") == "Bienvenue"
-    assert "Je suis l’assistant IA" in (bea.text_content(f"{intro} .ai-text") or "")
+    assert "Je suis l\u2019assistant IA" in (bea.text_content(f"{intro} .ai-text") or "")
 
     context = speaking_browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 800}, bypass_csp=True)
     ada = context.new_page()
