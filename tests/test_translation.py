@@ -22,6 +22,7 @@ from server.core.events import (
     AIMessageTranslated,
     BusEvent,
     CaptionFinal,
+    CaptionPartial,
     CaptionTranslated,
     ParticipantInfo,
     ParticipantJoined,
@@ -189,6 +190,97 @@ async def test_a_failing_backend_does_not_stop_the_worker(bus: InProcessBus) -> 
         await service.close()
 
 
+def partial(n: int, words: str, pid: str = "ada", language: str | None = "en") -> CaptionPartial:
+    return CaptionPartial(room_id=ROOM, utterance_id=f"u{n}", participant_id=pid, speaker_name=pid.title(),
+                          committed=words, tentative="", start=float(n), language=language)
+
+
+class HeldTranslator(ScriptedTranslator):
+    """Each call waits until the test lets it go (``release``), and says which text it started on (``started``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: asyncio.Queue[str] = asyncio.Queue()
+        self._gates: dict[str, asyncio.Event] = {}
+
+    def release(self, text: str) -> None:
+        self._gates.setdefault(text, asyncio.Event()).set()
+
+    async def translate(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        self.started.put_nowait(texts[0])
+        await self._gates.setdefault(texts[0], asyncio.Event()).wait()
+        return await super().translate(texts, source, target)
+
+
+async def test_partials_are_translated_one_at_a_time_the_newest_first_and_never_after_the_final(
+        bus: InProcessBus) -> None:
+    translator = HeldTranslator()
+    service = TranslationService(bus, translator, partials=True)
+    await service.start()
+    room = await bus.subscribe(room_channel(ROOM))
+    try:
+        await bus.publish(RoomLanguages(room_id=ROOM, languages=["en", "fr"]))
+        await bus.publish(partial(1, "we should"))
+        assert await asyncio.wait_for(translator.started.get(), 10) == "we should"
+        # Two more partials while the first is translated: the newest replaces the one waiting.
+        await bus.publish(partial(1, "we should plant"))
+        await bus.publish(partial(1, "we should plant more"))
+        await bus.publish(partial(9, "marker", pid="bo"))  # another utterance: its own turn, at once
+        assert await asyncio.wait_for(translator.started.get(), 10) == "marker"
+        translator.release("we should")
+        assert await asyncio.wait_for(translator.started.get(), 10) == "we should plant more"
+        translator.release("we should plant more")
+        shown: list[CaptionTranslated] = []
+        while len(shown) < 2:
+            event = await room.get(timeout=10)
+            if isinstance(event, CaptionTranslated):
+                shown.append(event)
+        assert [(e.text, e.partial) for e in shown] == [("[fr] we should", True), ("[fr] we should plant more", True)]
+        assert "we should plant" not in {texts[0] for _, _, texts in translator.calls}
+        assert service.partials_skipped == 1
+        # The final: translated as ever (not partial); a partial of it that comes late is dropped.
+        translator.release("we should plant more trees")
+        await bus.publish(final(1))
+        assert await asyncio.wait_for(translator.started.get(), 10) == "we should plant more trees"
+        await service.wait_translated(1, timeout=10)
+        await bus.publish(partial(1, "we should plant more tr"))
+        translator.release("marker")  # (the marker partial's translation is published after the late partial)
+        later: list[CaptionTranslated] = []
+        while not any(e.utterance_id == "u9" for e in later):
+            event = await room.get(timeout=10)
+            if isinstance(event, CaptionTranslated):
+                later.append(event)
+        assert [(e.utterance_id, e.text, e.partial) for e in later] == [
+            ("u1", "[fr] we should plant more trees", False), ("u9", "[fr] marker", True)]
+        assert translator.started.empty()  # the late partial was never translated
+    finally:
+        await room.close()
+        await service.close()
+
+
+async def test_partials_wait_while_their_room_s_finals_are_translated(bus: InProcessBus) -> None:
+    translator = HeldTranslator()
+    service = TranslationService(bus, translator, partials=True)
+    await service.start()
+    try:
+        await bus.publish(RoomLanguages(room_id=ROOM, languages=["en", "fr"]))
+        await bus.publish(final(1, text="a final"))
+        assert await asyncio.wait_for(translator.started.get(), 10) == "a final"
+        await bus.publish(partial(2, "not now", pid="bo"))  # the room's final comes first: this one is skipped
+        await bus.publish(final(3, text="marker"))
+        translator.release("a final")
+        assert await asyncio.wait_for(translator.started.get(), 10) == "marker"
+        translator.release("marker")
+        await service.wait_translated(2, timeout=10)
+        assert service.partials_skipped == 1 and service.partials_translated == 0
+        assert "not now" not in {texts[0] for _, _, texts in translator.calls}
+        # Off by default: a service without partials never translates one.
+        plain = TranslationService(bus, ScriptedTranslator(), name="plain")
+        assert not plain.partials
+    finally:
+        await service.close()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # CTranslate2 on a tiny random Marian model, and moot models
 
@@ -291,7 +383,7 @@ def test_bench_mt_measures_a_three_language_room(capsys: pytest.CaptureFixture[s
     """``moot bench mt`` on tiny random models: the numbers are there and each caption got one translation per
     target language (the benchmark's own check)."""
     assert main(["bench", "mt", "--synthetic", "tiny", "--rounds", "1", "--rate", "4", "--seconds", "2",
-                 "--json"]) == 0
+                 "--partials", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["targets"] == ["fr", "de"] and result["synthetic"] == "tiny"
     assert result["per_caption"]["captions"] == 16 and 0 < result["per_caption"]["p50_s"] <= \
@@ -302,6 +394,13 @@ def test_bench_mt_measures_a_three_language_room(capsys: pytest.CaptureFixture[s
     assert not room["timed_out"] and 0 < room["added_latency"]["p50_s"] <= room["added_latency"]["worst_s"]
     peer = result["room_unbatched"]  # the same room, one caption per model call, in the same run
     assert peer["translations"] == 16 and peer["once_per_language"] and not peer["timed_out"]
+    # --partials: the same room with the partials published but not translated, and translated too.
+    assert room["partials"] == "published"
+    both = result["room_partials"]
+    assert both["partials"] == "translated" and both["translations"] == 16 and both["once_per_language"]
+    first = both["first_translated_words"]
+    assert 0 < first["utterances"] <= 8 and first["partials_translated"] >= 2 * first["utterances"]
+    assert 0 < first["p50_s"] <= first["worst_s"]
 
 
 def test_a_missing_model_or_endpoint_says_what_to_do(tmp_path: Path) -> None:

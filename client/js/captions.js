@@ -5,6 +5,8 @@
 // click away (and back). Every text carries its `lang` attribute.
 // A partial caption has `committed` words, which never change for that utterance, and `tentative` words, which may;
 // the two are styled differently and the whole line is marked provisional until its one final caption arrives.
+// Where the room translates provisional captions too (MOOT_MT_PARTIALS), a reader of another language sees the latest
+// translation of the words so far instead (it stays until the final's translation replaces it).
 // Screen readers hear finals only (through a polite live region), never the stream of partial updates.
 // Speakers' names are plain text (badges.js personName).
 
@@ -33,6 +35,8 @@ export class CaptionsView {
     this.seenFinals = new Set();
     this.originals = new Map(); // utterance_id -> {text, language}
     this.translations = new Map(); // utterance_id -> Map(language -> {text, backend})
+    this.partials = new Map(); // utterance_id -> the latest caption.partial (until its final)
+    this.partialTranslations = new Map(); // utterance_id -> Map(language -> text), until its final
     this.showOriginal = new Set(); // utterance ids the reader switched back to the original
     this.follow = true; // auto-scroll unless the reader scrolled up
     transcript.addEventListener("scroll", () => {
@@ -71,14 +75,36 @@ export class CaptionsView {
 
   partial(event) {
     if (this.seenFinals.has(event.utterance_id)) return;
-    const item = this.liveItem(event.utterance_id, event.speaker_name);
-    item.querySelector(".committed").textContent = event.committed;
-    item.querySelector(".tentative").textContent = (event.committed && event.tentative ? " " : "") + event.tentative;
+    this.liveItem(event.utterance_id, event.speaker_name);
+    this.partials.set(event.utterance_id, event);
+    this.renderPartial(event.utterance_id);
+  }
+
+  // A provisional line: the latest translation of it into the reader's language if there is one, else as spoken.
+  renderPartial(utteranceId) {
+    const item = this.liveItems.get(utteranceId);
+    const event = this.partials.get(utteranceId);
+    if (!item || !event || this.seenFinals.has(utteranceId)) return;
+    const committed = item.querySelector(".committed");
+    const tentative = item.querySelector(".tentative");
+    const translation = this.partialTranslations.get(utteranceId)?.get(this.reading);
+    if (translation) {
+      committed.textContent = translation;
+      committed.lang = this.reading;
+      tentative.textContent = "";
+      item.dataset.translated = "true";
+      return;
+    }
+    committed.textContent = event.committed;
+    if (event.language) committed.lang = event.language; else committed.removeAttribute("lang");
+    tentative.textContent = (event.committed && event.tentative ? " " : "") + event.tentative;
+    delete item.dataset.translated;
   }
 
   final(event) {
     if (this.seenFinals.has(event.utterance_id)) return;
     this.seenFinals.add(event.utterance_id);
+    this.partials.delete(event.utterance_id);
     this.originals.set(event.utterance_id, { text: event.text, language: event.language });
     const item = this.liveItem(event.utterance_id, event.speaker_name);
     item.className = "caption final";
@@ -90,9 +116,17 @@ export class CaptionsView {
     if (!shown.translated) this.announcer.textContent = `${event.speaker_name}: ${event.text}`;
   }
 
-  // A machine translation of a final caption (every language's arrives; the reader's is shown).
+  // A machine translation of a caption (every language's arrives; the reader's is shown). A provisional one shows on
+  // its live line until the final's translation comes.
   translated(event) {
-    if (event.partial) return;
+    if (event.partial) {
+      if (this.seenFinals.has(event.utterance_id)) return;
+      let partials = this.partialTranslations.get(event.utterance_id);
+      if (!partials) this.partialTranslations.set(event.utterance_id, partials = new Map());
+      partials.set(baseLanguage(event.language), event.text);
+      if (baseLanguage(event.language) === this.reading) this.renderPartial(event.utterance_id);
+      return;
+    }
     let known = this.translations.get(event.utterance_id);
     if (!known) this.translations.set(event.utterance_id, known = new Map());
     known.set(baseLanguage(event.language), { text: event.text, backend: event.backend });
@@ -108,6 +142,7 @@ export class CaptionsView {
     this.reading = baseLanguage(language);
     this.showOriginal.clear();
     for (const utteranceId of this.originals.keys()) this.render(utteranceId);
+    for (const utteranceId of this.partials.keys()) this.renderPartial(utteranceId);
   }
 
   // What a line shows now: the translation into the reader's language, unless the reader asked for the original or
@@ -126,7 +161,16 @@ export class CaptionsView {
   render(utteranceId) {
     const shown = this.shown(utteranceId);
     const item = this.liveItems.get(utteranceId);
-    if (item && item.classList.contains("final")) this.fill(item, ".committed", utteranceId, shown);
+    const spokenInIt = baseLanguage(this.originals.get(utteranceId)?.language) === this.reading;
+    const provisional = spokenInIt ? null : this.partialTranslations.get(utteranceId)?.get(this.reading);
+    if (item && item.classList.contains("final") && !shown.translated && !shown.available && provisional) {
+      // (its final's translation is on its way: the live line keeps the provisional one rather than flick back)
+      item.querySelector(".committed").textContent = provisional;
+      item.querySelector(".committed").lang = this.reading;
+    } else if (item && item.classList.contains("final")) {
+      this.fill(item, ".committed", utteranceId, shown);
+      if (shown.translated) this.partialTranslations.delete(utteranceId);
+    }
     const line = this.transcript.querySelector(`li[data-utterance="${CSS.escape(utteranceId)}"]`);
     if (line) this.fill(line, ".text", utteranceId, shown);
   }

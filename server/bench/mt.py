@@ -15,6 +15,10 @@ a real model of that size, whose translations end when the sentence does.
    translation's arrival at a listener: the caption latency translation adds (p50, p95, and the worst second's
    worst), and how many translations each caption got (must be exactly one per target language). The peer, in the
    same run: the same room with batching off (one caption per model call), for CTranslate2 backends.
+4. With ``--partials``: every caption is preceded by three provisional captions (0.4 s apart, the words so far), and
+   the room runs twice side by side: the worker translating partials too (``MOOT_MT_PARTIALS``) and not. For each:
+   the finals' added latency as in 3. (what translating partials costs the finals), and with partials the time from
+   an utterance's first partial to the first translated words a reader sees, and how many utterances got any.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=8, help="batch size for the throughput measurement")
     p.add_argument("--rate", type=float, default=2.0, help="final captions per second in the room (3.)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of the room measurement (3.)")
+    p.add_argument("--partials", action="store_true", help="also measure translating provisional captions (4.)")
     p.add_argument("--data-dir", type=Path, help="data directory (default ./data)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=main)
@@ -140,7 +145,10 @@ async def run(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
             await translator.translate(batch, "en", targets[0])
         elapsed = time.perf_counter() - started
         result["throughput"] = {"batch": args.batch, "captions_per_s": round(sum(map(len, batches)) / elapsed, 2)}
-        result["room"] = await _room(translator, targets, args.rate, args.seconds)
+        result["room"] = await _room(translator, targets, args.rate, args.seconds, with_partials=args.partials)
+        if args.partials:
+            result["room_partials"] = await _room(translator, targets, args.rate, args.seconds,
+                                                  with_partials=True, translate_partials=True)
     finally:
         await translator.close()
     if hasattr(translator, "max_batch"):  # the peer, in the same run: the same room with one caption per model call
@@ -154,18 +162,38 @@ async def run(settings: Any, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-async def _room(translator: Any, targets: list[str], rate: float, seconds: float) -> dict[str, Any]:
-    """A room reading English and ``targets``: captions at ``rate``/s through the real translation worker."""
+PARTIAL_STEP_S = 0.4  # provisional captions of an utterance, this far apart, then its final
+
+
+class _Lent:
+    """The translator as lent to one room's worker: closing the worker leaves it open for the next room."""
+
+    def __init__(self, translator: Any) -> None:
+        self._translator = translator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._translator, name)
+
+    async def close(self) -> None:
+        return None
+
+
+async def _room(translator: Any, targets: list[str], rate: float, seconds: float, with_partials: bool = False,
+                translate_partials: bool = False) -> dict[str, Any]:
+    """A room reading English and ``targets``: captions at ``rate``/s through the real translation worker (each
+    preceded by three partials ``with_partials``, which the worker translates too if ``translate_partials``)."""
     from server.core.bus import InProcessBus, room_channel
-    from server.core.events import CaptionFinal, CaptionTranslated, RoomLanguages
+    from server.core.events import CaptionFinal, CaptionPartial, CaptionTranslated, RoomLanguages
     from server.translation.service import TranslationService
 
     room = "bench-room"
     bus = InProcessBus()
     await bus.start()
-    service = TranslationService(bus, translator)
+    service = TranslationService(bus, _Lent(translator), partials=translate_partials)
     await service.start()
-    published: dict[str, float] = {}
+    published: dict[str, float] = {}  # utterance -> its final's publication
+    first_partial: dict[str, float] = {}
+    first_words: dict[str, float] = {}  # utterance -> first translated partial at a listener
     arrived: list[tuple[float, float]] = []  # (arrival time, latency)
     per_caption: dict[str, int] = {}
     listener = await bus.subscribe(room_channel(room), maxsize=100_000)
@@ -177,20 +205,39 @@ async def _room(translator: Any, targets: list[str], rate: float, seconds: float
             event = await listener.get(timeout=max(60.0, seconds * 4))
             if isinstance(event, CaptionTranslated):
                 now = time.perf_counter()
+                if event.partial:
+                    first_words.setdefault(event.utterance_id, now)
+                    continue
                 arrived.append((now, now - published[event.utterance_id]))
                 per_caption[event.utterance_id] = per_caption.get(event.utterance_id, 0) + 1
+
+    # What is said, in time order: utterance n starts at n / rate (partials first, if any, then its final).
+    steps = 3 if with_partials else 0
+    plan: list[tuple[float, str, CaptionPartial | CaptionFinal]] = []
+    for n in range(total):
+        utterance, words = f"u{n}", SENTENCES[n % len(SENTENCES)].split()
+        who: dict[str, Any] = {"room_id": room, "utterance_id": utterance, "participant_id": f"p{n % 4}",
+                               "speaker_name": f"Speaker {n % 4}"}
+        for k in range(steps):
+            so_far = " ".join(words[:max(1, len(words) * (k + 1) // (steps + 1))])
+            plan.append((n / rate + k * PARTIAL_STEP_S, "partial",
+                         CaptionPartial(**who, committed=so_far, tentative="", start=float(n), language="en")))
+        plan.append((n / rate + steps * PARTIAL_STEP_S, "final",
+                     CaptionFinal(**who, text=" ".join(words), start=float(n), end=n + 3.0, language="en")))
+    plan.sort(key=lambda step: step[0])
 
     try:
         await bus.publish(RoomLanguages(room_id=room, languages=["en", *targets]))
         listening = asyncio.create_task(listen())
         start = time.perf_counter()
-        for n in range(total):
-            await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
-            utterance = f"u{n}"
-            published[utterance] = time.perf_counter()
-            await bus.publish(CaptionFinal(room_id=room, utterance_id=utterance, participant_id=f"p{n % 4}",
-                                           speaker_name=f"Speaker {n % 4}", text=SENTENCES[n % len(SENTENCES)],
-                                           start=float(n), end=n + 3.0, language="en"))
+        for at, kind, event in plan:
+            await asyncio.sleep(max(0.0, start + at - time.perf_counter()))
+            utterance = event.utterance_id
+            if kind == "final":
+                published[utterance] = time.perf_counter()
+            else:
+                first_partial.setdefault(utterance, time.perf_counter())
+            await bus.publish(event)
         timed_out = False
         try:
             await listening
@@ -201,12 +248,19 @@ async def _room(translator: Any, targets: list[str], rate: float, seconds: float
         await service.close()
         await bus.close()
     latencies = [latency for _, latency in arrived]
-    return {
+    result: dict[str, Any] = {
         "languages": ["en", *targets], "captions": total, "rate_per_s": rate,
         "translations": len(arrived), "timed_out": timed_out,
         "once_per_language": all(per_caption.get(f"u{n}") == len(targets) for n in range(total)),
         "added_latency": _stats(latencies),
+        "partials": "translated" if translate_partials else "published" if with_partials else "none",
     }
+    if translate_partials:
+        waits = [first_words[u] - first_partial[u] for u in first_words if u in first_partial]
+        result["first_translated_words"] = {**_stats(waits), "utterances": len(waits),
+                                            "partials_translated": service.partials_translated,
+                                            "partials_skipped": service.partials_skipped}
+    return result
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -216,7 +270,8 @@ def _print(result: dict[str, Any]) -> None:
     print(f"per caption ({per['captions']}): p50 {per['p50_s']} s, p95 {per['p95_s']} s, worst {per['worst_s']} s")
     print(f"throughput: {result['throughput']['captions_per_s']} captions/s in batches of "
           f"{result['throughput']['batch']}")
-    for label, key in (("room", "room"), ("room, unbatched (peer)", "room_unbatched")):
+    for label, key in (("room", "room"), ("room, unbatched (peer)", "room_unbatched"),
+                       ("room, partials translated too", "room_partials")):
         if key not in result:
             continue
         room = result[key]
@@ -225,3 +280,9 @@ def _print(result: dict[str, Any]) -> None:
               f"{room['rate_per_s']}/s, {room['translations']} translations, once per language: "
               f"{room['once_per_language']}; added latency p50 {added['p50_s']} s, p95 {added['p95_s']} s, worst "
               f"{added['worst_s']} s")
+        if "first_translated_words" in room:
+            first = room["first_translated_words"]
+            print(f"  first translated words after an utterance's first partial: p50 {first['p50_s']} s, p95 "
+                  f"{first['p95_s']} s, worst {first['worst_s']} s ({first['utterances']} of {room['captions']} "
+                  f"utterances; {first['partials_translated']} partial translations, {first['partials_skipped']} "
+                  f"partials skipped)")

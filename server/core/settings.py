@@ -184,6 +184,10 @@ class Settings(BaseSettings):
     mt_cpu_threads: int = Field(default=2, ge=1, le=64)
     mt_url: str | None = Field(default=None, description="OpenAI-compatible endpoint for translation (default llm_url)")
     mt_model: str | None = Field(default=None, description="its model name (default llm_model)")
+    mt_partials: bool = Field(
+        default=False, description="Translate provisional captions too (readers see a translation while someone "
+        "speaks), where it costs the final captions nothing; for a translator with capacity to spare (a GPU, an "
+        "endpoint): on 2 CPU cores it competes with speech recognition (see `moot bench mt --partials`).")
     translation_enabled: bool = Field(
         default=True, description="Run a caption translation worker in this server process when a translation "
         "backend is available (moot serve); a scaled deployment runs `moot worker translation` instead.")
@@ -375,7 +379,7 @@ SETTINGS_BY_ROLE: dict[str, tuple[str, ...]] = {
                     "llm_model_path", "llm_device", "llm_url", "llm_model", "llm_api_key", "llm_timeout_s",
                     "summaries"),
     "translation": ("mt_backend", "mt_models_dir", "mt_device", "mt_compute_type", "mt_cpu_threads", "mt_url",
-                    "mt_model"),
+                    "mt_model", "mt_partials"),
     "recorder": (),
     "worker": ("health_port",),
 }

@@ -14,6 +14,7 @@ from server.core.events import (
     AIMessage,
     BusEvent,
     CaptionFinal,
+    CaptionPartial,
     ParticipantJoined,
     ParticipantLanguage,
     ParticipantLeft,
@@ -61,7 +62,7 @@ class LanguageBook:
         if not room.announced:  # an older node that announces no room.languages: what its speakers chose
             room.languages = sorted({base_language(x) for x in room.speakers.values()})
 
-    def source_of(self, said: CaptionFinal | AIMessage) -> str | None:
+    def source_of(self, said: CaptionFinal | CaptionPartial | AIMessage) -> str | None:
         """The language a caption (detected, else the speaker's choice) or an AI message was said in."""
         if said.language:
             return base_language(said.language)
@@ -70,7 +71,7 @@ class LanguageBook:
         chosen = self._rooms.get(said.room_id, RoomReaders()).speakers.get(said.participant_id)
         return base_language(chosen) if chosen else None
 
-    def plan(self, said: CaptionFinal | AIMessage) -> tuple[str | None, list[str]]:
+    def plan(self, said: CaptionFinal | CaptionPartial | AIMessage) -> tuple[str | None, list[str]]:
         """A caption's or AI message's source language and the languages to translate it into (each once)."""
         source = self.source_of(said)
         if source is None:

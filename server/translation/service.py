@@ -12,6 +12,12 @@ composition root), anything else (summaries, questions, drafts) is machine trans
 Translations run concurrently (up to ``concurrency`` captions at a time, across rooms), off the event loop in the
 backend; the event is acknowledged once its translations are published, so a crash mid-way translates it again
 (the recorder stores each utterance's translation into a language once).
+
+With ``partials``, provisional captions are translated too, where it costs the finals nothing: one at a time per
+utterance (a newer partial that arrives meanwhile waits, replacing any older one waiting), never while a final caption
+of the same room is being translated, and never after the utterance's final caption (then it is dropped). They go
+out as ``caption.translated`` with ``partial: true``, which readers show until the final's translation comes and the
+recorder does not store. Best effort: a lost partial is not retried (the next one says more).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from server.core.events import (
     AIMessage,
     AIMessageTranslated,
     CaptionFinal,
+    CaptionPartial,
     CaptionTranslated,
     ParticipantJoined,
     ParticipantLanguage,
@@ -41,14 +48,24 @@ logger = logging.getLogger(__name__)
 GROUP = "translation"
 BACKFILL_CAPTIONS = 20  # a new reader's language: the room's latest captions translated into it too
 BACKFILL_AI_MESSAGES = 5
+FINISHED_KEPT = 4096  # utterances whose final caption came (so their late partials are dropped), newest kept
 _ROOM_STATE = (RoomLanguages, ParticipantJoined, ParticipantLeft, ParticipantLanguage)
 
 
 class TranslationService:
     def __init__(self, bus: Bus, translator: TextTranslator, name: str = "translation", concurrency: int = 8,
-                 render: Callable[[str, str, dict[str, object]], str | None] | None = None) -> None:
-        """``render(language, key, params)``: a rule message in ``language`` (None: no table for it)."""
+                 render: Callable[[str, str, dict[str, object]], str | None] | None = None,
+                 partials: bool = False) -> None:
+        """``render(language, key, params)``: a rule message in ``language`` (None: no table for it);
+        ``partials``: translate provisional captions too."""
         self._bus = bus
+        self.partials = partials
+        self._finals_busy: dict[str, int] = {}  # room -> final captions being translated
+        self._finished: dict[str, None] = {}  # utterance ids whose final came (insertion-ordered, bounded)
+        self._partial_busy: set[str] = set()  # utterances with a partial being translated
+        self._partial_next: dict[str, CaptionPartial] = {}  # utterance -> the newest partial waiting its turn
+        self.partials_translated = 0
+        self.partials_skipped = 0  # not translated: its room's finals came first, or a newer one replaced it
         self._render = render
         self.translator = translator
         self._name = name
@@ -81,7 +98,8 @@ class TranslationService:
 
     def health(self) -> dict[str, object]:
         return {"ok": self._task is not None and not self._task.done(), "backend": self.translator.name,
-                "translated": self.translated, "failed": self.failed, "in_flight": len(self._inflight)}
+                "translated": self.translated, "failed": self.failed, "in_flight": len(self._inflight),
+                "partials_translated": self.partials_translated, "partials_skipped": self.partials_skipped}
 
     async def wait_translated(self, count: int, timeout: float) -> None:
         async with self._progress:
@@ -100,7 +118,13 @@ class TranslationService:
                 if known and added:  # a new reader's language: what was said just before, in it too
                     self._start(self._backfill(event.room_id, added))
                 await consumer.ack(delivery)
+            elif isinstance(event, CaptionPartial):
+                await consumer.ack(delivery)  # (best effort: never redelivered)
+                if self.partials and self._book.knows(event.room_id):
+                    self._partial(event)
             elif isinstance(event, AIMessage) or (isinstance(event, CaptionFinal) and event.text.strip()):
+                if isinstance(event, CaptionFinal):
+                    self._finish(event.utterance_id)
                 if not self._book.knows(event.room_id):
                     await self._learn(event.room_id)
                 source, targets = self._book.plan(event)
@@ -109,7 +133,7 @@ class TranslationService:
                     continue
                 await self._slots.acquire()
                 work = self._ai_into(event, source, targets) if isinstance(event, AIMessage) \
-                    else self._caption_into(event, source, targets)
+                    else self._final_into(event, source, targets)
                 self._start(self._handle(consumer, delivery, work))
             else:
                 await consumer.ack(delivery)
@@ -165,6 +189,74 @@ class TranslationService:
             raise
         except Exception:
             logger.exception("translating room %s's recent words into %s failed", room_id, ", ".join(languages))
+
+    # Partial captions ----------------------------------------------------------------------------------------------
+    def _finish(self, utterance_id: str) -> None:
+        self._finished[utterance_id] = None
+        self._partial_next.pop(utterance_id, None)
+        while len(self._finished) > FINISHED_KEPT:
+            del self._finished[next(iter(self._finished))]
+
+    def _partial(self, partial: CaptionPartial) -> None:
+        """Translate this partial now, or keep it as the utterance's next (see the module's docstring)."""
+        utterance = partial.utterance_id
+        if utterance in self._finished or not f"{partial.committed} {partial.tentative}".strip():
+            return
+        if utterance in self._partial_busy:
+            if utterance in self._partial_next:
+                self.partials_skipped += 1
+            self._partial_next[utterance] = partial
+            return
+        if self._finals_busy.get(partial.room_id):
+            self.partials_skipped += 1
+            return
+        source, targets = self._book.plan(partial)
+        targets = [t for t in targets if self.translator.supports(source, t)] if source is not None else []
+        if source is None or not targets:
+            return
+        self._partial_busy.add(utterance)
+        self._start(self._partial_into(partial, source, targets))
+
+    async def _partial_into(self, partial: CaptionPartial, source: str, targets: list[str]) -> None:
+        utterance = partial.utterance_id
+        text = " ".join(f"{partial.committed} {partial.tentative}".split())
+        try:
+            async def into(target: str) -> None:
+                try:
+                    [translated] = await self.translator.translate([text], source, target)
+                except TranslationUnavailable:
+                    return
+                if translated and utterance not in self._finished:
+                    await self._bus.publish(CaptionTranslated(
+                        room_id=partial.room_id, utterance_id=utterance, participant_id=partial.participant_id,
+                        source_language=source, language=target, text=translated, partial=True,
+                        backend=self.translator.label(source, target)))
+                    self.partials_translated += 1
+
+            await asyncio.gather(*(into(target) for target in targets))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("translating a partial caption in room %s failed: %s", partial.room_id, exc)
+        finally:
+            self._partial_busy.discard(utterance)
+            waiting = self._partial_next.pop(utterance, None)
+            if waiting is not None:
+                self._partial(waiting)
+
+    # Final captions and AI messages -----------------------------------------------------------------------------------
+    async def _final_into(self, caption: CaptionFinal, source: str, targets: list[str]) -> None:
+        """A live final caption: its room's partials wait while it is translated."""
+        room = caption.room_id
+        self._finals_busy[room] = self._finals_busy.get(room, 0) + 1
+        try:
+            await self._caption_into(caption, source, targets)
+        finally:
+            left = self._finals_busy[room] - 1
+            if left:
+                self._finals_busy[room] = left
+            else:
+                del self._finals_busy[room]
 
     async def _caption_into(self, caption: CaptionFinal, source: str, targets: list[str]) -> None:
         """Into every target language at once (each language's translation goes out as soon as it is made)."""

@@ -71,7 +71,7 @@ async def assemble(runtime: Runtime, required: bool = True) -> TranslationServic
         logger.info("caption translation: no text translation backend (MOOT_MT_BACKEND=%s)", settings.mt_backend)
         return None
     service = TranslationService(await runtime.resources.bus(), translator, name=runtime.resources.name,
-                                 render=render_rule_message)
+                                 render=render_rule_message, partials=settings.mt_partials)
     await service.start()
     runtime.add("translation", service)
     return service

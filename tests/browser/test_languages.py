@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from server.core.events import CaptionFinal, CaptionPartial, CaptionTranslated
 from server.core.settings import Settings
 from tests.browser.conftest import _check_isolated, create_room, join, tile_names
 from tests.servers import RunningServer, running_server
@@ -114,3 +115,56 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
         assert (bea.text_content("p.lead") or "").startswith("Gespräche in kleinen Gruppen")
     finally:
         context.close()
+
+
+def test_a_provisional_caption_shows_in_the_reader_s_language_until_the_final_s_translation(
+        tmp_path: Path, french_page: Page) -> None:
+    """Where partials are translated (MOOT_MT_PARTIALS): the live line shows the latest provisional translation while
+    someone speaks, keeps it (rather than flick back to the original) until the final's translation comes, and
+    ignores a provisional translation that arrives after the final. The caption events are published on the bus of a
+    server that runs no translation worker, so what the page does with each is checked in order."""
+    settings = Settings(data_dir=tmp_path, asr_backend="none", llm_backend="none", translation_enabled=False,
+                        rtc_loopback_candidates=True)
+    with running_server(settings) as server:
+        room = create_room(server.http, "Provisoire")
+        bea = french_page
+        join(bea, server.http, room, "Bea")
+        _check_provisional_translations(server, bea, room)
+
+
+def _check_provisional_translations(server: RunningServer, bea: Page, room: str) -> None:
+    line = "#live-captions p[data-utterance='x1'] .committed"
+
+    def publish_partial(words: str) -> None:
+        server.publish(CaptionPartial(room_id=room, utterance_id="x1", participant_id="someone", speaker_name="Ada",
+                                      committed=words, tentative="", start=1.0, language="en"))
+
+    def publish_translation(text: str, partial: bool) -> None:
+        server.publish(CaptionTranslated(room_id=room, utterance_id="x1", participant_id="someone",
+                                         source_language="en", language="fr", text=text, partial=partial,
+                                         backend="fake"))
+
+    def shows(text: str, lang: str) -> None:
+        bea.wait_for_function("([s, text, lang]) => { const e = document.querySelector(s); "
+                              "return e && e.textContent === text && e.lang === lang; }", arg=[line, text, lang],
+                              timeout=10_000)
+
+    publish_partial("we should")
+    shows("we should", "en")
+    publish_translation("il faudrait", partial=True)
+    shows("il faudrait", "fr")
+    publish_partial("we should plant")  # a newer original: the translation stays until the next one
+    publish_translation("il faudrait planter", partial=True)
+    shows("il faudrait planter", "fr")
+    server.publish(CaptionFinal(room_id=room, utterance_id="x1", participant_id="someone", speaker_name="Ada",
+                                text="We should plant trees.", start=1.0, end=2.0, language="en"))
+    transcript = "#transcript li[data-utterance='x1'] .text"
+    bea.wait_for_function("s => document.querySelector(s)?.textContent === 'We should plant trees.'", arg=transcript,
+                          timeout=10_000)
+    assert bea.text_content(line) == "il faudrait planter"  # not back to English while the final's is on its way
+    publish_translation("il faudrait planter encore", partial=True)  # late: after the final, ignored
+    publish_translation("Nous devrions planter des arbres.", partial=False)
+    shows("Nous devrions planter des arbres.", "fr")
+    bea.wait_for_function("s => document.querySelector(s)?.textContent === 'Nous devrions planter des arbres.'",
+                          arg=transcript, timeout=10_000)
+    assert "encore" not in (bea.text_content("#live-captions") or "")
