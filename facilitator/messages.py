@@ -86,7 +86,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "label.agreement": "Accord",
         "label.disagreement": "Désaccord",
         "label.question": "Question ouverte",
-        "statements.proposed": "J'ai proposé {count} énoncés à partir de ce que vous avez dit. Modifiez-les, "
+        "statements.proposed": "J'ai rédigé {count} propositions à partir de ce que vous avez dit. Modifiez-les, "
                                "ajoutez les vôtres, ou dites ce qui manque.",
     },
     "de": {
