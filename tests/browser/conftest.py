@@ -247,16 +247,18 @@ def asking_browser(playwright: Playwright, silence_wav: Path) -> Iterator[Browse
 
 @pytest.fixture
 def new_page() -> Iterator[Callable[..., Page]]:
-    """new_page(browser, permissions=None, enforce_csp=False): a page in its own context, closed after the test.
+    """new_page(browser, permissions=None, enforce_csp=False, locale=None): a page in its own context, closed after
+    the test; ``locale`` is the browser's language (e.g. "fr-FR").
 
     Playwright's waiting for a JavaScript condition evaluates strings in the page, which the server's
     Content-Security-Policy forbids; tests bypass the policy unless they check it (tests/browser/test_csp.py runs
     the pages under it)."""
     contexts: list[BrowserContext] = []
 
-    def make(browser: Browser, permissions: list[str] | None = None, enforce_csp: bool = False) -> Page:
+    def make(browser: Browser, permissions: list[str] | None = None, enforce_csp: bool = False,
+             locale: str | None = None) -> Page:
         context = browser.new_context(permissions=permissions, viewport={"width": 1280, "height": 800},
-                                      bypass_csp=not enforce_csp)
+                                      bypass_csp=not enforce_csp, locale=locale)
         contexts.append(context)
         return context.new_page()
 
@@ -267,6 +269,13 @@ def new_page() -> Iterator[Callable[..., Page]]:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Helpers
+
+LOCALES = Path(__file__).resolve().parents[2] / "client" / "locales"
+
+
+def locale_words(code: str) -> dict[str, Any]:
+    """The interface's words in ``code`` (client/locales/<code>.json), to check a page shown in that language."""
+    return dict(json.loads((LOCALES / f"{code}.json").read_text(encoding="utf-8")))
 
 
 def create_room(base_url: str, title: str, headers: dict[str, str] | None = None, **extra: Any) -> str:

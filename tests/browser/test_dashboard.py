@@ -7,10 +7,8 @@ goes there) and ends a room (everyone in it is told)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +17,7 @@ from playwright.sync_api import Browser, Page, WebSocketRoute
 from server.lobby.notice import NOTICE_VERSION
 from tests.browser.conftest import (
     STAFF_PASSWORD,
+    locale_words,
     staff_headers,
     tile_names,
     wait_devices_checked,
@@ -28,7 +27,6 @@ from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
 
-LOCALES = Path(__file__).resolve().parents[2] / "client" / "locales"
 SPEC = {"title": "Bus lanes", "question": "Should the high street get a bus lane?", "background": "",
         "template": "quick-20", "group_min": 2, "group_max": 3, "signup_questions": [], "mix_question": None}
 
@@ -180,10 +178,11 @@ def test_the_dashboard_watches_every_room_and_steps_in(server: RunningServer, ba
     dashboard.wait_for_selector(f"{card(second)}:has-text('Nobody is in the room.')", timeout=15_000)
 
 
-def test_the_dashboard_in_the_readers_language(server: RunningServer, base_url: str, quiet_browser: Browser) -> None:
+def test_the_dashboard_in_the_readers_language(server: RunningServer, base_url: str, quiet_browser: Browser,
+                                               new_page: Callable[..., Page]) -> None:
     """A moderator whose browser prefers French gets the dashboard in French; the header's switch re-renders the same
     page in German at once (no reload: the room cards stay)."""
-    words = {code: json.loads((LOCALES / f"{code}.json").read_text(encoding="utf-8")) for code in ("fr", "de")}
+    words = {code: locale_words(code) for code in ("fr", "de")}
     headers = staff_headers(server, "tableau@example.org", "organiser")
     made = httpx.post(f"{base_url}/api/deliberations", json={**SPEC, "title": "Pistes cyclables"}, headers=headers,
                       timeout=10)
@@ -198,35 +197,31 @@ def test_the_dashboard_in_the_readers_language(server: RunningServer, base_url: 
                        timeout=10).json()["rooms"]
     assert rooms
 
-    context = quiet_browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 800}, bypass_csp=True)
-    try:
-        page = context.new_page()
-        page.goto(f"{base_url}/dashboard/{deliberation}")
-        page.wait_for_selector("#sign-in", timeout=10_000)
-        assert page.evaluate("document.documentElement.lang") == "fr"
-        page.fill("#sign-in-email", "tableau@example.org")
-        page.fill("#sign-in-password", STAFF_PASSWORD)
-        page.click("#sign-in button[type=submit]")
-        page.wait_for_selector(f"#live-status:has-text('{words['fr']['dashboard.live']}')", timeout=15_000)
-        for room in rooms:
-            page.wait_for_selector(card(room), timeout=10_000)
-            assert words["fr"]["dashboard.nobody"] in page.inner_text(card(room))
-        assert page.text_content("header .room-title") == words["fr"]["dashboard.title"]
-        assert page.title() == words["fr"]["dashboard.page_title"]
-        assert page.text_content("#step-in-heading") == words["fr"]["staff.step_in"]
+    page = new_page(quiet_browser, locale="fr-FR")
+    page.goto(f"{base_url}/dashboard/{deliberation}")
+    page.wait_for_selector("#sign-in", timeout=10_000)
+    assert page.evaluate("document.documentElement.lang") == "fr"
+    page.fill("#sign-in-email", "tableau@example.org")
+    page.fill("#sign-in-password", STAFF_PASSWORD)
+    page.click("#sign-in button[type=submit]")
+    page.wait_for_selector(f"#live-status:has-text('{words['fr']['dashboard.live']}')", timeout=15_000)
+    for room in rooms:
+        page.wait_for_selector(card(room), timeout=10_000)
+        assert words["fr"]["dashboard.nobody"] in page.inner_text(card(room))
+    assert page.text_content("header .room-title") == words["fr"]["dashboard.title"]
+    assert page.title() == words["fr"]["dashboard.page_title"]
+    assert page.text_content("#step-in-heading") == words["fr"]["staff.step_in"]
 
-        # The switch: German at once, in the same page (its marker survives), the cards re-rendered in German.
-        page.evaluate("window.stillTheSamePage = true")
-        page.select_option("#locale-switch", "de")
-        page.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
-        page.wait_for_selector(f"{card(next(iter(rooms)))}:has-text('{words['de']['dashboard.nobody']}')",
-                               timeout=10_000)
-        assert page.evaluate("window.stillTheSamePage") is True
-        for room in rooms:
-            text = page.inner_text(card(room))
-            assert words["de"]["dashboard.nobody"] in text and words["de"]["dashboard.message_room"] in text
-        assert words["de"]["dashboard.live"] in page.inner_text("#live-status")
-        assert page.text_content("header .room-title") == words["de"]["dashboard.title"]
-        assert page.title() == words["de"]["dashboard.page_title"]
-    finally:
-        context.close()
+    # The switch: German at once, in the same page (its marker survives), the cards re-rendered in German.
+    page.evaluate("window.stillTheSamePage = true")
+    page.select_option("#locale-switch", "de")
+    page.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+    page.wait_for_selector(f"{card(next(iter(rooms)))}:has-text('{words['de']['dashboard.nobody']}')",
+                           timeout=10_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    for room in rooms:
+        text = page.inner_text(card(room))
+        assert words["de"]["dashboard.nobody"] in text and words["de"]["dashboard.message_room"] in text
+    assert words["de"]["dashboard.live"] in page.inner_text("#live-status")
+    assert page.text_content("header .room-title") == words["de"]["dashboard.title"]
+    assert page.title() == words["de"]["dashboard.page_title"]

@@ -9,11 +9,11 @@ the real CTranslate2 path is tested in tests/test_translation*.py. Real server, 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, Page
 
 from server.core.events import CaptionFinal, CaptionPartial, CaptionTranslated
 from server.core.settings import Settings
@@ -34,15 +34,13 @@ def translating_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run
 
 
 @pytest.fixture
-def french_page(quiet_browser: Browser) -> Iterator[Page]:
-    context: BrowserContext = quiet_browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 800},
-                                                        bypass_csp=True)
-    yield context.new_page()
-    context.close()
+def french_page(quiet_browser: Browser, new_page: Callable[..., Page]) -> Page:
+    return new_page(quiet_browser, locale="fr-FR")
 
 
 def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: RunningServer, french_page: Page,
-                                                           speaking_browser: Browser) -> None:
+                                                           speaking_browser: Browser,
+                                                           new_page: Callable[..., Page]) -> None:
     base = translating_server.http
     room = create_room(base, "Langues", template="quick-20")
     bea = french_page
@@ -76,45 +74,41 @@ def test_a_french_reader_reads_an_english_speaker_in_french(translating_server: 
     assert bea.text_content("#stage-name") == "Bienvenue"
     assert "Je suis l\u2019assistant IA" in (bea.text_content(f"{intro} .ai-text") or "")
 
-    context = speaking_browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 800}, bypass_csp=True)
-    ada = context.new_page()
-    try:
-        join(ada, base, room, "Ada")
-        assert ada.evaluate("document.documentElement.lang") == "en"
-        assert ada.input_value("#language") == "en"
-        # Bea's transcript: Ada's line, translated into French, labelled as machine translation, lang="fr".
-        line = "#transcript li .text[lang='fr']"
-        bea.wait_for_selector(line, timeout=120_000)
-        text = bea.text_content(line) or ""
-        assert text.startswith("[fr] ")
-        utterance = bea.eval_on_selector(line, "el => el.closest('li').dataset.utterance")
-        item = bea.locator(f"#transcript li[data-utterance='{utterance}']")
-        assert item.locator(".mt-label").text_content() == "traduction automatique"
-        # One click shows the original (in English, marked so), another the translation again.
-        item.locator(".mt-toggle").click()
-        original = item.locator(".text")
-        assert original.get_attribute("lang") == "en" and original.text_content() == text.removeprefix("[fr] ")
-        assert item.locator(".mt-toggle").text_content() == "Voir la traduction"
-        item.locator(".mt-toggle").click()
-        assert item.locator(".text").text_content() == text
-        # Ada reads English: her own words as spoken, no translation label; the stage's title in English.
-        ada.wait_for_selector("#transcript li .text[lang='en']", timeout=30_000)
-        assert ada.locator("#transcript .mt-label:not([hidden])").count() == 0
-        assert ada.text_content("#stage-name") == "Welcome"
-        # The interface switch: Bea's page in German at once.
-        bea.select_option("#locale-switch", "de")
-        bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
-        assert bea.text_content("#captions-heading") == "Live-Untertitel"
-        # What the scripts wrote is rewritten in German too.
-        assert bea.inner_text("#toggle-mic") == "Mikrofon an"
-        assert bea.text_content(f"{intro} .ai-badge") == "KI"
-        assert (bea.text_content("#stage-time") or "").startswith("noch ")
-        # The choice is kept for the other pages: the landing page comes up in German.
-        bea.goto(f"{base}/")
-        bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
-        assert (bea.text_content("p.lead") or "").startswith("Gespräche in kleinen Gruppen")
-    finally:
-        context.close()
+    ada = new_page(speaking_browser, locale="en-GB")
+    join(ada, base, room, "Ada")
+    assert ada.evaluate("document.documentElement.lang") == "en"
+    assert ada.input_value("#language") == "en"
+    # Bea's transcript: Ada's line, translated into French, labelled as machine translation, lang="fr".
+    line = "#transcript li .text[lang='fr']"
+    bea.wait_for_selector(line, timeout=120_000)
+    text = bea.text_content(line) or ""
+    assert text.startswith("[fr] ")
+    utterance = bea.eval_on_selector(line, "el => el.closest('li').dataset.utterance")
+    item = bea.locator(f"#transcript li[data-utterance='{utterance}']")
+    assert item.locator(".mt-label").text_content() == "traduction automatique"
+    # One click shows the original (in English, marked so), another the translation again.
+    item.locator(".mt-toggle").click()
+    original = item.locator(".text")
+    assert original.get_attribute("lang") == "en" and original.text_content() == text.removeprefix("[fr] ")
+    assert item.locator(".mt-toggle").text_content() == "Voir la traduction"
+    item.locator(".mt-toggle").click()
+    assert item.locator(".text").text_content() == text
+    # Ada reads English: her own words as spoken, no translation label; the stage's title in English.
+    ada.wait_for_selector("#transcript li .text[lang='en']", timeout=30_000)
+    assert ada.locator("#transcript .mt-label:not([hidden])").count() == 0
+    assert ada.text_content("#stage-name") == "Welcome"
+    # The interface switch: Bea's page in German at once.
+    bea.select_option("#locale-switch", "de")
+    bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+    assert bea.text_content("#captions-heading") == "Live-Untertitel"
+    # What the scripts wrote is rewritten in German too.
+    assert bea.inner_text("#toggle-mic") == "Mikrofon an"
+    assert bea.text_content(f"{intro} .ai-badge") == "KI"
+    assert (bea.text_content("#stage-time") or "").startswith("noch ")
+    # The choice is kept for the other pages: the landing page comes up in German.
+    bea.goto(f"{base}/")
+    bea.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+    assert (bea.text_content("p.lead") or "").startswith("Gespräche in kleinen Gruppen")
 
 
 def test_a_provisional_caption_shows_in_the_reader_s_language_until_the_final_s_translation(

@@ -7,27 +7,19 @@ for a French browser, German at once when the reader switches, with what was lis
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, Page
 
 from server.core.events import CaptionFinal
-from tests.browser.conftest import create_room, join, sign_in_page, staff_headers
+from tests.browser.conftest import create_room, join, locale_words, sign_in_page, staff_headers
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
-
-LOCALES = Path(__file__).resolve().parents[2] / "client" / "locales"
-
-
-def words(code: str) -> dict[str, str]:
-    return dict(json.loads((LOCALES / f"{code}.json").read_text(encoding="utf-8")))
-
 
 def test_moderator_approves_edits_and_pauses(server: RunningServer, base_url: str, quiet_browser: Browser,
                                              new_page: Callable[..., Page], tmp_path: Path) -> None:
@@ -114,40 +106,36 @@ def test_moderator_approves_edits_and_pauses(server: RunningServer, base_url: st
     ada.wait_for_function("document.getElementById('stage-time').textContent.endsWith('left')", timeout=10_000)
 
 
-def test_moderator_page_in_french_then_german(server: RunningServer, base_url: str, quiet_browser: Browser) -> None:
-    french, german = words("fr"), words("de")
+def test_moderator_page_in_french_then_german(server: RunningServer, base_url: str, quiet_browser: Browser,
+                                              new_page: Callable[..., Page]) -> None:
+    french, german = locale_words("fr"), locale_words("de")
     organiser = "francophone@example.org"  # (the other test's sign-ins spent the first account's allowance)
     headers = staff_headers(server, organiser)
     room = create_room(base_url, "Horaires de la bibliothèque", headers, template="quick-20", ai_messages="approve")
     server.ctx.storage.add_llm_call(room, 5.0, "summary", "local:SmolLM2", [{"role": "system", "content": "Résume"}],
                                     "not json", 12.5, "invalid", "invalid output: no JSON object in the reply")
-    context: BrowserContext = quiet_browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 800},
-                                                        bypass_csp=True)
-    try:
-        page = context.new_page()
-        page.goto(f"{base_url}/moderate/{room}")
-        page.wait_for_function("document.documentElement.lang === 'fr'", timeout=10_000)
-        sign_in_page(page, organiser)  # (it waits for the form, in French)
-        page.wait_for_selector("#controls:not([hidden])", timeout=10_000)
-        assert page.text_content("#sign-in h2") == french["moderate.sign_in_heading"]
-        assert page.text_content("#help-heading [data-i18n]") == french["moderate.help_heading"]
-        assert page.inner_text("#room-title") == "Modérer : Horaires de la bibliothèque"
-        page.wait_for_selector("#llm-calls details summary", timeout=10_000)
-        assert "invalid : solution de repli utilisée" in page.inner_text("#llm-calls summary")
-        assert page.inner_text("#safety-flags") == french["moderate.none"]
-        page.click("#llm-calls summary")  # an open call stays open through the switch
+    page = new_page(quiet_browser, locale="fr-FR")
+    page.goto(f"{base_url}/moderate/{room}")
+    page.wait_for_function("document.documentElement.lang === 'fr'", timeout=10_000)
+    sign_in_page(page, organiser)  # (it waits for the form, in French)
+    page.wait_for_selector("#controls:not([hidden])", timeout=10_000)
+    assert page.text_content("#sign-in h2") == french["moderate.sign_in_heading"]
+    assert page.text_content("#help-heading [data-i18n]") == french["moderate.help_heading"]
+    assert page.inner_text("#room-title") == "Modérer : Horaires de la bibliothèque"
+    page.wait_for_selector("#llm-calls details summary", timeout=10_000)
+    assert "invalid : solution de repli utilisée" in page.inner_text("#llm-calls summary")
+    assert page.inner_text("#safety-flags") == french["moderate.none"]
+    page.click("#llm-calls summary")  # an open call stays open through the switch
 
-        page.evaluate("window.__notReloaded = true")
-        page.select_option("#locale-switch", "de")
-        page.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
-        assert page.evaluate("window.__notReloaded") is True
-        assert page.text_content("#help-heading [data-i18n]") == german["moderate.help_heading"]
-        assert page.inner_text("#room-title") == "Moderieren: Horaires de la bibliothèque"
-        assert page.locator("#llm-calls details").count() == 1
-        assert "invalid: Ersatzlösung verwendet" in page.inner_text("#llm-calls summary")
-        assert page.get_attribute("#llm-calls details", "open") is not None
-        assert "Résume" in page.inner_text("#llm-calls details")
-        assert page.inner_text("#safety-flags") == german["moderate.none"]
-        assert page.text_content("#pause") == german["moderate.pause"]
-    finally:
-        context.close()
+    page.evaluate("window.__notReloaded = true")
+    page.select_option("#locale-switch", "de")
+    page.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.text_content("#help-heading [data-i18n]") == german["moderate.help_heading"]
+    assert page.inner_text("#room-title") == "Moderieren: Horaires de la bibliothèque"
+    assert page.locator("#llm-calls details").count() == 1
+    assert "invalid: Ersatzlösung verwendet" in page.inner_text("#llm-calls summary")
+    assert page.get_attribute("#llm-calls details", "open") is not None
+    assert "Résume" in page.inner_text("#llm-calls details")
+    assert page.inner_text("#safety-flags") == german["moderate.none"]
+    assert page.text_content("#pause") == german["moderate.pause"]

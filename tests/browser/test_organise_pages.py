@@ -4,9 +4,7 @@ creating an account (and then see the deliberation read-only), watch people arri
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,18 +12,11 @@ from playwright.sync_api import Browser, Page
 
 from server.deliberations.store import DeliberationStore
 from server.lobby.notice import NOTICE_VERSION
-from tests.browser.conftest import sign_in_page, staff_headers
+from tests.browser.conftest import locale_words, sign_in_page, staff_headers
 from tests.browser.test_csp import watch
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
-
-LOCALES = Path(__file__).resolve().parents[2] / "client" / "locales"
-
-
-def words(code: str) -> dict[str, object]:
-    return dict(json.loads((LOCALES / f"{code}.json").read_text(encoding="utf-8")))
-
 
 def arrive(base_url: str, deliberation: str, name: str, region: str) -> None:
     answer = httpx.post(f"{base_url}/api/lobby/{deliberation}/arrive", json={
@@ -133,28 +124,24 @@ def test_a_used_or_unknown_invite_says_so(base_url: str, quiet_browser: Browser,
     page.wait_for_selector("text=unknown, already used or expired", timeout=10_000)
 
 
-def test_the_organisers_page_is_in_the_browsers_language_and_switches_in_place(server: RunningServer, base_url: str,
-                                                                               quiet_browser: Browser) -> None:
+def test_the_organisers_page_is_in_the_browsers_language_and_switches_in_place(
+        server: RunningServer, base_url: str, quiet_browser: Browser, new_page: Callable[..., Page]) -> None:
     staff_headers(server, "francais@example.org", "organiser")
-    french, spanish = words("fr"), words("es")
-    context = quiet_browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 800}, bypass_csp=True)
-    try:
-        page = context.new_page()
-        page.goto(f"{base_url}/organise")
-        sign_in_page(page, "francais@example.org")
-        page.wait_for_selector("#list-heading", timeout=10_000)
-        assert page.evaluate("document.documentElement.lang") == "fr"
-        assert page.text_content("#list-heading") == french["organise.heading"]
-        assert page.text_content("header .room-title") == french["organise.heading"]
-        assert page.get_by_role("link", name=str(french["organise.new"])).is_visible()
-        assert page.title() == french["organise.page_title"]
+    french, spanish = locale_words("fr"), locale_words("es")
+    page = new_page(quiet_browser, locale="fr-FR")
+    page.goto(f"{base_url}/organise")
+    sign_in_page(page, "francais@example.org")
+    page.wait_for_selector("#list-heading", timeout=10_000)
+    assert page.evaluate("document.documentElement.lang") == "fr"
+    assert page.text_content("#list-heading") == french["organise.heading"]
+    assert page.text_content("header .room-title") == french["organise.heading"]
+    assert page.get_by_role("link", name=str(french["organise.new"])).is_visible()
+    assert page.title() == french["organise.page_title"]
 
-        page.evaluate("window.notReloaded = true")
-        page.select_option("#locale-switch", "es")
-        page.wait_for_function("document.documentElement.lang === 'es'", timeout=10_000)
-        page.wait_for_selector(f"#list-heading:text-is('{spanish['organise.heading']}')", timeout=10_000)
-        assert page.get_by_role("link", name=str(spanish["organise.new"])).is_visible()
-        assert page.text_content("header .room-title") == spanish["organise.heading"]
-        assert page.evaluate("window.notReloaded") is True, "switched in place, without reloading"
-    finally:
-        context.close()
+    page.evaluate("window.notReloaded = true")
+    page.select_option("#locale-switch", "es")
+    page.wait_for_function("document.documentElement.lang === 'es'", timeout=10_000)
+    page.wait_for_selector(f"#list-heading:text-is('{spanish['organise.heading']}')", timeout=10_000)
+    assert page.get_by_role("link", name=str(spanish["organise.new"])).is_visible()
+    assert page.text_content("header .room-title") == spanish["organise.heading"]
+    assert page.evaluate("window.notReloaded") is True, "switched in place, without reloading"

@@ -9,28 +9,22 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, Page
 
 from server.core.events import AIMessage, AIMessagePoint, CaptionFinal, StatementAdded
 from server.lobby.notice import NOTICE_VERSION
-from tests.browser.conftest import sign_in_page, staff_headers
+from tests.browser.conftest import locale_words, sign_in_page, staff_headers
 from tests.browser.test_csp import watch
 from tests.servers import RunningServer
 
 pytestmark = pytest.mark.slow
 
-LOCALES = Path(__file__).resolve().parents[2] / "client" / "locales"
 
 SPEC = {"title": "Town homes", "question": "Where should the town build homes?", "template": "quick-20",
         "group_min": 2, "group_max": 2}
-
-
-def words(code: str) -> dict[str, object]:
-    return dict(json.loads((LOCALES / f"{code}.json").read_text(encoding="utf-8")))
 
 
 def test_search_open_in_context_and_every_export(server: RunningServer, base_url: str, quiet_browser: Browser,
@@ -119,32 +113,28 @@ def test_search_open_in_context_and_every_export(server: RunningServer, base_url
     assert problems == []
 
 
-def test_review_page_in_french_then_dutch(server: RunningServer, base_url: str, quiet_browser: Browser) -> None:
-    french, dutch = words("fr"), words("nl")
+def test_review_page_in_french_then_dutch(server: RunningServer, base_url: str, quiet_browser: Browser,
+                                          new_page: Callable[..., Page]) -> None:
+    french, dutch = locale_words("fr"), locale_words("nl")
     headers = staff_headers(server, "reviewer@example.org", "organiser")
     deliberation = httpx.post(f"{base_url}/api/deliberations", json=SPEC, headers=headers, timeout=10).json()["id"]
-    context: BrowserContext = quiet_browser.new_context(locale="fr-FR", viewport={"width": 1280, "height": 800},
-                                                        bypass_csp=True)
-    try:
-        page = context.new_page()
-        page.goto(f"{base_url}/review/{deliberation}")
-        page.wait_for_function("document.documentElement.lang === 'fr'", timeout=10_000)
-        sign_in_page(page, "reviewer@example.org")
-        page.wait_for_selector("#review-heading", timeout=10_000)
-        assert page.text_content("#search-heading") == french["review.search_heading"]
-        assert page.text_content("#report-heading") == french["report.heading"]
-        assert page.text_content("#review-heading") == f"Bilan : {SPEC['title']}"
-        assert page.title() == french["review.page_title"]
+    page = new_page(quiet_browser, locale="fr-FR")
+    page.goto(f"{base_url}/review/{deliberation}")
+    page.wait_for_function("document.documentElement.lang === 'fr'", timeout=10_000)
+    sign_in_page(page, "reviewer@example.org")
+    page.wait_for_selector("#review-heading", timeout=10_000)
+    assert page.text_content("#search-heading") == french["review.search_heading"]
+    assert page.text_content("#report-heading") == french["report.heading"]
+    assert page.text_content("#review-heading") == f"Bilan : {SPEC['title']}"
+    assert page.title() == french["review.page_title"]
 
-        page.evaluate("window.__notReloaded = true")
-        page.select_option("#locale-switch", "nl")
-        page.wait_for_function("document.documentElement.lang === 'nl'", timeout=10_000)
-        page.wait_for_function("(text) => document.getElementById('search-heading').textContent === text",
-                               arg=dutch["review.search_heading"], timeout=10_000)
-        assert page.evaluate("window.__notReloaded") is True
-        assert page.text_content("#report-heading") == dutch["report.heading"]
-        assert page.text_content("#review-heading") == f"Terugblik: {SPEC['title']}"
-        assert page.text_content(".topbar .room-title") == dutch["dashboard.review"]
-        assert page.title() == dutch["review.page_title"]
-    finally:
-        context.close()
+    page.evaluate("window.__notReloaded = true")
+    page.select_option("#locale-switch", "nl")
+    page.wait_for_function("document.documentElement.lang === 'nl'", timeout=10_000)
+    page.wait_for_function("(text) => document.getElementById('search-heading').textContent === text",
+                           arg=dutch["review.search_heading"], timeout=10_000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.text_content("#report-heading") == dutch["report.heading"]
+    assert page.text_content("#review-heading") == f"Terugblik: {SPEC['title']}"
+    assert page.text_content(".topbar .room-title") == dutch["dashboard.review"]
+    assert page.title() == dutch["review.page_title"]
