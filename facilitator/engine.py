@@ -423,7 +423,7 @@ class RoomFacilitator:
 
     def _stage_changed(self, now: float) -> StageChanged:
         stage = self.template.stages[self.stage_index]
-        titles = self.template.texts(lambda t: t.stages[self.stage_index].title)
+        titles = self._stage_text(stage.id, "title")
         return StageChanged(room_id=self.room_id, ts=now, template_id=self.template.id, stage_id=stage.id,
                             index=self.stage_index, title=titles.get(base_language(self.language), stage.title),
                             titles=titles, kind=stage.kind.value,
