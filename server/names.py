@@ -55,14 +55,14 @@ claiming the role in words.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
 
 import icu  # PyICU (from the pyicu-wheels package, which bundles the ICU library)
+
+from server.core.errors import Refused
 
 MAX_NAME_CHARS = 40
 MAX_STACKED_MARKS = 4
 
-NameErrorCode = Literal["bad_name", "name_reserved"]
 
 ROLE_WORDS = (
     "facilitator", "facilitators", "moderator", "moderators", "mod", "mods", "admin", "admins", "administrator",
@@ -77,16 +77,9 @@ AI_COMPANION_WORDS = (
 RESERVED_SYMBOLS = ("\N{ROBOT FACE}",)
 
 
-class DisplayNameRefused(ValueError):
-    """A display name nobody may use; ``str(exc)`` tells the person what to change, ``reason`` and ``params`` say
-    the same for a client that words it in another language."""
-
-    def __init__(self, code: NameErrorCode, message: str, reason: str, params: dict[str, str | int] | None = None,
-                 ) -> None:
-        super().__init__(message)
-        self.code: NameErrorCode = code
-        self.reason = reason
-        self.params = params or {}
+class DisplayNameRefused(Refused, ValueError):
+    """A display name nobody may use (code ``bad_name`` or ``name_reserved``); ``str(exc)`` tells the person what to
+    change, ``reason`` and ``params`` say the same for a client that words it in another language."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
